@@ -1,0 +1,4 @@
+//! One module per command: load what the command needs, call the library, print, and return the
+//! exit kind. No migration logic lives here.
+
+pub mod dns;

@@ -1,0 +1,35 @@
+//! The `ocmigrate` binary: parse the command line, run the command, map the outcome to an exit
+//! code (the table is in `exit.rs`). Errors are printed with their whole chain and a hint.
+
+use clap::Parser;
+use ocmigrate::cli::{Cli, Command};
+use ocmigrate::cmd;
+use ocmigrate::exit::{self, ExitKind};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitKind::Usage.into()
+            } else {
+                ExitKind::Ok.into()
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Dns(args) => cmd::dns::run(args),
+    };
+    match result {
+        Ok(kind) => kind.into(),
+        Err(err) => {
+            eprintln!("ocmigrate: error: {err:#}");
+            if let Some(hint) = exit::hint_of(&err) {
+                eprintln!("hint: {hint}");
+            }
+            exit::kind_of(&err).into()
+        }
+    }
+}
