@@ -1,0 +1,221 @@
+//! Hosts: how ocmigrate reaches the source and the target, and what it may do there.
+//!
+//! A side is either the operator's own machine or a machine reached with the system OpenSSH client
+//! (so `~/.ssh/config`, agents, jump hosts and known_hosts work as the admin expects), over one
+//! multiplexed master connection per host, in batch mode, with strict host key checking.
+//!
+//! The capability rule of SPEC.md lives in the types: [`SourceHost`] offers only reads,
+//! `occ maintenance:mode` and the configured stop/start commands; it has no method that writes a
+//! file. [`TargetHost`] may do everything. Both wrap a [`Host`], whose general `run` is private to
+//! this module, so code outside cannot run an arbitrary command on the source.
+
+mod ssh;
+mod source;
+mod target;
+
+pub use source::{Probe, SourceHost};
+pub use ssh::SshError;
+pub use target::TargetHost;
+
+use crate::config::Side;
+use crate::exit::Failure;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Quote one word for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+%".contains(&b)) {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// A shell command line built from words, each quoted.
+pub fn shell_words<S: AsRef<str>>(words: &[S]) -> String {
+    words.iter().map(|w| shell_quote(w.as_ref())).collect::<Vec<_>>().join(" ")
+}
+
+/// The result of a command on a host, with its stderr kept for messages.
+#[derive(Debug, Clone)]
+pub struct Ran {
+    pub status: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Ran {
+    pub fn ok(&self) -> bool {
+        self.status == Some(0)
+    }
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).trim().to_string()
+    }
+}
+
+impl From<Output> for Ran {
+    fn from(o: Output) -> Ran {
+        Ran { status: o.status.code(), stdout: o.stdout, stderr: o.stderr }
+    }
+}
+
+/// One reachable machine: the operator's own, or one behind ssh.
+pub struct Host {
+    /// A short name for messages: `source old.example.com`.
+    pub label: String,
+    kind: HostKind,
+    /// `id -un` of the account commands run as.
+    pub login_user: String,
+}
+
+enum HostKind {
+    Local,
+    Ssh(ssh::Master),
+}
+
+/// Options for reaching hosts, shared by both sides.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// Extra `ssh -F FILE` (tests and the lab use their own config).
+    pub ssh_config: Option<PathBuf>,
+    /// Where control sockets live; default: a private folder in the temp dir.
+    pub control_dir: Option<PathBuf>,
+}
+
+impl Host {
+    /// Reach a side: start the ssh master (or nothing for a local side) and learn who we are.
+    pub fn connect(role: &str, side: &Side, opts: &ConnectOptions) -> Result<Host, Failure> {
+        let (label, kind) = match side {
+            Side::Local { .. } => (format!("{role} (local)"), HostKind::Local),
+            Side::Ssh { user, host, port, .. } => {
+                let m = ssh::Master::start(user.as_deref(), host, *port, opts)
+                    .map_err(|e| e.into_failure(role))?;
+                (format!("{role} {host}"), HostKind::Ssh(m))
+            }
+        };
+        let mut h = Host { label, kind, login_user: String::new() };
+        let who = h.run("id -un")?;
+        if !who.ok() {
+            return Err(Failure::unreachable(format!(
+                "{}: `id -un` failed: {}",
+                h.label,
+                who.stderr_text()
+            )));
+        }
+        h.login_user = who.stdout_text().trim().to_string();
+        Ok(h)
+    }
+
+    fn command(&self, script: &str) -> Command {
+        match &self.kind {
+            HostKind::Local => {
+                let mut c = Command::new("sh");
+                c.arg("-c").arg(script);
+                c
+            }
+            HostKind::Ssh(m) => m.command(script),
+        }
+    }
+
+    /// Run a shell script on the host and collect its output. A failure to reach the host is an
+    /// error; the script's own exit status is in the result.
+    fn run(&self, script: &str) -> Result<Ran, Failure> {
+        self.run_with_input(script, &[])
+    }
+
+    /// Like `run`, with bytes for the script's stdin (how secrets reach a remote command: never
+    /// through argv, which `ps` shows to every user).
+    fn run_with_input(&self, script: &str, input: &[u8]) -> Result<Ran, Failure> {
+        let mut cmd = self.command(script);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| {
+            Failure::unreachable(format!("{}: cannot start the command: {e}", self.label))
+        })?;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let input = input.to_vec();
+        // Write stdin on its own thread so a command that writes much before reading cannot
+        // deadlock against us.
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output().map_err(|e| {
+            Failure::unreachable(format!("{}: the command did not finish: {e}", self.label))
+        })?;
+        let _ = writer.join();
+        let ran = Ran::from(out);
+        if let HostKind::Ssh(m) = &self.kind {
+            // 255 is ssh's own failure: the connection, not the script.
+            if ran.status == Some(255) {
+                if let Some(err) = ssh::classify(&ran.stderr_text()) {
+                    return Err(err.into_failure(&self.label));
+                }
+                if !m.alive() {
+                    return Err(Failure::unreachable(format!(
+                        "{}: the ssh connection was lost: {}",
+                        self.label,
+                        ran.stderr_text()
+                    )));
+                }
+            }
+        }
+        Ok(ran)
+    }
+
+    /// Run a script as `user` (the web user): directly when we are that user, with `runuser`
+    /// when we are root, with `sudo -n` otherwise.
+    fn run_as(&self, user: &str, script: &str, input: &[u8]) -> Result<Ran, Failure> {
+        let wrapped = if self.login_user == user {
+            script.to_string()
+        } else if self.login_user == "root" {
+            format!("runuser -u {} -- sh -c {}", shell_quote(user), shell_quote(script))
+        } else {
+            format!("sudo -n -u {} -- sh -c {}", shell_quote(user), shell_quote(script))
+        };
+        self.run_with_input(&wrapped, input)
+    }
+
+    /// Read a whole file; `Ok(None)` when it does not exist.
+    fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>, Failure> {
+        let p = shell_quote(&path.to_string_lossy());
+        let r = self.run(&format!("if [ -e {p} ]; then cat -- {p}; else exit 44; fi"))?;
+        match r.status {
+            Some(0) => Ok(Some(r.stdout)),
+            Some(44) => Ok(None),
+            _ => Err(Failure::check(format!(
+                "{}: cannot read {}: {}",
+                self.label,
+                path.display(),
+                r.stderr_text()
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("abc/def.php"), "abc/def.php");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_words(&["echo", "$HOME", "x;y"]), "echo '$HOME' 'x;y'");
+    }
+
+    #[test]
+    fn local_host_runs_and_quotes() {
+        let h = Host::connect("test", &Side::Local { root: "/".into() }, &ConnectOptions::default())
+            .unwrap();
+        assert!(!h.login_user.is_empty());
+        let r = h.run(&shell_words(&["printf", "%s", "a'b $c"])).unwrap();
+        assert_eq!(r.stdout_text(), "a'b $c");
+        let r = h.run_with_input("cat", b"secret-on-stdin").unwrap();
+        assert_eq!(r.stdout, b"secret-on-stdin");
+        assert_eq!(h.read_file(Path::new("/nonexistent/x")).unwrap(), None);
+    }
+}

@@ -1,0 +1,100 @@
+//! The source host: the original ownCloud machine, which ocmigrate must never change.
+//!
+//! [`SourceHost`] offers reads (files, and the fixed read-only [`Probe`]s), `occ
+//! maintenance:mode`, and the configured stop/start commands of the web server. There is no
+//! method that writes a file or runs an arbitrary command: adding one is a design change, not a
+//! convenience (SPEC.md, "Safety rules").
+
+use super::{shell_quote, shell_words, Host, Ran};
+use crate::exit::Failure;
+use std::path::{Path, PathBuf};
+
+/// A read-only question to a host. Each variant is a fixed command that writes nothing.
+#[derive(Debug, Clone)]
+pub enum Probe {
+    /// `php -v` first line and `php -m`, as the web user would see them on the CLI.
+    Php,
+    /// Evaluate a PHP snippet from stdin with `php` (the snippet only reads: callers pass the
+    /// constants of `instance::php`). Argument: the instance root, as `$argv[1]`.
+    PhpRead { snippet: &'static str, root: PathBuf },
+    /// Owner name of a path (`stat -c %U`).
+    Owner(PathBuf),
+    /// Bytes used under a path (`du -sb`).
+    DiskUsage(PathBuf),
+    /// Whether a command is on PATH (`command -v`).
+    HasCommand(String),
+    /// `cat /etc/os-release`.
+    OsRelease,
+}
+
+impl Probe {
+    pub(super) fn script(&self) -> (String, Vec<u8>) {
+        match self {
+            Probe::Php => ("php -v | head -n 1 && echo '--' && php -m".into(), vec![]),
+            Probe::PhpRead { snippet, root } => (
+                format!("php -d display_errors=stderr -- /dev/stdin {}", shell_quote(&root.to_string_lossy())),
+                format!("<?php\n{snippet}\n").into_bytes(),
+            ),
+            Probe::Owner(p) => (shell_words(&["stat", "-c", "%U", "--", &p.to_string_lossy()]), vec![]),
+            Probe::DiskUsage(p) => (shell_words(&["du", "-sb", "--", &p.to_string_lossy()]), vec![]),
+            Probe::HasCommand(c) => (format!("command -v {}", shell_quote(c)), vec![]),
+            Probe::OsRelease => ("cat /etc/os-release".into(), vec![]),
+        }
+    }
+}
+
+pub struct SourceHost {
+    host: Host,
+    root: PathBuf,
+}
+
+impl SourceHost {
+    pub fn new(host: Host, root: PathBuf) -> SourceHost {
+        SourceHost { host, root }
+    }
+    pub fn label(&self) -> &str {
+        &self.host.label
+    }
+    /// The instance root (holding `config/` and `occ`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn login_user(&self) -> &str {
+        &self.host.login_user
+    }
+    /// Read a whole file; `None` when it does not exist.
+    pub fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>, Failure> {
+        self.host.read_file(path)
+    }
+    /// Ask a read-only question.
+    pub fn probe(&self, p: &Probe) -> Result<Ran, Failure> {
+        let (script, input) = p.script();
+        self.host.run_with_input(&script, &input)
+    }
+    /// Ask a read-only question as the web user (PHP reading config.php must run as its owner).
+    pub fn probe_as(&self, user: &str, p: &Probe) -> Result<Ran, Failure> {
+        let (script, input) = p.script();
+        self.host.run_as(user, &script, &input)
+    }
+    /// `occ maintenance:mode --on|--off` as the web user.
+    pub fn set_maintenance(&self, web_user: &str, on: bool) -> Result<Ran, Failure> {
+        let flag = if on { "--on" } else { "--off" };
+        let script = format!(
+            "cd {} && php occ maintenance:mode {flag} --no-interaction",
+            shell_quote(&self.root.to_string_lossy())
+        );
+        self.host.run_as(web_user, &script, &[])
+    }
+    /// Run the configured commands that stop (or start) the web server, in order; the first
+    /// failure stops the list.
+    pub fn run_service_commands(&self, commands: &[String]) -> Result<Ran, Failure> {
+        let mut last = Ran { status: Some(0), stdout: vec![], stderr: vec![] };
+        for c in commands {
+            last = self.host.run(c)?;
+            if !last.ok() {
+                break;
+            }
+        }
+        Ok(last)
+    }
+}

@@ -1,0 +1,48 @@
+//! The target host: the new machine, which ocmigrate prepares and fills. Everything is allowed
+//! here, but files still reach their real names only by rename (the transfer engine's rule).
+
+use super::source::Probe;
+use super::{Host, Ran};
+use crate::exit::Failure;
+use std::path::{Path, PathBuf};
+
+pub struct TargetHost {
+    host: Host,
+    root: PathBuf,
+}
+
+impl TargetHost {
+    pub fn new(host: Host, root: PathBuf) -> TargetHost {
+        TargetHost { host, root }
+    }
+    pub fn label(&self) -> &str {
+        &self.host.label
+    }
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn login_user(&self) -> &str {
+        &self.host.login_user
+    }
+    pub fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>, Failure> {
+        self.host.read_file(path)
+    }
+    pub fn probe(&self, p: &Probe) -> Result<Ran, Failure> {
+        let (script, input) = p.script();
+        self.host.run_with_input(&script, &input)
+    }
+    pub fn probe_as(&self, user: &str, p: &Probe) -> Result<Ran, Failure> {
+        let (script, input) = p.script();
+        self.host.run_as(user, &script, &input)
+    }
+    /// Run any shell script (the target may be changed).
+    pub fn run(&self, script: &str) -> Result<Ran, Failure> {
+        self.host.run(script)
+    }
+    pub fn run_with_input(&self, script: &str, input: &[u8]) -> Result<Ran, Failure> {
+        self.host.run_with_input(script, input)
+    }
+    pub fn run_as(&self, user: &str, script: &str, input: &[u8]) -> Result<Ran, Failure> {
+        self.host.run_as(user, script, input)
+    }
+}
