@@ -15,3 +15,4 @@ pub mod cmd;
 pub mod config;
 pub mod exit;
 pub mod host;
+pub mod inventory;

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 pub enum Probe {
     /// `php -v` first line and `php -m`, as the web user would see them on the CLI.
     Php,
-    /// Evaluate a PHP snippet from stdin with `php` (the snippet only reads: callers pass the
-    /// constants of `instance::php`). Argument: the instance root, as `$argv[1]`.
-    PhpRead { snippet: &'static str, root: PathBuf },
+    /// Evaluate a PHP snippet, sent on stdin, with `php` (the snippet only reads: callers pass
+    /// compiled-in constants such as `inventory::INVENTORY_PHP`). `args` become `$argv[1..]`.
+    PhpRead { snippet: &'static str, args: Vec<String> },
     /// Owner name of a path (`stat -c %U`).
     Owner(PathBuf),
     /// Bytes used under a path (`du -sb`).
@@ -31,8 +31,8 @@ impl Probe {
     pub(super) fn script(&self) -> (String, Vec<u8>) {
         match self {
             Probe::Php => ("php -v | head -n 1 && echo '--' && php -m".into(), vec![]),
-            Probe::PhpRead { snippet, root } => (
-                format!("php -d display_errors=stderr -- /dev/stdin {}", shell_quote(&root.to_string_lossy())),
+            Probe::PhpRead { snippet, args } => (
+                format!("php -d display_errors=stderr -- {}", shell_words(args)),
                 format!("<?php\n{snippet}\n").into_bytes(),
             ),
             Probe::Owner(p) => (shell_words(&["stat", "-c", "%U", "--", &p.to_string_lossy()]), vec![]),
