@@ -35,5 +35,6 @@ pub struct FileArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Init(cmd::init::InitArgs),
     Dns(cmd::dns::DnsArgs),
 }

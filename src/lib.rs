@@ -16,3 +16,4 @@ pub mod config;
 pub mod exit;
 pub mod host;
 pub mod inventory;
+pub mod migration;

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Init(args) => cmd::init::run(args),
         Command::Dns(args) => cmd::dns::run(args),
     };
     match result {

@@ -2,3 +2,4 @@
 //! exit kind. No migration logic lives here.
 
 pub mod dns;
+pub mod init;

@@ -1,0 +1,63 @@
+//! A migration: the migration file resolved into live hosts, and its state folder.
+//!
+//! `Migration::open` is the first thing that runs ssh. The state folder (journal, manifests,
+//! logs, report) sits beside the migration file and is created with mode 0700.
+
+use crate::config::{Config, Side};
+use crate::exit::Failure;
+use crate::host::{ConnectOptions, Host, SourceHost, TargetHost};
+use std::path::{Path, PathBuf};
+
+pub struct Migration {
+    pub config: Config,
+    pub config_path: PathBuf,
+    pub source: SourceHost,
+    pub target: TargetHost,
+}
+
+/// Connect to one side in a role.
+pub fn connect_source(side: &Side) -> Result<SourceHost, Failure> {
+    let host = Host::connect("source", side, &connect_options())?;
+    Ok(SourceHost::new(host, side.root().to_path_buf()))
+}
+
+pub fn connect_target(side: &Side) -> Result<TargetHost, Failure> {
+    let host = Host::connect("target", side, &connect_options())?;
+    Ok(TargetHost::new(host, side.root().to_path_buf()))
+}
+
+/// `OCMIGRATE_SSH_CONFIG` names an extra ssh config file (`ssh -F`); otherwise the user's own
+/// `~/.ssh/config` applies as usual.
+fn connect_options() -> ConnectOptions {
+    ConnectOptions {
+        ssh_config: std::env::var_os("OCMIGRATE_SSH_CONFIG").map(PathBuf::from),
+        control_dir: None,
+    }
+}
+
+impl Migration {
+    pub fn open(config_path: &Path) -> Result<Migration, Failure> {
+        let config = Config::load(config_path)?;
+        let source = connect_source(&config.source.side)?;
+        let target = connect_target(&config.target.side)?;
+        Ok(Migration {
+            config,
+            config_path: config_path.to_path_buf(),
+            source,
+            target,
+        })
+    }
+
+    /// The state folder beside the migration file: `ocmigrate.toml` → `ocmigrate.state/`.
+    pub fn state_dir(&self) -> PathBuf {
+        state_dir_for(&self.config_path)
+    }
+}
+
+pub fn state_dir_for(config_path: &Path) -> PathBuf {
+    let stem = config_path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "ocmigrate".into());
+    config_path.with_file_name(format!("{stem}.state"))
+}
