@@ -9,8 +9,8 @@
 //! file. [`TargetHost`] may do everything. Both wrap a [`Host`], whose general `run` is private to
 //! this module, so code outside cannot run an arbitrary command on the source.
 
-mod ssh;
 mod source;
+mod ssh;
 mod target;
 
 pub use source::{Probe, SourceHost};
@@ -25,7 +25,10 @@ use std::process::{Command, Output, Stdio};
 
 /// Quote one word for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+%".contains(&b)) {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+%".contains(&b))
+    {
         return s.to_string();
     }
     format!("'{}'", s.replace('\'', "'\\''"))
@@ -33,7 +36,11 @@ pub fn shell_quote(s: &str) -> String {
 
 /// A shell command line built from words, each quoted.
 pub fn shell_words<S: AsRef<str>>(words: &[S]) -> String {
-    words.iter().map(|w| shell_quote(w.as_ref())).collect::<Vec<_>>().join(" ")
+    words
+        .iter()
+        .map(|w| shell_quote(w.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The result of a command on a host, with its stderr kept for messages.
@@ -58,7 +65,11 @@ impl Ran {
 
 impl From<Output> for Ran {
     fn from(o: Output) -> Ran {
-        Ran { status: o.status.code(), stdout: o.stdout, stderr: o.stderr }
+        Ran {
+            status: o.status.code(),
+            stdout: o.stdout,
+            stderr: o.stderr,
+        }
     }
 }
 
@@ -90,13 +101,19 @@ impl Host {
     pub fn connect(role: &str, side: &Side, opts: &ConnectOptions) -> Result<Host, Failure> {
         let (label, kind) = match side {
             Side::Local { .. } => (format!("{role} (local)"), HostKind::Local),
-            Side::Ssh { user, host, port, .. } => {
+            Side::Ssh {
+                user, host, port, ..
+            } => {
                 let m = ssh::Master::start(user.as_deref(), host, *port, opts)
                     .map_err(|e| e.into_failure(role))?;
                 (format!("{role} {host}"), HostKind::Ssh(m))
             }
         };
-        let mut h = Host { label, kind, login_user: String::new() };
+        let mut h = Host {
+            label,
+            kind,
+            login_user: String::new(),
+        };
         let who = h.run("id -un")?;
         if !who.ok() {
             return Err(Failure::unreachable(format!(
@@ -130,7 +147,9 @@ impl Host {
     /// through argv, which `ps` shows to every user).
     fn run_with_input(&self, script: &str, input: &[u8]) -> Result<Ran, Failure> {
         let mut cmd = self.command(script);
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| {
             Failure::unreachable(format!("{}: cannot start the command: {e}", self.label))
         })?;
@@ -170,9 +189,17 @@ impl Host {
         let wrapped = if self.login_user == user {
             script.to_string()
         } else if self.login_user == "root" {
-            format!("runuser -u {} -- sh -c {}", shell_quote(user), shell_quote(script))
+            format!(
+                "runuser -u {} -- sh -c {}",
+                shell_quote(user),
+                shell_quote(script)
+            )
         } else {
-            format!("sudo -n -u {} -- sh -c {}", shell_quote(user), shell_quote(script))
+            format!(
+                "sudo -n -u {} -- sh -c {}",
+                shell_quote(user),
+                shell_quote(script)
+            )
         };
         self.run_with_input(&wrapped, input)
     }
@@ -209,8 +236,12 @@ mod tests {
 
     #[test]
     fn local_host_runs_and_quotes() {
-        let h = Host::connect("test", &Side::Local { root: "/".into() }, &ConnectOptions::default())
-            .unwrap();
+        let h = Host::connect(
+            "test",
+            &Side::Local { root: "/".into() },
+            &ConnectOptions::default(),
+        )
+        .unwrap();
         assert!(!h.login_user.is_empty());
         let r = h.run(&shell_words(&["printf", "%s", "a'b $c"])).unwrap();
         assert_eq!(r.stdout_text(), "a'b $c");

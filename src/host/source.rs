@@ -16,7 +16,10 @@ pub enum Probe {
     Php,
     /// Evaluate a PHP snippet, sent on stdin, with `php` (the snippet only reads: callers pass
     /// compiled-in constants such as `inventory::INVENTORY_PHP`). `args` become `$argv[1..]`.
-    PhpRead { snippet: &'static str, args: Vec<String> },
+    PhpRead {
+        snippet: &'static str,
+        args: Vec<String>,
+    },
     /// Owner name of a path (`stat -c %U`).
     Owner(PathBuf),
     /// Bytes used under a path (`du -sb`).
@@ -35,8 +38,14 @@ impl Probe {
                 format!("php -d display_errors=stderr -- {}", shell_words(args)),
                 format!("<?php\n{snippet}\n").into_bytes(),
             ),
-            Probe::Owner(p) => (shell_words(&["stat", "-c", "%U", "--", &p.to_string_lossy()]), vec![]),
-            Probe::DiskUsage(p) => (shell_words(&["du", "-sb", "--", &p.to_string_lossy()]), vec![]),
+            Probe::Owner(p) => (
+                shell_words(&["stat", "-c", "%U", "--", &p.to_string_lossy()]),
+                vec![],
+            ),
+            Probe::DiskUsage(p) => (
+                shell_words(&["du", "-sb", "--", &p.to_string_lossy()]),
+                vec![],
+            ),
             Probe::HasCommand(c) => (format!("command -v {}", shell_quote(c)), vec![]),
             Probe::OsRelease => ("cat /etc/os-release".into(), vec![]),
         }
@@ -88,7 +97,11 @@ impl SourceHost {
     /// Run the configured commands that stop (or start) the web server, in order; the first
     /// failure stops the list.
     pub fn run_service_commands(&self, commands: &[String]) -> Result<Ran, Failure> {
-        let mut last = Ran { status: Some(0), stdout: vec![], stderr: vec![] };
+        let mut last = Ran {
+            status: Some(0),
+            stdout: vec![],
+            stderr: vec![],
+        };
         for c in commands {
             last = self.host.run(c)?;
             if !last.ok() {

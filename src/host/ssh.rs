@@ -79,9 +79,13 @@ pub fn classify(stderr: &str) -> Option<SshError> {
         SshError::ConnectionRefused(first)
     } else if s.contains("Could not resolve hostname") || s.contains("Name or service not known") {
         SshError::CannotResolve(first)
-    } else if s.contains("timed out") || s.contains("No route to host") || s.contains("unreachable") {
+    } else if s.contains("timed out") || s.contains("No route to host") || s.contains("unreachable")
+    {
         SshError::TimedOut(first)
-    } else if s.contains("Connection closed") || s.contains("Connection reset") || s.contains("kex_") {
+    } else if s.contains("Connection closed")
+        || s.contains("Connection reset")
+        || s.contains("kex_")
+    {
         SshError::Other(first)
     } else {
         return None;
@@ -104,14 +108,23 @@ impl Master {
     ) -> Result<Master, SshError> {
         let dir = opts.control_dir.clone().unwrap_or_else(default_control_dir);
         if let Err(e) = create_private_dir(&dir) {
-            return Err(SshError::Other(format!("cannot create {}: {e}", dir.display())));
+            return Err(SshError::Other(format!(
+                "cannot create {}: {e}",
+                dir.display()
+            )));
         }
         let mut base = Vec::new();
         if let Some(cfg) = &opts.ssh_config {
             base.push("-F".to_string());
             base.push(cfg.to_string_lossy().into_owned());
         }
-        for o in ["BatchMode=yes", "StrictHostKeyChecking=yes", "ConnectTimeout=20", "ServerAliveInterval=15", "ServerAliveCountMax=4"] {
+        for o in [
+            "BatchMode=yes",
+            "StrictHostKeyChecking=yes",
+            "ConnectTimeout=20",
+            "ServerAliveInterval=15",
+            "ServerAliveCountMax=4",
+        ] {
             base.push("-o".into());
             base.push(o.into());
         }
@@ -124,7 +137,11 @@ impl Master {
             base.push(p.to_string());
         }
         let control = dir.join("%C");
-        let m = Master { base, host: host.to_string(), control };
+        let m = Master {
+            base,
+            host: host.to_string(),
+            control,
+        };
         // The master forks into the background after authenticating (-f); its stderr goes to a
         // file so that the background process does not hold a pipe we wait on.
         let errfile = tempfile_in(&dir).map_err(|e| SshError::Other(e.to_string()))?;
@@ -132,17 +149,34 @@ impl Master {
             .args(&m.base)
             .arg("-o")
             .arg(format!("ControlPath={}", m.control.display()))
-            .args(["-o", "ControlMaster=yes", "-o", "ControlPersist=600", "-f", "-N", "--"])
+            .args([
+                "-o",
+                "ControlMaster=yes",
+                "-o",
+                "ControlPersist=600",
+                "-f",
+                "-N",
+                "--",
+            ])
             .arg(&m.host)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(errfile.1.try_clone().map_err(|e| SshError::Other(e.to_string()))?)
+            .stderr(
+                errfile
+                    .1
+                    .try_clone()
+                    .map_err(|e| SshError::Other(e.to_string()))?,
+            )
             .status()
-            .map_err(|e| SshError::Other(format!("cannot run ssh: {e} (install openssh-client)")))?;
+            .map_err(|e| {
+                SshError::Other(format!("cannot run ssh: {e} (install openssh-client)"))
+            })?;
         let stderr = std::fs::read_to_string(&errfile.0).unwrap_or_default();
         let _ = std::fs::remove_file(&errfile.0);
         if !status.success() {
-            return Err(classify(&stderr).unwrap_or_else(|| SshError::Other(stderr.trim().to_string())));
+            return Err(
+                classify(&stderr).unwrap_or_else(|| SshError::Other(stderr.trim().to_string()))
+            );
         }
         Ok(m)
     }
@@ -192,13 +226,18 @@ impl Drop for Master {
 }
 
 fn default_control_dir() -> PathBuf {
-    let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap_or(0);
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap_or(0);
     std::env::temp_dir().join(format!("ocmigrate-{uid}"))
 }
 
 fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
@@ -206,7 +245,12 @@ fn tempfile_in(dir: &std::path::Path) -> std::io::Result<(PathBuf, std::fs::File
     use std::os::unix::fs::OpenOptionsExt;
     for i in 0..100u32 {
         let p = dir.join(format!(".ssh-err-{}-{i}", std::process::id()));
-        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&p) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&p)
+        {
             Ok(f) => return Ok((p, f)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
@@ -222,12 +266,18 @@ mod tests {
     #[test]
     fn classifies_ssh_messages() {
         let unknown = "No ED25519 host key is known for 127.0.0.2 and you have requested strict checking.\nHost key verification failed.\n";
-        assert!(matches!(classify(unknown), Some(SshError::UnknownHostKey(_))));
+        assert!(matches!(
+            classify(unknown),
+            Some(SshError::UnknownHostKey(_))
+        ));
         assert!(matches!(
             classify("@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@\nHost key verification failed."),
             Some(SshError::ChangedHostKey(_))
         ));
-        assert!(matches!(classify("root@h: Permission denied (publickey)."), Some(SshError::AuthRefused(_))));
+        assert!(matches!(
+            classify("root@h: Permission denied (publickey)."),
+            Some(SshError::AuthRefused(_))
+        ));
         assert!(matches!(
             classify("ssh: connect to host 127.0.0.2 port 2299: Connection refused"),
             Some(SshError::ConnectionRefused(_))

@@ -203,8 +203,10 @@ impl Inventory {
         let Some(db) = &self.db else { return out };
         let rows = &db.appconfig;
         for r in rows.iter().filter(|r| r.configkey == "enabled") {
-            let on = matches!(r.configvalue.as_deref(), Some("yes") | Some("1") | Some("true"))
-                || r.configvalue.as_deref().is_some_and(|v| v.starts_with('['));
+            let on = matches!(
+                r.configvalue.as_deref(),
+                Some("yes") | Some("1") | Some("true")
+            ) || r.configvalue.as_deref().is_some_and(|v| v.starts_with('['));
             if on {
                 let ver = rows
                     .iter()
@@ -228,7 +230,11 @@ impl Inventory {
     pub fn ldap_servers(&self) -> Vec<(String, u16)> {
         let Some(db) = &self.db else { return vec![] };
         let mut out = Vec::new();
-        for r in db.appconfig.iter().filter(|r| r.appid == "user_ldap" && r.configkey.ends_with("ldap_host")) {
+        for r in db
+            .appconfig
+            .iter()
+            .filter(|r| r.appid == "user_ldap" && r.configkey.ends_with("ldap_host"))
+        {
             let prefix = r.configkey.trim_end_matches("ldap_host");
             let active = self.appconfig("user_ldap", &format!("{prefix}ldap_configuration_active"));
             if active == Some("0") {
@@ -239,7 +245,9 @@ impl Inventory {
                 .and_then(|p| p.parse().ok())
                 .unwrap_or(389);
             if let Some(h) = r.configvalue.as_deref().filter(|h| !h.is_empty()) {
-                let h = h.trim_start_matches("ldaps://").trim_start_matches("ldap://");
+                let h = h
+                    .trim_start_matches("ldaps://")
+                    .trim_start_matches("ldap://");
                 out.push((h.to_string(), port));
             }
         }
@@ -261,11 +269,18 @@ impl Inventory {
 
 fn parse(label: &str, ran: &Ran) -> Result<Inventory, Failure> {
     if ran.status == Some(127) {
-        return Err(Failure::check(format!("{label}: php is not installed (command not found)"))
-            .hint("ownCloud runs on PHP; install the PHP CLI (e.g. apt install php-cli) on that host"));
+        return Err(
+            Failure::check(format!("{label}: php is not installed (command not found)")).hint(
+                "ownCloud runs on PHP; install the PHP CLI (e.g. apt install php-cli) on that host",
+            ),
+        );
     }
     let text = ran.stdout_text();
-    let line = text.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or("");
     serde_json::from_str(line).map_err(|e| {
         Failure::check(format!(
             "{label}: the inventory program gave no usable answer ({e}); php said: {}",
@@ -291,7 +306,10 @@ pub fn source(src: &SourceHost, web_user: Option<&str>) -> Result<Inventory, Fai
     }
     let owner = owner.stdout_text().trim().to_string();
     let user = web_user.unwrap_or(&owner).to_string();
-    let probe = Probe::PhpRead { snippet: INVENTORY_PHP, args: vec![root.display().to_string(), "full".into()] };
+    let probe = Probe::PhpRead {
+        snippet: INVENTORY_PHP,
+        args: vec![root.display().to_string(), "full".into()],
+    };
     let ran = src.probe_as(&user, &probe)?;
     let inv = parse(src.label(), &ran)?;
     check_instance(src.label(), &root, &inv)?;
@@ -301,8 +319,11 @@ pub fn source(src: &SourceHost, web_user: Option<&str>) -> Result<Inventory, Fai
 fn check_instance(label: &str, root: &Path, inv: &Inventory) -> Result<(), Failure> {
     match inv.error.as_deref() {
         Some("config_unreadable") => {
-            return Err(Failure::usage(format!("{label}: {}/config/config.php cannot be read", root.display()))
-                .hint("set [source] web_user to the owner of config.php, or connect as root"))
+            return Err(Failure::usage(format!(
+                "{label}: {}/config/config.php cannot be read",
+                root.display()
+            ))
+            .hint("set [source] web_user to the owner of config.php, or connect as root"))
         }
         Some("config_no_array") => {
             return Err(Failure::usage(format!(
@@ -311,11 +332,17 @@ fn check_instance(label: &str, root: &Path, inv: &Inventory) -> Result<(), Failu
             ))
             .hint("fix config.php: it must read `<?php $CONFIG = array ( ... );`"))
         }
-        Some(other) => return Err(Failure::check(format!("{label}: inventory failed: {other}"))),
+        Some(other) => {
+            return Err(Failure::check(format!(
+                "{label}: inventory failed: {other}"
+            )))
+        }
         None => {}
     }
     if inv.config.is_none() {
-        return Err(Failure::usage(format!("{label}: config.php could not be evaluated")));
+        return Err(Failure::usage(format!(
+            "{label}: config.php could not be evaluated"
+        )));
     }
     if !inv.cfg_bool("installed") {
         return Err(Failure::usage(format!(
@@ -352,7 +379,9 @@ mod tests {
         .unwrap();
         let host = crate::host::Host::connect(
             "target",
-            &crate::config::Side::Local { root: dir.path().into() },
+            &crate::config::Side::Local {
+                root: dir.path().into(),
+            },
             &Default::default(),
         )
         .unwrap();
@@ -366,7 +395,11 @@ mod tests {
 
     #[test]
     fn enabled_apps_and_ldap_from_appconfig() {
-        let row = |a: &str, k: &str, v: &str| AppConfigRow { appid: a.into(), configkey: k.into(), configvalue: Some(v.into()) };
+        let row = |a: &str, k: &str, v: &str| AppConfigRow {
+            appid: a.into(),
+            configkey: k.into(),
+            configvalue: Some(v.into()),
+        };
         let inv = Inventory {
             db: Some(DbInfo {
                 appconfig: vec![
@@ -385,6 +418,9 @@ mod tests {
         let apps = inv.enabled_apps();
         assert_eq!(apps.get("files"), Some(&Some("1.5.2".to_string())));
         assert!(!apps.contains_key("old"));
-        assert_eq!(inv.ldap_servers(), vec![("ldap.example.test".to_string(), 636)]);
+        assert_eq!(
+            inv.ldap_servers(),
+            vec![("ldap.example.test".to_string(), 636)]
+        );
     }
 }
