@@ -36,5 +36,6 @@ pub struct FileArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Init(cmd::init::InitArgs),
+    Plan(cmd::plan::PlanArgs),
     Dns(cmd::dns::DnsArgs),
 }

@@ -17,3 +17,4 @@ pub mod exit;
 pub mod host;
 pub mod inventory;
 pub mod migration;
+pub mod preflight;

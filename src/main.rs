@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Init(args) => cmd::init::run(args),
+        Command::Plan(args) => cmd::plan::run(args),
         Command::Dns(args) => cmd::dns::run(args),
     };
     match result {

@@ -3,3 +3,4 @@
 
 pub mod dns;
 pub mod init;
+pub mod plan;

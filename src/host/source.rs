@@ -28,6 +28,17 @@ pub enum Probe {
     HasCommand(String),
     /// `cat /etc/os-release`.
     OsRelease,
+    /// The local database server's version, asked as root through its socket: `mysql` or
+    /// `pgsql`. Prints the version; fails when the server or its client is missing.
+    DbServer(String),
+    /// Whether a path exists and is an empty folder, or else whether its nearest existing
+    /// parent is writable: prints `exists empty`, `exists nonempty`, `exists file`, or
+    /// `missing <parent> writable|readonly`.
+    PathStatus(PathBuf),
+    /// A TCP connection attempt (5 s) with PHP's fsockopen; exit 0 when it connects.
+    TcpConnect(String, u16),
+    /// A user's crontab (`crontab -u USER -l`), empty when there is none.
+    Crontab(String),
 }
 
 impl Probe {
@@ -48,6 +59,35 @@ impl Probe {
             ),
             Probe::HasCommand(c) => (format!("command -v {}", shell_quote(c)), vec![]),
             Probe::OsRelease => ("cat /etc/os-release".into(), vec![]),
+            Probe::DbServer(kind) if kind == "mysql" => (
+                "c=$(command -v mariadb || command -v mysql) || { echo 'no mariadb/mysql client' >&2; exit 3; }; \
+                 \"$c\" -N -B -e 'SELECT VERSION()'"
+                    .into(),
+                vec![],
+            ),
+            Probe::DbServer(_) => (
+                "command -v psql >/dev/null || { echo 'no psql client' >&2; exit 3; }; \
+                 cd / && runuser -u postgres -- psql -XAtc 'SHOW server_version'"
+                    .into(),
+                vec![],
+            ),
+            Probe::PathStatus(p) => (
+                format!(
+                    "p={}; if [ -d \"$p\" ]; then if [ -z \"$(ls -A \"$p\")\" ]; then echo exists empty; else echo exists nonempty; fi; \
+                     elif [ -e \"$p\" ]; then echo exists file; else q=$p; while [ ! -e \"$q\" ]; do q=$(dirname \"$q\"); done; \
+                     if [ -w \"$q\" ]; then echo missing \"$q\" writable; else echo missing \"$q\" readonly; fi; fi",
+                    shell_quote(&p.to_string_lossy())
+                ),
+                vec![],
+            ),
+            Probe::TcpConnect(h, port) => (
+                format!(
+                    "php -r 'exit(@fsockopen($argv[1], (int)$argv[2], $e, $s, 5) ? 0 : 1);' {} {port}",
+                    shell_quote(h)
+                ),
+                vec![],
+            ),
+            Probe::Crontab(u) => (format!("crontab -u {} -l 2>/dev/null || true", shell_quote(u)), vec![]),
         }
     }
 }

@@ -27,6 +27,20 @@ if (is_file("$root/version.php")) {
         'edition' => isset($OC_Edition) ? $OC_Edition : null,
         'vendor' => isset($vendor) ? $vendor : null); })("$root/version.php");
 }
+// The PHP versions the release accepts, read from its own version checks (ownCloud's index.php
+// and lib/base.php, Nextcloud's lib/versioncheck.php): PHP_VERSION_ID < N and >= N.
+if ($release !== null) {
+    $min = null; $max = null;
+    foreach (array('lib/versioncheck.php', 'index.php', 'lib/base.php') as $f) {
+        $code = @file_get_contents("$root/$f");
+        if ($code === false) continue;
+        if (preg_match_all('#PHP_VERSION_ID\s*<\s*(\d{5})#', $code, $m)) foreach ($m[1] as $v) $min = max((int)$min, (int)$v);
+        if (preg_match_all('#PHP_VERSION_ID\s*>=\s*(\d{5})#', $code, $m)) foreach ($m[1] as $v) $max = $max === null ? (int)$v : min($max, (int)$v);
+        if (preg_match_all('#version_compare\(\s*PHP_VERSION\s*,\s*\'([\d.]+)\'\s*\)\s*===\s*-1#', $code, $m)) foreach ($m[1] as $v) { $p = array_map('intval', explode('.', $v)); $min = max((int)$min, $p[0] * 10000 + (isset($p[1]) ? $p[1] : 0) * 100); }
+    }
+    $release['php_min'] = $min ?: null;
+    $release['php_max'] = $max;
+}
 $out['release'] = $release;
 $out['occ'] = is_file("$root/occ");
 

@@ -57,6 +57,10 @@ pub struct Release {
     pub versionstring: Option<String>,
     pub edition: Option<String>,
     pub vendor: Option<String>,
+    /// The lowest `PHP_VERSION_ID` the release's own version checks accept (e.g. 70400).
+    pub php_min: Option<u32>,
+    /// The first `PHP_VERSION_ID` they refuse (e.g. 80000).
+    pub php_max: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
