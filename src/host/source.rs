@@ -39,6 +39,9 @@ pub enum Probe {
     TcpConnect(String, u16),
     /// A user's crontab (`crontab -u USER -l`), empty when there is none.
     Crontab(String),
+    /// Free bytes on the filesystem that holds a path (or would hold it: its nearest existing
+    /// parent), from `df`.
+    FreeBytes(PathBuf),
 }
 
 impl Probe {
@@ -84,6 +87,13 @@ impl Probe {
                 format!(
                     "php -r 'exit(@fsockopen($argv[1], (int)$argv[2], $e, $s, 5) ? 0 : 1);' {} {port}",
                     shell_quote(h)
+                ),
+                vec![],
+            ),
+            Probe::FreeBytes(p) => (
+                format!(
+                    "q={}; while [ ! -e \"$q\" ]; do q=$(dirname \"$q\"); done; df -P -B1 -- \"$q\" | awk 'NR==2 {{print $4}}'",
+                    shell_quote(&p.to_string_lossy())
                 ),
                 vec![],
             ),

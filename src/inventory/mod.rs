@@ -279,6 +279,13 @@ fn parse(label: &str, ran: &Ran) -> Result<Inventory, Failure> {
             ),
         );
     }
+    let err = ran.stderr_text();
+    if let Some(pos) = err.find("Parse error") {
+        // PHP names the file and line: "PHP Parse error:  syntax error, … in /x/config/config.php on line 3".
+        let what = err[pos..].lines().next().unwrap_or("").trim().to_string();
+        return Err(Failure::usage(format!("{label}: a config file cannot be parsed: {what}"))
+            .hint("fix the PHP syntax in that file (ownCloud cannot read it either); `php -l FILE` checks it"));
+    }
     let text = ran.stdout_text();
     let line = text
         .lines()

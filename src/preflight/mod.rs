@@ -421,13 +421,20 @@ fn check_paths(
     }
     if copy_data {
         let (_, bytes) = src.filecache_totals().unwrap_or((0, 0));
-        if let Some(free) = tgt.free_bytes() {
+        let free = target.probe(&Probe::FreeBytes(datadir.clone().into()))?;
+        let free = free
+            .stdout_text()
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .or_else(|| tgt.free_bytes());
+        if let Some(free) = free {
             let need = bytes + bytes / 10 + (64 << 20);
             if free < need {
                 out.blocker(
                     "target-disk",
                     format!(
-                        "the target has {:.1} GiB free; the data needs about {:.1} GiB with a 10 % margin",
+                        "the target has {:.1} GiB free at {datadir}; the data needs about {:.1} GiB with a 10 % margin",
                         free as f64 / 1073741824.0,
                         need as f64 / 1073741824.0
                     ),
