@@ -18,3 +18,4 @@ pub mod host;
 pub mod inventory;
 pub mod migration;
 pub mod preflight;
+pub mod web;
