@@ -14,6 +14,7 @@ if (!$root) {
 $src = dirname(__DIR__);
 passthru('rm -rf ' . escapeshellarg($root) . ' && mkdir -p ' . escapeshellarg($root) . ' && cp -a ' . escapeshellarg($src) . '/. ' . escapeshellarg($root) . '/');
 copy("$src/version-$flavor.php", "$root/version.php");
+passthru("rm -rf " . escapeshellarg("$root/apps") . " && cp -a " . escapeshellarg("$src/dev/apps") . " " . escapeshellarg("$root/apps"));
 $nc = $flavor === 'nextcloud';
 $data = "$root/data";
 @mkdir("$root/config", 0750, true);
@@ -49,7 +50,7 @@ $mime = function ($m) use (&$mimes, $ins) {
 	}
 	return $mimes[$m];
 };
-foreach (glob("$src/apps/*/appinfo/info.xml") as $info) {
+foreach (glob("$src/dev/apps/*/appinfo/info.xml") as $info) {
 	$app = basename(dirname(dirname($info)));
 	$ver = (string)simplexml_load_file($info)->version;
 	$ins('INSERT INTO oc_appconfig VALUES (?,?,?)', [$app, 'installed_version', $ver]);

@@ -14,6 +14,7 @@ if (defined('OCD_LOADED')) {
 	return;
 }
 define('OCD_LOADED', 1);
+require_once __DIR__ . '/base.php';
 
 define('OCD_ROOT', dirname(__DIR__));
 define('OCD_SENSITIVE', '***REMOVED SENSITIVE VALUE***');
