@@ -16,7 +16,7 @@
 #   lab_host_dir HOST         print $LAB/hosts/HOST (the host's files as seen from the operator:
 #                             www/ = /var/www/owncloud, mysql/, pg/, root/, run/, etc-ssh/, apache2/, log/)
 #   lab_is_up HOST            true when HOST's namespace files are mounted (the host exists)
-#   lab_exec HOST CMD ARG...  run CMD on HOST as root (nsenter into its mount, UTS and IPC namespaces,
+#   lab_exec HOST CMD ARG...  run CMD on HOST as root (nsenter into its mount, UTS, IPC and PID namespaces,
 #                             cwd /, HOME=/root); stdin/stdout/stderr and the exit status pass through.
 #                             Dies when the host is not up. Does not pass file descriptors >= 3 on.
 #   lab_sh HOST 'SHELL CODE'  lab_exec HOST sh -c 'SHELL CODE'
@@ -53,7 +53,7 @@ _lab_is_ns() { [ "$(stat -f -c %T "$1" 2>/dev/null)" = nsfs ]; }
 
 lab_is_up() {
   lab_addr "$1" >/dev/null
-  _lab_is_ns "$LAB/ns/$1.mnt" && _lab_is_ns "$LAB/ns/$1.uts" && _lab_is_ns "$LAB/ns/$1.ipc"
+  _lab_is_ns "$LAB/ns/$1.mnt" && _lab_is_ns "$LAB/ns/$1.uts" && _lab_is_ns "$LAB/ns/$1.ipc" && _lab_is_ns "$LAB/ns/$1.pid"
 }
 
 lab_exec() {
@@ -62,7 +62,8 @@ lab_exec() {
   lab_addr "$h" >/dev/null
   [ $# -gt 0 ] || lab_die "lab_exec $h: no command given"
   lab_is_up "$h" || lab_die "host '$h' is not up ($LAB/ns/$h.mnt is not a namespace): run lab/lab up"
-  HOME=/root nsenter --mount="$LAB/ns/$h.mnt" --uts="$LAB/ns/$h.uts" --ipc="$LAB/ns/$h.ipc" --wd=/ -- "$@" 9>&-
+  HOME=/root nsenter --mount="$LAB/ns/$h.mnt" --uts="$LAB/ns/$h.uts" --ipc="$LAB/ns/$h.ipc" --pid="$LAB/ns/$h.pid" \
+    --wd=/ -- "$@" 9>&-
 }
 
 lab_sh() { lab_exec "$1" sh -c "$2"; }
