@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod dns;
 pub mod exit;
 pub mod host;
 pub mod inventory;

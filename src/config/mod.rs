@@ -153,8 +153,14 @@ pub struct DnsConfig {
     /// What the name points to before the switch; default: asked from the server at `check`.
     pub source: Option<String>,
     pub tsig_key_file: Option<PathBuf>,
-    /// How long to wait for every authoritative server to answer the new record.
+    /// How long to wait for every authoritative server to answer the new record (default 10m).
     pub propagation_timeout: Option<String>,
+    /// The authoritative servers to poll (`host:port`), when the zone's NS records are not the
+    /// whole story (hidden primary, servers on another port). Default: the zone's NS records, at
+    /// the port of `server` (53 without one).
+    pub servers: Option<Vec<String>>,
+    /// How often the authoritative servers are asked while waiting (default 2s).
+    pub poll_interval: Option<String>,
 }
 
 impl Config {
@@ -242,6 +248,38 @@ impl Config {
                 return bad(
                     format!("[dns] propagation_timeout: {e}"),
                     "e.g. \"5m\" or \"90s\"",
+                );
+            }
+        }
+        if let Some(t) = &self.dns.poll_interval {
+            match parse_duration(t) {
+                Err(e) => {
+                    return bad(
+                        format!("[dns] poll_interval: {e}"),
+                        "e.g. \"2s\" or \"500ms\"",
+                    )
+                }
+                Ok(d) if d.is_zero() => {
+                    return bad(
+                        "[dns] poll_interval must be more than 0".into(),
+                        "e.g. \"2s\" or \"500ms\"",
+                    )
+                }
+                Ok(_) => {}
+            }
+        }
+        for s in self
+            .dns
+            .server
+            .iter()
+            .chain(self.dns.servers.iter().flatten())
+        {
+            if s.rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+            {
+                return bad(
+                    format!("[dns] server {s:?} is not host:port"),
+                    "write it as \"ns1.example.com:53\" or \"192.0.2.1:53\" (\"[2001:db8::1]:53\" for IPv6)",
                 );
             }
         }
@@ -336,6 +374,23 @@ side = "ssh://root@new.example.test/var/www/owncloud"
             "{MINIMAL}[dns]\nmode = \"rfc2136\"\nserver = \"127.0.0.1:5353\"\nzone = \"example.test.\"\nname = \"cloud.example.test.\"\ntarget = \"new.example.test.\"\n"
         );
         assert!(parse(&t).unwrap_err().message.contains("tsig_key_file"));
+    }
+
+    #[test]
+    fn dns_servers_and_poll_interval() {
+        let dns = "[dns]\nmode = \"manual\"\nname = \"cloud.example.test.\"\ntarget = \"new.example.test.\"\n";
+        let c = parse(&format!(
+            "{MINIMAL}{dns}servers = [\"127.0.0.1:5353\", \"[::1]:53\"]\npoll_interval = \"200ms\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.dns.servers.as_ref().unwrap().len(), 2);
+        assert_eq!(c.dns.poll_interval.as_deref(), Some("200ms"));
+        let e = parse(&format!("{MINIMAL}{dns}servers = [\"ns1.example.test\"]\n")).unwrap_err();
+        assert!(e.message.contains("host:port"), "{}", e.message);
+        let e = parse(&format!("{MINIMAL}{dns}poll_interval = \"0s\"\n")).unwrap_err();
+        assert!(e.message.contains("poll_interval"), "{}", e.message);
+        let e = parse(&format!("{MINIMAL}{dns}poll = \"1s\"\n")).unwrap_err();
+        assert!(e.message.contains("poll"), "{}", e.message);
     }
 
     #[test]
