@@ -57,6 +57,17 @@ $out['services'] = $svc;
 $out['disk'] = array();
 foreach (array($root, dirname($root), '/') as $p) { if (is_dir($p)) { $out['disk'][$p] = array('free' => @disk_free_space($p)); } }
 
+// Apps' code versions in every apps folder: the configured apps_paths when there is a config
+// (below), else every apps* folder of the release (apps, apps-external, custom_apps...).
+function scan_apps($paths) {
+    $apps = array();
+    foreach ($paths as $p) { foreach (glob("$p/*/appinfo/info.xml") ?: array() as $f) {
+        $id = basename(dirname(dirname($f))); if (!isset($apps[$id])) $apps[$id] = array('path' => dirname(dirname($f)), 'version' => info_version($f));
+    } }
+    return $apps;
+}
+$out['apps_code'] = scan_apps(array_merge(array("$root/apps"), array_diff(glob("$root/*apps*", GLOB_ONLYDIR) ?: array(), array("$root/apps"))));
+
 $cfgfile = "$root/config/config.php";
 $out['config_exists'] = file_exists($cfgfile);
 if ($mode !== 'full' || !$out['config_exists']) { echo json_encode($out), "\n"; exit(0); }
@@ -86,15 +97,12 @@ $out['config'] = $cfg;
 $datadir = isset($merged['datadirectory']) ? rtrim($merged['datadirectory'], '/') : "$root/data";
 $out['datadir'] = $datadir;
 
-// Apps: code versions in every apps path.
-$paths = array();
-if (isset($merged['apps_paths']) && is_array($merged['apps_paths'])) { foreach ($merged['apps_paths'] as $p) if (isset($p['path'])) $paths[] = $p['path']; }
-else { $paths[] = "$root/apps"; }
-$apps = array();
-foreach ($paths as $p) { foreach (glob("$p/*/appinfo/info.xml") ?: array() as $f) {
-    $id = basename(dirname(dirname($f))); if (!isset($apps[$id])) $apps[$id] = array('path' => dirname(dirname($f)), 'version' => info_version($f));
-} }
-$out['apps_code'] = $apps;
+// Apps: code versions in every configured apps path.
+if (isset($merged['apps_paths']) && is_array($merged['apps_paths'])) {
+    $paths = array();
+    foreach ($merged['apps_paths'] as $p) if (isset($p['path'])) $paths[] = $p['path'];
+    $out['apps_code'] = scan_apps($paths);
+}
 
 // The database, read-only.
 $type = isset($merged['dbtype']) ? $merged['dbtype'] : 'sqlite';
