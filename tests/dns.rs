@@ -68,6 +68,8 @@ impl DnsLab {
                 ),
             )
             .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
         p
     }

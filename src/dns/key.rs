@@ -92,6 +92,20 @@ impl TsigKey {
     }
 }
 
+/// A warning when the key file can be read by users other than its owner and group.
+pub fn readable_by_others(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o004 != 0).then(|| {
+        format!(
+            "the TSIG key file {} is readable by every user on this machine (mode {:o}): `chmod 600 {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )
+    })
+}
+
 /// The name of an algorithm as key files and servers write it.
 pub fn algorithm_name(a: &TsigAlgorithm) -> &'static str {
     match a {
@@ -504,5 +518,10 @@ mod tests {
         assert!(e.message.contains("tsig.key"), "{}", e.message);
         let e = TsigKey::load(&dir.path().join("missing")).unwrap_err();
         assert_eq!(e.kind, crate::exit::ExitKind::Usage);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(readable_by_others(&p).unwrap().contains("chmod 600"));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(readable_by_others(&p).is_none());
     }
 }

@@ -525,6 +525,11 @@ pub async fn switch_async(
     if let Some(w) = &status.ttl_warning {
         on_event(Event::Warning { message: w.clone() });
     }
+    if let Some((_, path)) = &s.key {
+        if let Some(w) = key::readable_by_others(path) {
+            on_event(Event::Warning { message: w });
+        }
+    }
     let name_s = s.name.to_ascii();
     let target_s = s.target.to_ascii();
 

@@ -286,10 +286,14 @@ async fn find_zone(asker: &Asker, name: &Name) -> Result<Name, Failure> {
             return Ok(candidate);
         }
         if candidate.is_root() || candidate.num_labels() == 0 {
-            return Err(Failure::check(format!(
-                "{} is not authoritative for any zone that holds {name}",
-                asker.label()
-            ))
+            return Err(Failure::check(match asker {
+                Asker::Direct { label, .. } => {
+                    format!("wrong zone: {label} is not authoritative for any zone that holds {name}")
+                }
+                Asker::Resolvers(_) => format!(
+                    "the system resolver found no zone that holds {name} (no SOA for any of its parent names)"
+                ),
+            })
             .hint("set [dns] zone and [dns] server to the zone that holds the name and one of its authoritative servers"));
         }
         candidate = candidate.base_name();

@@ -183,3 +183,180 @@ fn judge(u: &Update<'_>, reply: Reply) -> Result<(), Rejection> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::ExitKind;
+    use hickory_proto::op::{Message, MessageType, OpCode};
+    use hickory_proto::rr::rdata::tsig::{make_tsig_record, TsigAlgorithm, TSIG};
+
+    fn parts() -> (Server, Name, Name, Name, Name, TsigKey) {
+        let server = Server {
+            label: "127.0.0.1:5353".into(),
+            addr: "127.0.0.1:5353".parse().unwrap(),
+        };
+        let key =
+            TsigKey::parse("hmac-sha256:oc-migrate.:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+                .unwrap();
+        (
+            server,
+            Name::from_ascii("example.test.").unwrap(),
+            Name::from_ascii("cloud.example.test.").unwrap(),
+            Name::from_ascii("old.example.test.").unwrap(),
+            Name::from_ascii("new.example.test.").unwrap(),
+            key,
+        )
+    }
+
+    fn reply(rc: ResponseCode, tsig_error: Option<TsigError>, unsigned: bool) -> Reply {
+        let mut msg = Message::new(1, MessageType::Response, OpCode::Update);
+        msg.metadata.response_code = rc;
+        if let Some(e) = tsig_error {
+            let t = TSIG::new(
+                TsigAlgorithm::HmacSha256,
+                0,
+                300,
+                Vec::new(),
+                1,
+                Some(e),
+                Vec::new(),
+            );
+            msg.signature = Some(Box::new(make_tsig_record(
+                Name::from_ascii("oc-migrate.").unwrap(),
+                t,
+            )));
+        }
+        Reply {
+            msg,
+            tsig_error,
+            unsigned,
+        }
+    }
+
+    fn message(r: Result<(), Rejection>) -> Failure {
+        match r {
+            Err(Rejection::Failure(f)) => f,
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn server_verdicts_become_clear_failures() {
+        let (server, zone, name, from, to, key) = parts();
+        let u = Update {
+            server: &server,
+            zone: &zone,
+            name: &name,
+            from: &from,
+            to: &to,
+            ttl: 60,
+            key: &key,
+            key_file: Path::new("/etc/ocmigrate/tsig.key"),
+        };
+        assert!(judge(&u, reply(ResponseCode::NoError, None, false)).is_ok());
+
+        let f = message(judge(
+            &u,
+            reply(ResponseCode::NotAuth, Some(TsigError::BadSig), false),
+        ));
+        assert_eq!(f.kind, ExitKind::CheckFailed);
+        assert!(
+            f.message.starts_with("TSIG authentication failed") && f.message.contains("BADSIG"),
+            "{}",
+            f.message
+        );
+        assert!(f.hint.unwrap().contains("/etc/ocmigrate/tsig.key"));
+
+        let f = message(judge(
+            &u,
+            reply(ResponseCode::NotAuth, Some(TsigError::BadKey), false),
+        ));
+        assert!(
+            f.message.starts_with("TSIG authentication failed") && f.message.contains("BADKEY"),
+            "{}",
+            f.message
+        );
+
+        let f = message(judge(
+            &u,
+            reply(ResponseCode::NotAuth, Some(TsigError::BadTime), false),
+        ));
+        assert!(f.message.contains("BADTIME") && f.hint.unwrap().contains("NTP"));
+
+        let f = message(judge(&u, reply(ResponseCode::NotAuth, None, true)));
+        assert!(
+            f.message.contains("wrong zone") && f.message.contains("NOTAUTH"),
+            "{}",
+            f.message
+        );
+
+        let f = message(judge(&u, reply(ResponseCode::Refused, None, false)));
+        assert!(
+            f.message.contains("REFUSED") && f.message.contains("nothing was changed"),
+            "{}",
+            f.message
+        );
+
+        let f = message(judge(&u, reply(ResponseCode::NotZone, None, false)));
+        assert!(
+            f.message.contains("wrong zone") && f.message.contains("NOTZONE"),
+            "{}",
+            f.message
+        );
+
+        // An unsigned success to a signed request is not trusted.
+        let f = message(judge(&u, reply(ResponseCode::NoError, None, true)));
+        assert!(
+            f.message.starts_with("TSIG authentication failed"),
+            "{}",
+            f.message
+        );
+
+        for rc in [
+            ResponseCode::NXRRSet,
+            ResponseCode::YXRRSet,
+            ResponseCode::NXDomain,
+        ] {
+            assert!(matches!(
+                judge(&u, reply(rc, None, false)),
+                Err(Rejection::Prerequisite(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn transport_failures_are_unreachable_or_tsig() {
+        let (server, zone, name, from, to, key) = parts();
+        let u = Update {
+            server: &server,
+            zone: &zone,
+            name: &name,
+            from: &from,
+            to: &to,
+            ttl: 60,
+            key: &key,
+            key_file: Path::new("k"),
+        };
+        assert_eq!(
+            wire_failure(&u, WireError::Timeout).kind,
+            ExitKind::Unreachable
+        );
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            wire_failure(&u, WireError::Io(refused)).kind,
+            ExitKind::Unreachable
+        );
+        // What hickory says when a wrong key makes the server answer with an empty MAC.
+        let f = wire_failure(
+            &u,
+            WireError::Tsig("Please file an issue with https://github.com/hickory-dns/hickory-dns to support truncated HMACs with TSIG".into()),
+        );
+        assert_eq!(f.kind, ExitKind::CheckFailed);
+        assert!(
+            f.message.starts_with("TSIG authentication failed"),
+            "{}",
+            f.message
+        );
+    }
+}
