@@ -63,20 +63,28 @@ fn assert_finding(v: &serde_json::Value, severity: &str, code: &str) {
 
 /// Everything on old that a migration must not change: every file's path, size, mtime and
 /// content hash under the instance, and a dump of the database.
-fn source_fingerprint(lab: &Lab, db: &str) -> String {
+fn source_fingerprint(lab: &Lab, flavor: &str, db: &str) -> String {
     let files = lab.sh(
         "old",
         "cd /var/www/owncloud && find . -printf '%p %y %s %T@ %m %u\\n' | LC_ALL=C sort && \
          find . -type f -print0 | LC_ALL=C sort -z | xargs -0 md5sum",
     );
+    let name = if flavor == "nextcloud" {
+        "nextcloud"
+    } else {
+        "owncloud"
+    };
     let dump = match db {
         "mysql" => lab.sh(
             "old",
-            "mariadb-dump --skip-dump-date --skip-comments --order-by-primary owncloud | md5sum",
+            &format!("mariadb-dump --skip-dump-date --skip-comments --order-by-primary {name} | md5sum"),
         ),
+        // pg_dump's \\restrict lines carry a random key on every run: leave them out.
         "pgsql" => lab.sh(
             "old",
-            "cd / && runuser -u postgres -- pg_dump owncloud | grep -v '^--' | md5sum",
+            &format!(
+                "cd / && runuser -u postgres -- pg_dump {name} | grep -v -e '^--' -e '^.restrict' -e '^.unrestrict' | md5sum"
+            ),
         ),
         _ => String::new(),
     };
@@ -112,7 +120,7 @@ fn discovery_and_a_good_pair_for_each_flavor_and_database() {
     ] {
         lab.instance(flavor, db, 2, 60, 7);
         let dir = tempfile::tempdir().unwrap();
-        let before = source_fingerprint(&lab, db);
+        let before = source_fingerprint(&lab, flavor, db);
         let file = init(dir.path());
         let toml = std::fs::read_to_string(&file).unwrap();
         assert!(toml.contains("web_user = \"www-data\""), "{toml}");
@@ -144,10 +152,16 @@ fn discovery_and_a_good_pair_for_each_flavor_and_database() {
         assert_eq!(v["copy_data"], true);
         assert_finding(&v, "info", "release");
         // The source is exactly as it was: bytes, mtimes and the database.
-        assert_eq!(
-            before,
-            source_fingerprint(&lab, db),
-            "{flavor}/{db}: init/plan changed the source"
+        let after = source_fingerprint(&lab, flavor, db);
+        let changed: Vec<_> = before
+            .lines()
+            .zip(after.lines())
+            .filter(|(a, b)| a != b)
+            .take(5)
+            .collect();
+        assert!(
+            before == after,
+            "{flavor}/{db}: init/plan changed the source: {changed:#?}"
         );
     }
 }
