@@ -443,6 +443,9 @@ function ocd_propagate(int $storage, string $rel, int $mtime, int $sizeDelta): v
 			break;
 		}
 	}
+	// and the home storage's root ('' path), as the real propagator does
+	ocd_exec("UPDATE *PREFIX*filecache SET etag = ?, size = size + ?, mtime = CASE WHEN mtime < ? THEN ? ELSE mtime END WHERE storage = ? AND path_hash = ?",
+		[uniqid(), $sizeDelta, $mtime, $mtime, $storage, md5('')]);
 }
 
 function ocd_dav_put(string $uid, int $storage, string $rel, string $base): void {
