@@ -27,7 +27,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/lib/common.sh"
 
 WWW=/var/www/owncloud
-MYSQL=(mariadb --no-defaults --socket=/run/mysqld/mysqld.sock -u root)
+MYSQL=(mariadb --no-defaults --default-character-set=utf8mb4 --socket=/run/mysqld/mysqld.sock -u root)
 PSQL=(runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1)
 
 usage() {

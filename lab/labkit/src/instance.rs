@@ -398,15 +398,10 @@ pub fn run(o: &Opts) -> io::Result<Made> {
     }
 
     // Fixed folder mtimes outside data/ too, so one seed gives one listing.
-    for d in [
-        "config",
-        "apps-external/customgroups/appinfo",
-        "apps-external/customgroups",
-        "apps-external",
-    ] {
-        if let Ok(f) = fs::File::open(out.join(d)) {
-            set_mtime(&f, NOW - 86_400, 0)?;
-        }
+    fix_dir_mtimes(&out.join("config"))?;
+    fix_dir_mtimes(&out.join("apps-external"))?;
+    if let Some(rel) = &o.release_out {
+        fix_dir_mtimes(&rel.join("apps"))?;
     }
 
     // Database.
@@ -512,6 +507,20 @@ fn write_file(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     f.set_permissions(fs::Permissions::from_mode(mode))?;
     // Fixed mtimes keep two runs with one seed identical.
     set_mtime(&f, NOW - 86_400, 0)
+}
+
+/// Give `dir` and every folder below it the fixed mtime labkit uses outside data/, deepest first.
+fn fix_dir_mtimes(dir: &Path) -> io::Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            fix_dir_mtimes(&e.path())?;
+        }
+    }
+    set_mtime(&fs::File::open(dir)?, NOW - 86_400, 0)
 }
 
 fn write_info_xml(dir: &Path, flavor: Flavor, app: &(&str, &str, &str, &str)) -> io::Result<()> {
