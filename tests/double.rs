@@ -492,6 +492,32 @@ fn check(flavor: &str, db: &str, seed: u64) {
     let o = occ(&lab, true, "config:system:delete log.condition");
     assert!(o.status.success());
 
+    // ---- PUT with X-OC-Mtime, GET, the new root etag in the DB, DELETE
+    let r = http(
+        &lab,
+        "PUT",
+        "/remote.php/dav/files/admin/double-test.txt",
+        admin,
+        &["X-OC-Mtime: 1600000000"],
+        Some("hello from the double test\n"),
+    );
+    assert_eq!(r.code, 201, "{r:?}");
+    assert_eq!(r.header("X-OC-MTime"), Some("accepted"));
+    assert!(r.header("OC-FileId").unwrap_or("").ends_with(&instanceid));
+    let r = http(&lab, "GET", "/remote.php/webdav/double-test.txt", admin, &[], None);
+    assert_eq!((r.code, r.body.as_str()), (200, "hello from the double test\n"));
+    let r = http(&lab, "PROPFIND", "/remote.php/dav/files/admin/double-test.txt", admin, &["Depth: 0"], None);
+    assert!(r.body.contains("<d:getlastmodified>Sun, 13 Sep 2020 12:26:40 GMT</d:getlastmodified>"), "{}", r.body);
+    let new_root = db_value(&lab, flavor, db, sql);
+    let new_etag = new_root.split(['|', '\t']).nth(1).unwrap().to_string();
+    assert_ne!(new_etag, etag, "the root etag changes with a PUT");
+    let r = http(&lab, "PROPFIND", "/remote.php/dav/files/admin/", admin, &["Depth: 0"], None);
+    assert!(r.body.contains(&format!("&quot;{new_etag}&quot;")), "{}", r.body);
+    let r = http(&lab, "DELETE", "/remote.php/dav/files/admin/double-test.txt", admin, &[], None);
+    assert_eq!(r.code, 204);
+    let r = http(&lab, "PROPFIND", "/remote.php/dav/files/admin/double-test.txt", admin, &["Depth: 0"], None);
+    assert_eq!(r.code, 404);
+
     // ---- untrusted host
     let addr = lab.var("LAB_OLD").to_string();
     let o = Command::new("curl")

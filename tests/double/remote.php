@@ -141,7 +141,7 @@ try {
 	}
 	$storage = (int)$st[0]['numeric_id'];
 	$handler = 'ocd_dav_' . strtolower($method);
-	if (!in_array($method, ['PROPFIND', 'GET', 'HEAD', 'PUT', 'MKCOL', 'OPTIONS'], true)) {
+	if (!in_array($method, ['PROPFIND', 'GET', 'HEAD', 'PUT', 'MKCOL', 'DELETE', 'OPTIONS'], true)) {
 		ocd_sabre_error(501, 'Sabre\\DAV\\Exception\\NotImplemented', 'There was no plugin in the system that was willing to handle this ' . $method . ' method.');
 		exit();
 	}
@@ -536,4 +536,36 @@ function ocd_dav_mkcol(string $uid, int $storage, string $rel, string $base): vo
 	ocd_propagate($storage, $rel, $mtime, 0);
 	http_response_code(201);
 	header('Content-Length: 0');
+}
+
+// ---------------------------------------------------------------- DELETE
+
+/**
+ * DELETE: the file or folder moves to <datadir>/<user>/files_trashbin/files/<name>.d<unix-ts>
+ * (as observed); its cache rows (and its children's) are dropped, parents get new etags and sizes.
+ * The trash bin's own cache rows and oc_files_trash are not imitated.
+ */
+function ocd_dav_delete(string $uid, int $storage, string $rel, string $base): void {
+	if ($rel === '') {
+		ocd_sabre_error(403, 'Sabre\\DAV\\Exception\\Forbidden', '');
+		exit();
+	}
+	$row = ocd_fc_get($storage, $rel);
+	if ($row === null) {
+		ocd_dav_not_found('File with name /' . $rel . ' could not be located');
+	}
+	$src = ocd_datadir() . '/' . $uid . '/files/' . $rel;
+	$trash = ocd_datadir() . '/' . $uid . '/files_trashbin/files';
+	if (!is_dir($trash)) {
+		@mkdir($trash, 0755, true);
+	}
+	if (file_exists($src) && !@rename($src, $trash . '/' . basename($rel) . '.d' . time())) {
+		ocd_sabre_error(403, 'Sabre\\DAV\\Exception\\Forbidden', '');
+		exit();
+	}
+	$path = ocd_fc_path($rel);
+	$n = strlen($path) + 1;
+	ocd_exec('DELETE FROM *PREFIX*filecache WHERE storage = ? AND (path = ? OR SUBSTR(path, 1, ' . $n . ') = ?)', [$storage, $path, $path . '/']);
+	ocd_propagate($storage, $rel, time(), -(int)$row['size']);
+	http_response_code(204);
 }
