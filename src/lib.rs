@@ -15,6 +15,7 @@ pub mod cmd;
 pub mod config;
 pub mod dns;
 pub mod exit;
+pub mod instance;
 pub mod host;
 pub mod inventory;
 pub mod migration;

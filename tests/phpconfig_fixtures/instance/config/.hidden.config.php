@@ -1,0 +1,2 @@
+<?php
+$CONFIG = array('logtimezone' => 'hidden files are not globbed');

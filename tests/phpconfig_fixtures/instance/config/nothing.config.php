@@ -1,0 +1,3 @@
+<?php
+// Sets no $CONFIG: skipped, as ownCloud skips it.
+$unrelated = 1;
