@@ -35,6 +35,9 @@ pub struct FileArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the agent protocol on stdin/stdout (started by ocmigrate over ssh).
+    #[command(hide = true)]
+    Agent(cmd::agent::AgentArgs),
     Init(cmd::init::InitArgs),
     Plan(cmd::plan::PlanArgs),
     Dns(cmd::dns::DnsArgs),

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Agent(args) => cmd::agent::run(args),
         Command::Init(args) => cmd::init::run(args),
         Command::Plan(args) => cmd::plan::run(args),
         Command::Dns(args) => cmd::dns::run(args),

@@ -9,10 +9,12 @@
 //! file. [`TargetHost`] may do everything. Both wrap a [`Host`], whose general `run` is private to
 //! this module, so code outside cannot run an arbitrary command on the source.
 
+mod agent;
 mod source;
 mod ssh;
 mod target;
 
+pub use agent::AgentInstall;
 pub use source::{Probe, SourceHost};
 pub use ssh::SshError;
 pub use target::TargetHost;

@@ -121,6 +121,22 @@ impl SourceHost {
     pub fn login_user(&self) -> &str {
         &self.host.login_user
     }
+    /// Put ocmigrate's agent binary in the login user's cache folder (the one file SPEC.md lets
+    /// ocmigrate leave on the source outside the instance); copied only when missing or different.
+    pub fn install_agent(
+        &self,
+        bytes: &[u8],
+        sha256_hex: &str,
+    ) -> Result<super::AgentInstall, Failure> {
+        self.host.install_agent(bytes, sha256_hex)
+    }
+    /// Start the agent installed by [`Self::install_agent`], stdio piped.
+    pub fn spawn_agent(
+        &self,
+        install: &super::AgentInstall,
+    ) -> Result<std::process::Child, Failure> {
+        self.host.spawn_agent(install)
+    }
     /// Read a whole file; `None` when it does not exist.
     pub fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>, Failure> {
         self.host.read_file(path)

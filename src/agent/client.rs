@@ -1,0 +1,622 @@
+//! The operator's side of a connection: [`AgentClient`], the handshake and one typed call per
+//! request, over any byte streams (a child's stdio in practice).
+//!
+//! Calls are sequential: each sends one request and reads frames with that request's id until
+//! the terminal one. An `Error` frame for the request is [`AgentError::Failed`] and the
+//! connection stays usable; anything else that goes wrong (closed pipe, bytes that are not a
+//! frame, a frame out of place) is fatal and the client should be dropped. The agent's stderr
+//! is kept (its last lines) and shown in fatal errors: it is never lost.
+
+use super::frame::{self, Frame, FrameReader, Kind, ReadError};
+use super::proto::{
+    Entry, ErrorCode, Hello, RelPath, Request, Response, Target, Welcome, BINARY_VERSION,
+    PROTOCOL_VERSION,
+};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Lines of agent stderr kept for error messages.
+const STDERR_LINES: usize = 20;
+
+/// What went wrong talking to an agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The agent answered this request with an error; the connection is still fine.
+    #[error("{}: {message}", String::from_utf8_lossy(path))]
+    Failed {
+        code: ErrorCode,
+        message: String,
+        path: Vec<u8>,
+    },
+    /// The agent is of another protocol or binary version: deploy ours and start again.
+    #[error("the agent is version {version} (protocol {proto}); we are {BINARY_VERSION} (protocol {PROTOCOL_VERSION})")]
+    Mismatch { proto: u16, version: String },
+    /// The agent's executable is not the one we deployed.
+    #[error("the agent's executable has BLAKE3 {found}, not {expected} as deployed")]
+    WrongBinary { expected: String, found: String },
+    /// The connection broke or the agent said something that is not the protocol.
+    #[error("{what}{}", stderr_note(.stderr))]
+    Broken { what: String, stderr: Vec<String> },
+}
+
+fn stderr_note(lines: &[String]) -> String {
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("; agent stderr:\n  {}", lines.join("\n  "))
+    }
+}
+
+impl AgentError {
+    /// Returns true if and only if the connection cannot be used any more.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, AgentError::Failed { .. })
+    }
+    /// The agent's error code, for a request that failed.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            AgentError::Failed { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// One item of a scan, in the agent's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanItem {
+    Entry(Entry),
+    Skipped {
+        path: RelPath,
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// Totals at the end of a scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanDone {
+    pub entries: u64,
+    pub skipped: u64,
+}
+
+/// What a `ReadFile` delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadDone {
+    /// The file's metadata when it was opened.
+    pub meta: Entry,
+    pub bytes: u64,
+    /// The file changed while it was read: send it again.
+    pub changed: bool,
+}
+
+/// The answer to `Hash`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hashed {
+    pub hash: [u8; 32],
+    pub size: u64,
+    pub changed: bool,
+}
+
+type Tail = Arc<Mutex<Vec<String>>>;
+
+/// A connection to one agent.
+pub struct AgentClient {
+    label: String,
+    reader: FrameReader<Box<dyn Read + Send>>,
+    writer: Option<BufWriter<Box<dyn Write + Send>>>,
+    child: Option<Child>,
+    stderr: Tail,
+    stderr_thread: Option<std::thread::JoinHandle<()>>,
+    next_id: u32,
+    welcome: Welcome,
+    /// How long the handshake took, from sending `Hello` to reading `Welcome`.
+    pub handshake_time: Duration,
+}
+
+impl AgentClient {
+    /// Take over a spawned agent (stdin, stdout and stderr piped) and do the handshake.
+    /// `expected_exe` is the BLAKE3 of the binary deployed, checked against the agent's own.
+    pub fn from_child(
+        label: &str,
+        mut child: Child,
+        roots: Vec<Vec<u8>>,
+        expected_exe: Option<[u8; 32]>,
+    ) -> Result<AgentClient, AgentError> {
+        let stdin = child.stdin.take().expect("agent stdin piped");
+        let stdout = child.stdout.take().expect("agent stdout piped");
+        let tail: Tail = Arc::default();
+        let stderr_thread = child.stderr.take().map(|err| {
+            let tail = tail.clone();
+            // Drain stderr on its own thread: a noisy agent must not block on a full pipe.
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines() {
+                    let Ok(line) = line else { break };
+                    let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+                    if t.len() == STDERR_LINES {
+                        t.remove(0);
+                    }
+                    t.push(line);
+                }
+            })
+        });
+        let mut c = AgentClient::new(label, Box::new(stdout), Box::new(stdin), tail);
+        c.child = Some(child);
+        c.stderr_thread = stderr_thread;
+        match c.handshake(roots, expected_exe) {
+            Ok(()) => Ok(c),
+            Err(e) => {
+                let e = c.with_stderr(e);
+                c.close();
+                Err(e)
+            }
+        }
+    }
+
+    /// Do the handshake over any streams (tests connect it to an in-process server).
+    pub fn connect(
+        label: &str,
+        input: Box<dyn Read + Send>,
+        output: Box<dyn Write + Send>,
+        roots: Vec<Vec<u8>>,
+    ) -> Result<AgentClient, AgentError> {
+        let mut c = AgentClient::new(label, input, output, Arc::default());
+        c.handshake(roots, None)?;
+        Ok(c)
+    }
+
+    fn new(
+        label: &str,
+        input: Box<dyn Read + Send>,
+        output: Box<dyn Write + Send>,
+        stderr: Tail,
+    ) -> AgentClient {
+        AgentClient {
+            label: label.to_string(),
+            reader: FrameReader::new(input),
+            writer: Some(BufWriter::new(output)),
+            child: None,
+            stderr,
+            stderr_thread: None,
+            next_id: 1,
+            welcome: Welcome {
+                proto: 0,
+                version: String::new(),
+                exe_hash: [0; 32],
+                pid: 0,
+                uid: 0,
+                roots: Vec::new(),
+            },
+            handshake_time: Duration::ZERO,
+        }
+    }
+
+    fn handshake(
+        &mut self,
+        roots: Vec<Vec<u8>>,
+        expected_exe: Option<[u8; 32]>,
+    ) -> Result<(), AgentError> {
+        let t0 = Instant::now();
+        self.send(&Hello::ours(roots).into_frame())?;
+        let f = self.read()?;
+        let w = match Welcome::from_frame(&f) {
+            Ok(w) => w,
+            Err(frame::Error::VersionMismatch {
+                theirs, version, ..
+            }) => {
+                return Err(AgentError::Mismatch {
+                    proto: theirs,
+                    version,
+                })
+            }
+            Err(_) if f.kind == Kind::Error => return Err(self.remote_fatal(&f)),
+            Err(e) => return Err(self.broken(format!("bad Welcome: {e}"))),
+        };
+        self.handshake_time = t0.elapsed();
+        if w.version != BINARY_VERSION {
+            return Err(AgentError::Mismatch {
+                proto: w.proto,
+                version: w.version,
+            });
+        }
+        if let Some(exp) = expected_exe {
+            if w.exe_hash != exp {
+                return Err(AgentError::WrongBinary {
+                    expected: hex(&exp),
+                    found: hex(&w.exe_hash),
+                });
+            }
+        }
+        self.welcome = w;
+        Ok(())
+    }
+
+    /// What the agent said in the handshake.
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The last lines the agent wrote to stderr.
+    pub fn stderr_tail(&self) -> Vec<String> {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn send(&mut self, f: &Frame) -> Result<(), AgentError> {
+        let r = match self.writer.as_mut() {
+            Some(w) => frame::write_frame(w, f),
+            None => Err(io::Error::new(io::ErrorKind::BrokenPipe, "closed")),
+        };
+        r.map_err(|e| self.broken(format!("sending to the agent: {e}")))
+    }
+
+    fn read(&mut self) -> Result<Frame, AgentError> {
+        match self.reader.read_frame() {
+            Ok(Some(f)) => Ok(f),
+            Ok(None) => Err(self.broken("the agent closed the connection".into())),
+            Err(ReadError::Frame(e)) => {
+                let shown = String::from_utf8_lossy(
+                    &self.reader.pending()[..self.reader.pending().len().min(80)],
+                )
+                .into_owned();
+                Err(self.broken(format!(
+                    "the agent sent bytes that are not a frame ({e}): {shown:?} \
+                     (does a login script print to stdout?)"
+                )))
+            }
+            Err(e) => Err(self.broken(format!("reading from the agent: {e}"))),
+        }
+    }
+
+    fn broken(&self, what: String) -> AgentError {
+        AgentError::Broken {
+            what: format!("{}: {what}", self.label),
+            stderr: self.stderr_tail(),
+        }
+    }
+
+    /// Give the stderr thread a moment to collect the agent's last words before reporting.
+    fn with_stderr(&mut self, e: AgentError) -> AgentError {
+        match e {
+            AgentError::Broken { what, .. } => {
+                if let Some(c) = self.child.as_mut() {
+                    let t0 = Instant::now();
+                    while t0.elapsed() < Duration::from_secs(2) {
+                        if let Ok(Some(_)) = c.try_wait() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+                if let Some(t) = self.stderr_thread.take() {
+                    if self
+                        .child
+                        .as_mut()
+                        .is_some_and(|c| !matches!(c.try_wait(), Ok(None)))
+                    {
+                        let _ = t.join();
+                    } else {
+                        self.stderr_thread = Some(t);
+                    }
+                }
+                AgentError::Broken {
+                    what,
+                    stderr: self.stderr_tail(),
+                }
+            }
+            e => e,
+        }
+    }
+
+    fn remote_fatal(&self, f: &Frame) -> AgentError {
+        let msg = match Response::from_frame(f) {
+            Ok(Response::Error { message, .. }) => message,
+            _ => "unreadable error frame".into(),
+        };
+        self.broken(format!("the agent gave up: {msg}"))
+    }
+
+    /// Send a request and return its id.
+    fn request(&mut self, r: &Request) -> Result<u32, AgentError> {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        self.send(&r.into_frame(id))?;
+        Ok(id)
+    }
+
+    /// The next response to request `id`; `Error` frames become [`AgentError::Failed`].
+    fn response(&mut self, id: u32) -> Result<Response, AgentError> {
+        let f = self.read()?;
+        if f.id == 0 && f.kind == Kind::Error {
+            return Err(self.remote_fatal(&f));
+        }
+        if f.id != id {
+            return Err(self.broken(format!(
+                "a {:?} frame for request {} while waiting for {id}",
+                f.kind, f.id
+            )));
+        }
+        match Response::from_frame(&f) {
+            Ok(Response::Error {
+                code,
+                message,
+                path,
+            }) => Err(AgentError::Failed {
+                code,
+                message,
+                path,
+            }),
+            Ok(r) => Ok(r),
+            Err(e) => Err(self.broken(format!("bad response: {e}"))),
+        }
+    }
+
+    fn unexpected(&self, r: &Response) -> AgentError {
+        self.broken(format!("unexpected response {r:?}"))
+    }
+
+    /// The entry at a path (`lstat`).
+    pub fn stat(&mut self, t: Target) -> Result<Entry, AgentError> {
+        let id = self.request(&Request::Stat(t))?;
+        match self.response(id)? {
+            Response::Meta(e) => Ok(e),
+            r => Err(self.unexpected(&r)),
+        }
+    }
+
+    /// Everything under a path, each item given to `on` in the agent's order.
+    pub fn scan(
+        &mut self,
+        t: Target,
+        mut on: impl FnMut(ScanItem),
+    ) -> Result<ScanDone, AgentError> {
+        let id = self.request(&Request::Scan(t))?;
+        loop {
+            match self.response(id)? {
+                Response::Entries(es) => es.into_iter().for_each(|e| on(ScanItem::Entry(e))),
+                Response::Skipped {
+                    path,
+                    code,
+                    message,
+                } => on(ScanItem::Skipped {
+                    path,
+                    code,
+                    message,
+                }),
+                Response::Done {
+                    entries, skipped, ..
+                } => return Ok(ScanDone { entries, skipped }),
+                r => return Err(self.unexpected(&r)),
+            }
+        }
+    }
+
+    /// Bytes of a regular file from `offset`, at most `len` (`u64::MAX`: to the end), written to
+    /// `out` as they arrive. On an error part of the bytes may already be in `out`.
+    pub fn read_file(
+        &mut self,
+        t: Target,
+        offset: u64,
+        len: u64,
+        out: &mut dyn Write,
+    ) -> Result<ReadDone, AgentError> {
+        let id = self.request(&Request::ReadFile {
+            target: t,
+            offset,
+            len,
+        })?;
+        let meta = match self.response(id)? {
+            Response::Opened(e) => e,
+            r => return Err(self.unexpected(&r)),
+        };
+        let mut got = 0u64;
+        loop {
+            match self.response(id)? {
+                Response::Data(d) => {
+                    got += d.len() as u64;
+                    out.write_all(&d)
+                        .map_err(|e| self.broken(format!("writing file data: {e}")))?;
+                }
+                Response::Done { bytes, changed, .. } => {
+                    if bytes != got {
+                        return Err(self.broken(format!("agent sent {got} bytes, said {bytes}")));
+                    }
+                    return Ok(ReadDone {
+                        meta,
+                        bytes,
+                        changed,
+                    });
+                }
+                r => return Err(self.unexpected(&r)),
+            }
+        }
+    }
+
+    /// BLAKE3 of a regular file, computed by the agent.
+    pub fn hash(&mut self, t: Target) -> Result<Hashed, AgentError> {
+        let id = self.request(&Request::Hash(t))?;
+        match self.response(id)? {
+            Response::Hashed {
+                hash,
+                size,
+                changed,
+            } => Ok(Hashed {
+                hash,
+                size,
+                changed,
+            }),
+            r => Err(self.unexpected(&r)),
+        }
+    }
+
+    /// Ask the agent to exit and wait for it.
+    pub fn exit(mut self) -> Result<(), AgentError> {
+        let id = self.request(&Request::Exit)?;
+        let r = self.response(id)?;
+        if r != Response::Bye {
+            return Err(self.unexpected(&r));
+        }
+        self.close();
+        Ok(())
+    }
+
+    /// Close our end and reap the child (killing it if it does not exit within 5 s).
+    fn close(&mut self) {
+        self.writer = None;
+        if let Some(mut c) = self.child.take() {
+            let t0 = Instant::now();
+            loop {
+                match c.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if t0.elapsed() > Duration::from_secs(5) => {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        }
+        if let Some(t) = self.stderr_thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for AgentClient {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Lower-case hex.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::server::serve;
+    use std::os::unix::net::UnixStream;
+
+    /// A client wired to an in-process server over a socket pair.
+    fn pair(roots: Vec<Vec<u8>>) -> (AgentClient, std::thread::JoinHandle<()>) {
+        let (a, b) = UnixStream::pair().unwrap();
+        let b2 = b.try_clone().unwrap();
+        let srv = std::thread::spawn(move || {
+            let _ = serve(b, b2);
+        });
+        let a2 = a.try_clone().unwrap();
+        let c = AgentClient::connect("test", Box::new(a), Box::new(a2), roots).unwrap();
+        (c, srv)
+    }
+
+    #[test]
+    fn in_process_round_trip() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("a/b")).unwrap();
+        std::fs::write(t.path().join("a/b/f"), vec![7u8; 600_000]).unwrap();
+        let root = t.path().as_os_str().as_encoded_bytes().to_vec();
+        let (mut c, srv) = pair(vec![root, b"/nonexistent-root".to_vec()]);
+        assert_eq!(c.welcome().roots[0], Ok(()));
+        assert_eq!(
+            c.welcome().roots[1].as_ref().unwrap_err().0,
+            ErrorCode::NotFound
+        );
+        let p = |s: &str| Target::new(0, RelPath::new(s).unwrap());
+        let mut items = Vec::new();
+        let done = c.scan(p(""), |i| items.push(i)).unwrap();
+        assert_eq!(done.entries, 4);
+        let mut out = Vec::new();
+        let r = c.read_file(p("a/b/f"), 100, u64::MAX, &mut out).unwrap();
+        assert_eq!((r.bytes, out.len(), r.changed), (599_900, 599_900, false));
+        let h = c.hash(p("a/b/f")).unwrap();
+        assert_eq!(h.hash, *blake3::hash(&vec![7u8; 600_000]).as_bytes());
+        // a failed request leaves the connection usable
+        let e = c.stat(p("missing")).unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::NotFound));
+        let e = c.stat(Target::new(1, RelPath::root())).unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::NoSuchRoot));
+        assert_eq!(
+            c.stat(p("a")).unwrap().file_type,
+            crate::agent::proto::FileType::Dir
+        );
+        c.exit().unwrap();
+        srv.join().unwrap();
+    }
+
+    #[test]
+    fn server_answers_garbage_with_an_error_frame() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let b2 = b.try_clone().unwrap();
+        let srv = std::thread::spawn(move || serve(b, b2));
+        a.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let mut r = FrameReader::new(a.try_clone().unwrap());
+        let f = r.read_frame().unwrap().unwrap();
+        assert_eq!((f.kind, f.id), (Kind::Error, 0));
+        assert!(srv.join().unwrap().is_err());
+        drop(a);
+    }
+
+    #[test]
+    fn server_refuses_requests_before_hello_and_bad_payloads_after() {
+        // a request before the handshake ends the connection
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let b2 = b.try_clone().unwrap();
+        let srv = std::thread::spawn(move || serve(b, b2));
+        frame::write_frame(&mut a, &Request::Exit.into_frame(1)).unwrap();
+        let f = FrameReader::new(a.try_clone().unwrap())
+            .read_frame()
+            .unwrap()
+            .unwrap();
+        assert_eq!((f.kind, f.id), (Kind::Error, 0));
+        assert!(srv.join().unwrap().is_err());
+
+        // after it, a bad payload is an Error for that id and the connection goes on
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let b2 = b.try_clone().unwrap();
+        let srv = std::thread::spawn(move || serve(b, b2));
+        frame::write_frame(&mut a, &Hello::ours(vec![b"/".to_vec()]).into_frame()).unwrap();
+        let mut r = FrameReader::new(a.try_clone().unwrap());
+        assert_eq!(r.read_frame().unwrap().unwrap().kind, Kind::Welcome);
+        let mut w = super::super::wire::Put::new();
+        w.u16(0).bytes(b"../etc");
+        frame::write_frame(&mut a, &Frame::new(Kind::Stat, 5, w.0)).unwrap();
+        let f = r.read_frame().unwrap().unwrap();
+        assert_eq!((f.kind, f.id), (Kind::Error, 5));
+        frame::write_frame(&mut a, &Hello::ours(vec![]).into_frame()).unwrap();
+        let f = r.read_frame().unwrap().unwrap();
+        assert_eq!((f.kind, f.id), (Kind::Error, 0)); // a second Hello: unexpected
+        frame::write_frame(&mut a, &Request::Exit.into_frame(6)).unwrap();
+        assert_eq!(r.read_frame().unwrap().unwrap().kind, Kind::Bye);
+        srv.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn version_mismatch_gets_a_welcome_then_close() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let b2 = b.try_clone().unwrap();
+        let srv = std::thread::spawn(move || serve(b, b2));
+        let mut h = Hello::ours(vec![]).into_frame();
+        h.payload[8..10].copy_from_slice(&99u16.to_be_bytes());
+        frame::write_frame(&mut a, &h).unwrap();
+        let mut r = FrameReader::new(a.try_clone().unwrap());
+        let w = Welcome::from_frame(&r.read_frame().unwrap().unwrap()).unwrap();
+        assert_eq!(w.proto, PROTOCOL_VERSION);
+        assert!(matches!(
+            srv.join().unwrap(),
+            Err(super::super::server::ServeError::Protocol(
+                frame::Error::VersionMismatch { theirs: 99, .. }
+            ))
+        ));
+        assert!(r.read_frame().unwrap().is_none());
+    }
+}

@@ -1,0 +1,158 @@
+//! Deployment: which binary becomes the agent, getting it onto a side, starting it, and the
+//! handshake that proves the running agent is the binary we meant.
+//!
+//! The binary is the running executable, unless `OCMIGRATE_AGENT_BINARY` names a portable build
+//! (the glibc 2.17 one from `ci/build-agent`, for old sources). It is copied through
+//! `SourceHost::install_agent`/`TargetHost::install_agent` (the only write this module causes,
+//! into the login user's cache folder), started with `spawn_agent`, and its `Welcome` must carry
+//! our protocol version, our binary version and the BLAKE3 of exactly the bytes we deployed.
+//! This module never runs any other command on a host.
+
+use super::client::{hex, AgentClient, AgentError};
+use crate::exit::Failure;
+use crate::host::{AgentInstall, SourceHost, TargetHost};
+use sha2::Digest;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+
+/// The environment variable that names a portable agent build to deploy instead of ourselves.
+pub const AGENT_BINARY_ENV: &str = "OCMIGRATE_AGENT_BINARY";
+
+/// The bytes that become the agent on remote sides.
+#[derive(Clone)]
+pub struct AgentBinary {
+    bytes: Vec<u8>,
+    /// SHA-256 in hex: checked on the host with `sha256sum`, and names the file there.
+    pub sha256: String,
+    /// BLAKE3: what the running agent reports about its own executable.
+    pub blake3: [u8; 32],
+    /// Where the bytes came from.
+    pub origin: PathBuf,
+}
+
+impl std::fmt::Debug for AgentBinary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentBinary")
+            .field("origin", &self.origin)
+            .field("size", &self.bytes.len())
+            .field("sha256", &self.sha256)
+            .finish()
+    }
+}
+
+impl AgentBinary {
+    /// `$OCMIGRATE_AGENT_BINARY` when set, else the running executable.
+    pub fn locate() -> Result<AgentBinary, Failure> {
+        match std::env::var_os(AGENT_BINARY_ENV) {
+            Some(p) if !p.is_empty() => AgentBinary::from_path(Path::new(&p)).map_err(|f| {
+                let msg = format!("{} (from {AGENT_BINARY_ENV})", f.message);
+                Failure::usage(msg)
+            }),
+            _ => {
+                let exe = std::env::current_exe()
+                    .map_err(|e| Failure::check(format!("cannot find our own executable: {e}")))?;
+                AgentBinary::from_path(&exe)
+            }
+        }
+    }
+
+    pub fn from_path(p: &Path) -> Result<AgentBinary, Failure> {
+        let bytes = std::fs::read(p)
+            .map_err(|e| Failure::usage(format!("cannot read {}: {e}", p.display())))?;
+        if !bytes.starts_with(b"\x7fELF") {
+            return Err(Failure::usage(format!(
+                "{} is not an ELF executable",
+                p.display()
+            )));
+        }
+        Ok(AgentBinary::from_bytes(bytes, p.to_path_buf()))
+    }
+
+    pub fn from_bytes(bytes: Vec<u8>, origin: PathBuf) -> AgentBinary {
+        let sha256 = hex(&sha2::Sha256::digest(&bytes));
+        let blake3 = *blake3::hash(&bytes).as_bytes();
+        AgentBinary {
+            bytes,
+            sha256,
+            blake3,
+            origin,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// A side the agent can be deployed to and started on.
+pub trait AgentSide {
+    fn label(&self) -> &str;
+    fn install(&self, bin: &AgentBinary) -> Result<AgentInstall, Failure>;
+    fn spawn(&self, install: &AgentInstall) -> Result<Child, Failure>;
+}
+
+impl AgentSide for SourceHost {
+    fn label(&self) -> &str {
+        SourceHost::label(self)
+    }
+    fn install(&self, bin: &AgentBinary) -> Result<AgentInstall, Failure> {
+        self.install_agent(&bin.bytes, &bin.sha256)
+    }
+    fn spawn(&self, install: &AgentInstall) -> Result<Child, Failure> {
+        self.spawn_agent(install)
+    }
+}
+
+impl AgentSide for TargetHost {
+    fn label(&self) -> &str {
+        TargetHost::label(self)
+    }
+    fn install(&self, bin: &AgentBinary) -> Result<AgentInstall, Failure> {
+        self.install_agent(&bin.bytes, &bin.sha256)
+    }
+    fn spawn(&self, install: &AgentInstall) -> Result<Child, Failure> {
+        self.spawn_agent(install)
+    }
+}
+
+/// Deploy the agent to a side when needed, start it with these roots, and do the handshake.
+/// On a local side the running executable serves (nothing is copied).
+pub fn start(
+    side: &dyn AgentSide,
+    bin: &AgentBinary,
+    roots: Vec<Vec<u8>>,
+) -> Result<(AgentClient, AgentInstall), Failure> {
+    let install = side.install(bin)?;
+    let child = side.spawn(&install)?;
+    let expected = (!install.local).then_some(bin.blake3);
+    let label = format!("agent@{}", side.label());
+    match AgentClient::from_child(&label, child, roots, expected) {
+        Ok(c) => Ok((c, install)),
+        Err(e) => Err(failure_of(e)),
+    }
+}
+
+/// An agent error as a failure with a hint, for the exit-code table.
+pub fn failure_of(e: AgentError) -> Failure {
+    match e {
+        AgentError::Mismatch { .. } | AgentError::WrongBinary { .. } => {
+            let msg = e.to_string();
+            Failure::check(msg).hint(
+                "the agent on the host is not the one deployed; remove ~/.cache/ocmigrate on \
+                 the host and run again",
+            )
+        }
+        AgentError::Broken { .. } => {
+            let msg = e.to_string();
+            Failure::unreachable(msg).hint(format!(
+                "an old source needs the portable agent: build it with ci/build-agent and set \
+                 {AGENT_BINARY_ENV} to it"
+            ))
+        }
+        AgentError::Failed { .. } => Failure::check(e.to_string()),
+    }
+}

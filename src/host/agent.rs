@@ -1,0 +1,218 @@
+//! Putting ocmigrate's agent on a host and starting it: the one write outside the instance that
+//! SPEC.md allows on the source ("its own agent binary in the connecting user's cache folder").
+//!
+//! [`Host::install_agent`] writes exactly one file, `$HOME/.cache/ocmigrate/agent-<sha256
+//! prefix>`, under a temporary name first, then `chmod 0755` and rename, and only when the file
+//! is missing or its SHA-256 differs. [`Host::spawn_agent`] starts `<that file> agent` (or, on
+//! the operator's own machine, the running executable) with piped stdio. Neither takes a path or
+//! a command from the caller: the file name is built here from a checked hash, so these methods
+//! cannot be used to write or run anything else on the source.
+
+use super::{shell_quote, Host, HostKind};
+use crate::exit::Failure;
+use std::process::{Child, Command, Stdio};
+
+/// Where the agent is on a host. Made only by [`Host::install_agent`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentInstall {
+    /// The executable, as an absolute path on that host.
+    pub path: String,
+    /// True if the binary was copied this time (false: it was already there, or local).
+    pub copied: bool,
+    /// True if this is the operator's own running executable (a local side).
+    pub local: bool,
+}
+
+/// Exit statuses of the install scripts.
+const MISSING: i32 = 45;
+const WRONG_ARCH: i32 = 46;
+
+/// The folder, in shell syntax, relative to the login user's home.
+const CACHE_DIR: &str = "\"$HOME\"/.cache/ocmigrate";
+
+fn check_sha(sha256_hex: &str) -> Result<(), Failure> {
+    if sha256_hex.len() == 64
+        && sha256_hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
+        Ok(())
+    } else {
+        Err(Failure::usage(format!(
+            "not a lower-case SHA-256 in hex: {sha256_hex:?}"
+        )))
+    }
+}
+
+/// `agent-` and the first 16 hex digits of the binary's SHA-256.
+pub fn agent_file_name(sha256_hex: &str) -> String {
+    format!("agent-{}", &sha256_hex[..16.min(sha256_hex.len())])
+}
+
+impl Host {
+    /// Make sure the agent binary `bytes` (whose SHA-256 is `sha256_hex`) is in the login user's
+    /// cache folder, copying it only when missing or different. On a local side nothing is
+    /// written: the running executable is the agent.
+    pub(crate) fn install_agent(
+        &self,
+        bytes: &[u8],
+        sha256_hex: &str,
+    ) -> Result<AgentInstall, Failure> {
+        if let HostKind::Local = self.kind {
+            let exe = std::env::current_exe().map_err(|e| {
+                Failure::check(format!(
+                    "{}: cannot find our own executable: {e}",
+                    self.label
+                ))
+            })?;
+            return Ok(AgentInstall {
+                path: exe.to_string_lossy().into_owned(),
+                copied: false,
+                local: true,
+            });
+        }
+        self.install_agent_in(CACHE_DIR, bytes, sha256_hex)
+    }
+
+    /// [`Host::install_agent`] into a folder given in shell syntax (tests use a temp folder).
+    fn install_agent_in(
+        &self,
+        dir: &str,
+        bytes: &[u8],
+        sha256_hex: &str,
+    ) -> Result<AgentInstall, Failure> {
+        check_sha(sha256_hex)?;
+        let name = agent_file_name(sha256_hex);
+        let arch = std::env::consts::ARCH;
+        // First look, without sending the bytes: most runs find the agent in place.
+        let check = format!(
+            r#"d={dir}; f="$d/{name}"
+case "$(uname -m)" in {arch}) ;; *) echo "this host is $(uname -m), the agent is built for {arch}" >&2; exit {WRONG_ARCH};; esac
+if [ -f "$f" ] && [ ! -L "$f" ] && [ -x "$f" ] && [ "$(sha256sum < "$f" | cut -d' ' -f1)" = {sha256_hex} ]; then
+  printf '%s\n' "$f"; exit 0
+fi
+exit {MISSING}"#
+        );
+        let r = self.run(&check)?;
+        match r.status {
+            Some(0) => {
+                return Ok(AgentInstall {
+                    path: r.stdout_text().trim().to_string(),
+                    copied: false,
+                    local: false,
+                })
+            }
+            Some(MISSING) => {}
+            _ => {
+                return Err(Failure::check(format!(
+                    "{}: cannot check for the agent: {}",
+                    self.label,
+                    r.stderr_text()
+                )))
+            }
+        }
+        // Copy: a temporary name in the same folder, checked, made executable, then renamed, so a
+        // broken copy never stands under the real name.
+        let size = bytes.len();
+        let copy = format!(
+            r#"set -e
+umask 077
+d={dir}; f="$d/{name}"; t="$d/.{name}.$$.tmp"
+mkdir -p "$d"
+trap 'rm -f "$t"' EXIT
+cat > "$t"
+[ "$(wc -c < "$t")" -eq {size} ] || {{ echo "the copy is incomplete" >&2; exit 1; }}
+[ "$(sha256sum < "$t" | cut -d' ' -f1)" = {sha256_hex} ] || {{ echo "the copy has another SHA-256" >&2; exit 1; }}
+chmod 0755 "$t"
+mv -f "$t" "$f"
+trap - EXIT
+printf '%s\n' "$f""#
+        );
+        let r = self.run_with_input(&copy, bytes)?;
+        if !r.ok() {
+            return Err(Failure::check(format!(
+                "{}: cannot copy the agent to {}/{name}: {}",
+                self.label,
+                dir.replace('"', ""),
+                r.stderr_text()
+            )));
+        }
+        Ok(AgentInstall {
+            path: r.stdout_text().trim().to_string(),
+            copied: true,
+            local: false,
+        })
+    }
+
+    /// Start the installed agent with stdin, stdout and stderr piped: `ssh … -- exec PATH agent`,
+    /// or the running executable on a local side.
+    pub(crate) fn spawn_agent(&self, install: &AgentInstall) -> Result<Child, Failure> {
+        let mut cmd = match (&self.kind, install.local) {
+            (HostKind::Local, true) => {
+                let mut c = Command::new(&install.path);
+                c.arg("agent");
+                c
+            }
+            (HostKind::Ssh(m), false) => {
+                m.command(&format!("exec {} agent", shell_quote(&install.path)))
+            }
+            _ => {
+                return Err(Failure::check(format!(
+                    "{}: the agent was installed for another kind of side",
+                    self.label
+                )))
+            }
+        };
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn().map_err(|e| {
+            Failure::unreachable(format!("{}: cannot start the agent: {e}", self.label))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Side;
+    use crate::host::ConnectOptions;
+
+    #[test]
+    fn installs_once_by_temp_name_and_rename() {
+        let h = Host::connect(
+            "test",
+            &Side::Local { root: "/".into() },
+            &ConnectOptions::default(),
+        )
+        .unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let dir = shell_quote(&t.path().join("cache").to_string_lossy());
+        let bytes = b"#!/bin/sh\necho agent\n";
+        let sha = "6ad3d0b8c1f1a9f5b0b4ba8c0ab7c5bd8a9e1d2a6c7f3e0f9d4c1b2a3e4f5a6b";
+        // a wrong SHA-256 for these bytes: the copy is refused and nothing stays behind
+        let e = h.install_agent_in(&dir, bytes, sha).unwrap_err();
+        assert!(e.message.contains("another SHA-256"), "{}", e.message);
+        let left: Vec<_> = std::fs::read_dir(t.path().join("cache")).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+
+        let real = {
+            use sha2::Digest;
+            crate::agent::client::hex(&sha2::Sha256::digest(bytes))
+        };
+        let a = h.install_agent_in(&dir, bytes, &real).unwrap();
+        assert!(a.copied && !a.local);
+        assert!(a.path.ends_with(&agent_file_name(&real)));
+        let m = std::fs::metadata(&a.path).unwrap();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777,
+            0o755
+        );
+        let b = h.install_agent_in(&dir, bytes, &real).unwrap();
+        assert!(!b.copied, "present with the right hash: not copied again");
+        // damaged in place: copied again
+        std::fs::write(&a.path, b"broken").unwrap();
+        assert!(h.install_agent_in(&dir, bytes, &real).unwrap().copied);
+        assert!(check_sha("ABC").is_err());
+    }
+}
