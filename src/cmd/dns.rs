@@ -238,7 +238,7 @@ fn switch(args: SwitchArgs) -> anyhow::Result<ExitKind> {
     Ok(ExitKind::Ok)
 }
 
-/// Turns switch events into lines: JSON, or text (the waiting line at most every 10 s).
+/// Turns switch events into lines: JSON, or text (the waiting line at most every 10 s in both).
 struct Printer {
     json: bool,
     last_wait: Option<Instant>,
@@ -253,6 +253,16 @@ impl Printer {
     }
 
     fn event(&mut self, e: Event) {
+        if let Event::Waiting { .. } = e {
+            // Every poll emits one; a line every 10 s is enough, in text and in JSON.
+            if self
+                .last_wait
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(10))
+            {
+                return;
+            }
+            self.last_wait = Some(Instant::now());
+        }
         if self.json {
             if let Ok(line) = serde_json::to_string(&e) {
                 println!("{line}");
@@ -288,20 +298,12 @@ impl Printer {
                 pending,
                 elapsed_ms,
                 timeout_ms,
-            } => {
-                let due = self
-                    .last_wait
-                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
-                if due {
-                    self.last_wait = Some(Instant::now());
-                    println!(
-                        "  waiting for {} ({} s of {} s)",
-                        pending.join(", "),
-                        elapsed_ms / 1000,
-                        timeout_ms / 1000
-                    );
-                }
-            }
+            } => println!(
+                "  waiting for {} ({} s of {} s)",
+                pending.join(", "),
+                elapsed_ms / 1000,
+                timeout_ms / 1000
+            ),
             Event::Unexpected { server, answer } => {
                 eprintln!("warning: {server} answers {answer}, which is not the target")
             }
