@@ -627,6 +627,48 @@ impl Instance {
     pub fn required_php_modules(&self) -> BTreeSet<&'static str> {
         self.memcache.php_modules()
     }
+
+    /// The legacy theme folder (`<root>/themes/<theme>`), if a theme is set. It is copied when it
+    /// exists; a theme shipped as an app lives in an apps path instead.
+    pub fn theme_dir(&self) -> Option<PathBuf> {
+        self.theme
+            .as_ref()
+            .map(|t| self.root.join("themes").join(t))
+    }
+
+    /// The keys that must be equal on source and target (SPEC step 8: `instanceid`, `secret`,
+    /// `passwordsalt`, `version`, `datadirectory`) and differ between `self` and `other`. Names
+    /// only: the values are never shown.
+    pub fn must_match_differences(&self, other: &Instance) -> Vec<&'static str> {
+        let mut out = self.identity.differences(&other.identity);
+        if self.config_version != other.config_version {
+            out.push("version");
+        }
+        if self.datadirectory != other.datadirectory {
+            out.push("datadirectory");
+        }
+        out
+    }
+}
+
+/// The top-level config keys that differ between two merged configs (added, removed or changed),
+/// in `after`'s order, then the removed ones. For the "only `maintenance` changed" check around a
+/// maintenance toggle; names only, never values.
+pub fn changed_config_keys(before: &PhpValue, after: &PhpValue) -> Vec<String> {
+    let empty = PhpArray::new();
+    let b = before.as_array().unwrap_or(&empty);
+    let a = after.as_array().unwrap_or(&empty);
+    let mut out: Vec<String> = a
+        .iter()
+        .filter(|(k, v)| b.get(k) != Some(*v))
+        .map(|(k, _)| k.to_string())
+        .collect();
+    out.extend(
+        b.keys()
+            .filter(|k| a.get(k).is_none())
+            .map(|k| k.to_string()),
+    );
+    out
 }
 
 /// A short description of a value for messages: never the content of a string.

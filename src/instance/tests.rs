@@ -426,3 +426,25 @@ fn instance_from_php_output_equals_rust_road() {
     assert_eq!(with_php.config, without.config);
     assert_eq!(with_php.identity, without.identity);
 }
+
+#[test]
+fn must_match_and_changed_keys() {
+    let cfg = "<?php $CONFIG = ['installed' => true, 'instanceid' => 'oc1', 'secret' => 's', 'passwordsalt' => 'p', 'version' => '10.15.2.0', 'theme' => 'corp'];";
+    let a = files("/srv/oc", cfg, OC_VERSION_PHP).instance().unwrap();
+    assert_eq!(a.theme_dir(), Some(PathBuf::from("/srv/oc/themes/corp")));
+    let b = files("/srv/new", cfg, OC_VERSION_PHP).instance().unwrap();
+    // Same config, other root: the default data directory differs.
+    assert_eq!(a.must_match_differences(&b), ["datadirectory"]);
+    assert!(a.must_match_differences(&a).is_empty());
+    let before = a.config.value().clone();
+    let after = files(
+        "/srv/oc",
+        "<?php $CONFIG = ['installed' => true, 'instanceid' => 'oc1', 'secret' => 'CHANGED', 'version' => '10.15.2.0', 'theme' => 'corp', 'maintenance' => true];",
+        OC_VERSION_PHP,
+    )
+    .instance()
+    .unwrap();
+    let changed = changed_config_keys(&before, after.config.value());
+    assert_eq!(changed, ["secret", "maintenance", "passwordsalt"]);
+    assert!(!changed.concat().contains("CHANGED"));
+}

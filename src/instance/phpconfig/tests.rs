@@ -410,6 +410,7 @@ fn hostile_input_is_refused_without_panic() {
 }
 
 /// Snippets whose value must equal what real PHP makes of them, byte for byte and type for type.
+/// Kept to syntax PHP 7.4 accepts too (no `0o` octal), so the comparison runs on ownCloud's PHP.
 const SNIPPETS: &[&str] = &[
     "<?php $a = [1, 'two', 3.0, true, null, [], ['x' => ['y' => 'z']]];",
     "<?php $a = ['a', 5 => 'b', 'c', '10' => 'd', 'e', '07' => 'f', 'g', -1 => 'h', '-0' => 'i'];",
@@ -419,7 +420,8 @@ const SNIPPETS: &[&str] = &[
     "<?php $a = 60 * 60 * 24; $b = 7 / 2; $c = 8 / 2; $d = -7 % 3; $e = 9223372036854775807 + 1; $f = -9223372036854775807 - 2;",
     "<?php $a = 3037000500 * 3037000500; $b = -(-9223372036854775807 - 1); $c = 1 - 0.5; $d = 2 * 0.1;",
     "<?php $a = 'x' . 1 . true . false . null . (2 + 3) . 2 * 4;",
-    "<?php $a = [0x7FFFFFFFFFFFFFFF, 0x8000000000000000, 0xFFFFFFFFFFFFFFFFFFFF, 0b1111, 0o777, 0777, 1_2_3];",
+    "<?php $a = [0x7FFFFFFFFFFFFFFF, 0x8000000000000000, 0xFFFFFFFFFFFFFFFFFFFF, 0b1111, 0777, 1_2_3];",
+    "<?php\r\n$a = [\r\n  'x' => 1,\r\n  'y' => \"a\r\nb\",\r\n];\r\n",
     "<?php $a = [1e308 * 10, -0.0, .5, 1., 1e-320, 4.9e-324, 0.1 + 0.2, 1.7976931348623157e308];",
     "\u{feff}<?php $a = 1; ?>\nafter<?php $b = 2 ?>\r\n",
     "  \n<?php\r\n$a = 1; # comment ?>x",
