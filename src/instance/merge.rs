@@ -156,6 +156,7 @@ fn compare_left(a: &[u8], ai: &mut usize, b: &[u8], bi: &mut usize) -> Ordering 
 /// JSON, exactly as ownCloud's `Config::readData()` builds it: `config.php` (skipped if absent),
 /// then `glob('*.config.php')` in `natsort` order, each `include`d under a shared `flock` in a
 /// scope of its own, `$CONFIG` `array_merge`d when it is an array. Works on PHP 7.4 and 8.x.
+/// (Directories matching the glob are skipped: ownCloud's `include` of one sets no `$CONFIG`.)
 ///
 /// Run it as the web user: `php -r "$MERGE_SNIPPET" -- /var/www/owncloud/config` (or pipe
 /// [`merge_snippet_file`] to `php -- <dir>`). On success it prints one JSON object and exits 0:
@@ -188,7 +189,7 @@ $read = array();
 $output = array();
 try {
     foreach ($files as $file) {
-        if ($file === $main && !file_exists($file)) {
+        if (($file === $main && !file_exists($file)) || is_dir($file)) {
             continue;
         }
         $fp = @fopen($file, 'r');

@@ -9,6 +9,9 @@
 //! * [`Secret`] holds `secret`, `passwordsalt`, `instanceid` and `dbpassword`; it cannot be
 //!   printed by accident.
 //!
+//! Not modelled: Nextcloud's `NC_<key>` environment overrides (they live in the web server's
+//! environment, which neither road can see from the command line).
+//!
 //! This module never writes anything, never runs a process and never talks to a host: callers
 //! hand it bytes (or a local root, for the operator's own machine and for tests). It never
 //! prints a secret and never keeps one in a type whose `Debug` would show it.
@@ -25,8 +28,8 @@ pub(crate) mod testphp;
 
 pub use db::{DbEndpoint, DbKind, DbParams};
 pub use merge::{
-    config_file_order, is_extra_config_name, merge_config, parse_merge_output, MergedConfig,
-    MERGE_SNIPPET,
+    config_file_order, is_extra_config_name, merge_config, merge_snippet_file, parse_merge_output,
+    MergedConfig, MERGE_SNIPPET,
 };
 pub use phpconfig::{parse_config, parse_php_file, ParseError, PhpFile};
 pub use secret::Secret;
@@ -167,20 +170,7 @@ impl InstanceFiles {
 
     /// `version.php`, read.
     pub fn code_version(&self) -> Result<CodeVersion, Failure> {
-        let path = self.root.join("version.php");
-        let Some(bytes) = &self.version_php else {
-            return Err(Failure::usage(format!(
-                "{} has a config/config.php but no version.php at {}: the ownCloud code is missing",
-                self.root.display(),
-                path.display()
-            ))
-            .hint("point ocmigrate at the ownCloud install directory, the one that holds occ, version.php and config/"));
-        };
-        read_version_php(bytes).map_err(|m| {
-            Failure::usage(format!("{}: {m}", path.display())).hint(
-                "version.php comes with the ownCloud release; restore it from the release archive",
-            )
-        })
+        read_code_version(&self.root, self.version_php.as_deref())
     }
 
     /// The instance, entirely with the Rust reader.
@@ -189,6 +179,73 @@ impl InstanceFiles {
         let code = self.code_version()?;
         Instance::from_parts(&self.root, merged, code)
     }
+}
+
+/// `<root>/version.php` (`None`: it does not exist), read into a [`CodeVersion`], with failures
+/// that name the path.
+pub fn read_code_version(root: &Path, version_php: Option<&[u8]>) -> Result<CodeVersion, Failure> {
+    let path = root.join("version.php");
+    let Some(bytes) = version_php else {
+        return Err(Failure::usage(format!(
+            "{} has a config/config.php but no version.php at {}: the ownCloud code is missing",
+            root.display(),
+            path.display()
+        ))
+        .hint("point ocmigrate at the ownCloud install directory, the one that holds occ, version.php and config/"));
+    };
+    read_version_php(bytes).map_err(|m| {
+        Failure::usage(format!("{}: {m}", path.display())).hint(
+            "version.php comes with the ownCloud release; restore it from the release archive",
+        )
+    })
+}
+
+/// The merged config by the PHP road: what [`MERGE_SNIPPET`] printed on the host, with its exit
+/// code (`None` if it was killed) and standard error, turned into a [`MergedConfig`] or a failure
+/// that says what went wrong. A `config.php` missing from the files read means this is not an
+/// instance.
+pub fn merged_config_from_php(
+    root: &Path,
+    exit_code: Option<i32>,
+    stdout: &[u8],
+    stderr: &str,
+) -> Result<MergedConfig, Failure> {
+    let config_dir = root.join("config");
+    let stderr = stderr.trim();
+    match exit_code {
+        Some(0) => {}
+        Some(2) => {
+            return Err(Failure::usage(format!(
+                "PHP could not read the config in {}: {stderr}",
+                config_dir.display()
+            ))
+            .hint("ownCloud fails on this file too; fix it (`php -l` on the file shows the error)"))
+        }
+        Some(3) => {
+            return Err(Failure::usage(format!(
+                "reading the config in {} with PHP failed: {stderr}",
+                config_dir.display()
+            ))
+            .hint("check that the directory exists and is readable by the user ocmigrate runs PHP as; a config that cannot be JSON (not UTF-8) is read without PHP instead"))
+        }
+        other => {
+            return Err(Failure::check(format!(
+                "PHP ended with {} while reading the config in {}: {stderr}",
+                other.map_or("a signal".to_string(), |c| format!("exit code {c}")),
+                config_dir.display()
+            )))
+        }
+    }
+    let merged = parse_merge_output(stdout).map_err(|e| {
+        Failure::check(format!(
+            "reading the config in {}: {e}",
+            config_dir.display()
+        ))
+    })?;
+    if !merged.files.iter().any(|f| f == "config.php") {
+        return Err(not_an_instance(root, &config_dir.join("config.php")));
+    }
+    Ok(merged)
 }
 
 fn io_failure(path: &Path, e: &std::io::Error) -> Failure {

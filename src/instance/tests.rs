@@ -418,8 +418,12 @@ fn instance_from_php_output_equals_rust_road() {
         b"",
     );
     assert_eq!(rc, 0, "{err}");
-    let merged = parse_merge_output(&out).unwrap();
-    let code = read_version_php(&std::fs::read(root.join("version.php")).unwrap()).unwrap();
+    let merged = merged_config_from_php(&root, Some(rc), &out, &err).unwrap();
+    let code = read_code_version(
+        &root,
+        Some(&std::fs::read(root.join("version.php")).unwrap()),
+    )
+    .unwrap();
     let with_php = Instance::from_parts(&root, merged, code).unwrap();
     let without = Instance::load_local(&root).unwrap();
     assert_eq!(format!("{with_php:?}"), format!("{without:?}"));
@@ -447,4 +451,35 @@ fn must_match_and_changed_keys() {
     let changed = changed_config_keys(&before, after.config.value());
     assert_eq!(changed, ["secret", "maintenance", "passwordsalt"]);
     assert!(!changed.concat().contains("CHANGED"));
+}
+
+#[test]
+fn php_road_failures() {
+    let root = Path::new("/srv/oc");
+    let f = merged_config_from_php(
+        root,
+        Some(2),
+        b"",
+        "ocmigrate: ParseError: syntax error in /srv/oc/config/config.php on line 3\n",
+    )
+    .unwrap_err();
+    assert!(
+        f.message.contains("line 3") && f.message.contains("/srv/oc/config"),
+        "{}",
+        f.message
+    );
+    let f = merged_config_from_php(root, Some(0), b"garbage", "").unwrap_err();
+    assert!(f.message.contains("/srv/oc/config"), "{}", f.message);
+    let f = merged_config_from_php(
+        root,
+        Some(0),
+        br#"{"files":["zz.config.php"],"output":{},"config":{"a":1}}"#,
+        "",
+    )
+    .unwrap_err();
+    assert!(f.message.contains("no ownCloud instance"), "{}", f.message);
+    let f = merged_config_from_php(root, None, b"", "").unwrap_err();
+    assert!(f.message.contains("signal"), "{}", f.message);
+    let f = read_code_version(root, None).unwrap_err();
+    assert!(f.message.contains("/srv/oc/version.php"), "{}", f.message);
 }
