@@ -41,4 +41,5 @@ pub enum Command {
     Init(cmd::init::InitArgs),
     Plan(cmd::plan::PlanArgs),
     Dns(cmd::dns::DnsArgs),
+    Db(cmd::db::DbArgs),
 }

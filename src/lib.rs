@@ -15,6 +15,7 @@ pub mod agent;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod db;
 pub mod dns;
 pub mod exit;
 pub mod instance;

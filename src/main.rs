@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Init(args) => cmd::init::run(args),
         Command::Plan(args) => cmd::plan::run(args),
         Command::Dns(args) => cmd::dns::run(args),
+        Command::Db(args) => cmd::db::run(args),
     };
     match result {
         Ok(kind) => kind.into(),

@@ -2,6 +2,7 @@
 //! exit kind. No migration logic lives here.
 
 pub mod agent;
+pub mod db;
 pub mod dns;
 pub mod init;
 pub mod plan;

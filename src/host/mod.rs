@@ -15,7 +15,7 @@ mod ssh;
 mod target;
 
 pub use agent::AgentInstall;
-pub use source::{Probe, SourceHost};
+pub use source::{Compress, DbConn, DbSelect, DumpCommand, PgFormat, Probe, SourceHost, NO_TOOL};
 pub use ssh::SshError;
 pub use target::TargetHost;
 
@@ -183,6 +183,20 @@ impl Host {
             }
         }
         Ok(ran)
+    }
+
+    /// Start a shell script on the host with stdin, stdout and stderr piped, and return at once:
+    /// for streams (a dump read on one host and written into a command on another). The caller
+    /// reads stdout and stderr and waits. Private to this module like `run`, so the source's
+    /// capability rule holds.
+    fn spawn(&self, script: &str) -> Result<std::process::Child, Failure> {
+        let mut cmd = self.command(script);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn().map_err(|e| {
+            Failure::unreachable(format!("{}: cannot start the command: {e}", self.label))
+        })
     }
 
     /// Run a script as `user` (the web user): directly when we are that user, with `runuser`

@@ -177,3 +177,300 @@ impl SourceHost {
         Ok(last)
     }
 }
+
+/// How to reach an instance's database server, as config.php says. The password is not here: it
+/// travels on the script's stdin (first line), never in a command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DbConn {
+    /// TCP host (MySQL: `localhost` means the default socket); PostgreSQL: a host or a socket
+    /// folder. `None`: the client's default.
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// MySQL socket path.
+    pub socket: Option<String>,
+    pub user: String,
+    pub name: String,
+}
+
+impl DbConn {
+    /// `-u USER [-h HOST -P PORT | -S SOCKET]` for the MySQL/MariaDB clients.
+    pub fn mysql_args(&self) -> Vec<String> {
+        let mut a = vec!["-u".to_string(), self.user.clone()];
+        if let Some(s) = &self.socket {
+            a.push(format!("--socket={s}"));
+        } else if let Some(h) = self.host.as_deref().filter(|h| *h != "localhost") {
+            a.push(format!("--host={h}"));
+            a.push("--protocol=TCP".into());
+            if let Some(p) = self.port {
+                a.push(format!("--port={p}"));
+            }
+        } else if let Some(p) = self.port {
+            a.push("--host=127.0.0.1".into());
+            a.push(format!("--port={p}"));
+        }
+        a
+    }
+    /// `-h HOST -p PORT -U USER` for the PostgreSQL clients (`-d` is added by the caller).
+    pub fn pg_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        if let Some(h) = &self.host {
+            a.push(format!("--host={h}"));
+        }
+        if let Some(p) = self.port {
+            a.push(format!("--port={p}"));
+        }
+        a.push(format!("--username={}", self.user));
+        a
+    }
+}
+
+/// Compression of a stream on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compress {
+    Zstd,
+    Gzip,
+    None,
+}
+
+impl Compress {
+    /// The pipeline stage that compresses stdin to stdout (empty for `None`).
+    pub fn pipe(self) -> &'static str {
+        match self {
+            Compress::Zstd => " | zstd -q -1 -T0 -c",
+            Compress::Gzip => " | gzip -1 -c",
+            Compress::None => "",
+        }
+    }
+    /// The pipeline stage that decompresses (empty for `None`), with a trailing `|`.
+    pub fn unpipe(self) -> &'static str {
+        match self {
+            Compress::Zstd => "zstd -q -d -c | ",
+            Compress::Gzip => "gzip -d -c | ",
+            Compress::None => "",
+        }
+    }
+}
+
+/// pg_dump's output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgFormat {
+    /// `-Fc -Z0` for `pg_restore` (owner and privileges decided at restore time).
+    Custom,
+    /// `-Fp --no-owner --no-privileges` for `psql`.
+    Plain,
+}
+
+/// A streaming read of a database on the source. Each variant is a fixed command that only reads:
+/// a consistent dump (`--single-transaction`, or `--lock-tables` for MyISAM, which takes read
+/// locks only), or the SQLite files as a tar stream. The password (MySQL/PostgreSQL) is the first
+/// line of stdin and reaches the tool through its environment, never argv.
+#[derive(Debug, Clone)]
+pub enum DumpCommand {
+    Mysql {
+        conn: DbConn,
+        /// `--lock-tables` instead of `--single-transaction` (MyISAM tables present).
+        lock_tables: bool,
+        /// `--default-character-set=…` (utf8mb4 when configured).
+        charset: String,
+        compress: Compress,
+    },
+    Pgsql {
+        conn: DbConn,
+        format: PgFormat,
+        compress: Compress,
+    },
+    /// `tar -c` of a SQLite database file and its `-wal` and `-shm` files when they exist,
+    /// without opening the database (so nothing is checkpointed).
+    SqliteFiles { db: PathBuf, compress: Compress },
+}
+
+/// Exit status of the source scripts when a client tool is missing.
+pub const NO_TOOL: i32 = 127;
+
+impl DumpCommand {
+    fn script(&self) -> String {
+        match self {
+            DumpCommand::Mysql {
+                conn,
+                lock_tables,
+                charset,
+                compress,
+            } => {
+                let mode = if *lock_tables {
+                    "--lock-tables"
+                } else {
+                    "--single-transaction"
+                };
+                format!(
+                    "c=$(command -v mariadb-dump || command -v mysqldump) || {{ echo 'ocmigrate: neither mariadb-dump nor mysqldump is installed' >&2; exit {NO_TOOL}; }}\n\
+                     IFS= read -r MYSQL_PWD || true; export MYSQL_PWD\n\
+                     x=; case $(\"$c\" --help 2>/dev/null) in *column-statistics*) x=--column-statistics=0;; esac\n\
+                     \"$c\" $x {mode} --quick --hex-blob --no-tablespaces --triggers --routines --default-character-set={} {} -- {}{}",
+                    shell_quote(charset),
+                    shell_words(&conn.mysql_args()),
+                    shell_quote(&conn.name),
+                    compress.pipe()
+                )
+            }
+            DumpCommand::Pgsql {
+                conn,
+                format,
+                compress,
+            } => {
+                let fmt = match format {
+                    PgFormat::Custom => "-Fc -Z0",
+                    PgFormat::Plain => "-Fp --no-owner --no-privileges",
+                };
+                format!(
+                    "command -v pg_dump >/dev/null || {{ echo 'ocmigrate: pg_dump is not installed' >&2; exit {NO_TOOL}; }}\n\
+                     IFS= read -r PGPASSWORD || true; export PGPASSWORD\n\
+                     cd / && pg_dump {fmt} {} --dbname={}{}",
+                    shell_words(&conn.pg_args()),
+                    shell_quote(&conn.name),
+                    compress.pipe()
+                )
+            }
+            DumpCommand::SqliteFiles { db, compress } => {
+                let dir = db.parent().unwrap_or(Path::new("/"));
+                let name = db.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+                format!(
+                    "cd {} || exit 2; n={}; [ -f \"$n\" ] || {{ echo \"ocmigrate: no SQLite database at $PWD/$n\" >&2; exit 2; }}\n\
+                     set -- \"$n\"; for s in -wal -shm; do [ -e \"$n$s\" ] && set -- \"$@\" \"$n$s\"; done\n\
+                     tar -cf - -- \"$@\"{}",
+                    shell_quote(&dir.to_string_lossy()),
+                    shell_quote(&name),
+                    compress.pipe()
+                )
+            }
+        }
+    }
+}
+
+/// A read-only query of the instance's database on the source, run with the database's own client:
+/// the SQL goes on stdin after the password line. Only `SELECT`, `SHOW` and `WITH` statements are
+/// accepted, and the session is read-only (MySQL `SET SESSION TRANSACTION READ ONLY`, PostgreSQL
+/// `default_transaction_read_only`, SQLite opened `immutable` and read-only).
+#[derive(Debug, Clone)]
+pub enum DbSelect {
+    Mysql { conn: DbConn, sql: String },
+    Pgsql { conn: DbConn, sql: String },
+    /// Only for a database without a live WAL file (`immutable=1` would miss its content).
+    Sqlite { db: PathBuf, sql: String },
+}
+
+/// True when every `;`-separated statement of `sql` is a SELECT, SHOW or WITH.
+pub fn is_select_only(sql: &str) -> bool {
+    sql.split(';').map(str::trim).filter(|s| !s.is_empty()).all(|s| {
+        let w = s
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        matches!(w.as_str(), "SELECT" | "SHOW" | "WITH")
+    })
+}
+
+/// `file:` URI for SQLite, percent-encoding what a URI path cannot hold.
+fn sqlite_uri(p: &Path, params: &str) -> String {
+    let mut s = String::from("file:");
+    for b in p.to_string_lossy().bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("{s}?{params}")
+}
+
+impl DbSelect {
+    fn sql(&self) -> &str {
+        match self {
+            DbSelect::Mysql { sql, .. } | DbSelect::Pgsql { sql, .. } | DbSelect::Sqlite { sql, .. } => sql,
+        }
+    }
+    fn script(&self) -> String {
+        match self {
+            DbSelect::Mysql { conn, .. } => format!(
+                "c=$(command -v mariadb || command -v mysql) || {{ echo 'ocmigrate: neither mariadb nor mysql (the client) is installed' >&2; exit {NO_TOOL}; }}\n\
+                 IFS= read -r MYSQL_PWD || true; export MYSQL_PWD\n\
+                 exec \"$c\" -N -B --default-character-set=utf8mb4 '--init-command=SET SESSION TRANSACTION READ ONLY' {} -- {}",
+                shell_words(&conn.mysql_args()),
+                shell_quote(&conn.name)
+            ),
+            DbSelect::Pgsql { conn, .. } => format!(
+                "command -v psql >/dev/null || {{ echo 'ocmigrate: psql is not installed' >&2; exit {NO_TOOL}; }}\n\
+                 IFS= read -r PGPASSWORD || true; export PGPASSWORD\n\
+                 PGOPTIONS='-c default_transaction_read_only=on -c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=3 -c bytea_output=hex'; export PGOPTIONS\n\
+                 cd / && exec psql -X -q -A -t -v ON_ERROR_STOP=1 {} --dbname={}",
+                shell_words(&conn.pg_args()),
+                shell_quote(&conn.name)
+            ),
+            DbSelect::Sqlite { db, .. } => format!(
+                "command -v sqlite3 >/dev/null || {{ echo 'ocmigrate: sqlite3 (the command-line shell) is not installed' >&2; exit {NO_TOOL}; }}\n\
+                 IFS= read -r x || true\n\
+                 exec sqlite3 -readonly -batch -bail {}",
+                shell_quote(&sqlite_uri(db, "immutable=1&mode=ro"))
+            ),
+        }
+    }
+}
+
+impl SourceHost {
+    /// Start a streaming read-only dump of the database (see [`DumpCommand`]). The caller writes
+    /// the password line to stdin (then closes it), reads the stream from stdout, drains stderr,
+    /// and waits.
+    pub fn spawn_dump(&self, d: &DumpCommand) -> Result<std::process::Child, Failure> {
+        self.host
+            .spawn(&format!("exec bash -o pipefail -c {}", shell_quote(&d.script())))
+    }
+
+    /// Run a read-only query (see [`DbSelect`]); `password` is handed to the client through its
+    /// environment.
+    pub fn db_select(&self, q: &DbSelect, password: &[u8]) -> Result<Ran, Failure> {
+        if !is_select_only(q.sql()) {
+            return Err(Failure::check(format!(
+                "{}: refused a database statement on the source that is not a SELECT",
+                self.label()
+            )));
+        }
+        let mut input = password.to_vec();
+        input.push(b'\n');
+        input.extend_from_slice(q.sql().as_bytes());
+        input.push(b'\n');
+        self.host.run_with_input(&q.script(), &input)
+    }
+}
+
+#[cfg(test)]
+mod db_tests {
+    use super::*;
+
+    #[test]
+    fn select_only() {
+        assert!(is_select_only("SELECT 1; show tables;\n WITH x AS (SELECT 1) SELECT * FROM x;"));
+        assert!(!is_select_only("SELECT 1; DROP TABLE x"));
+        assert!(!is_select_only("update t set a=1"));
+    }
+
+    #[test]
+    fn dump_scripts_carry_no_password_and_read_it_from_stdin() {
+        let conn = DbConn {
+            host: Some("localhost".into()),
+            user: "oc_admin".into(),
+            name: "owncloud".into(),
+            ..Default::default()
+        };
+        let s = DumpCommand::Mysql {
+            conn: conn.clone(),
+            lock_tables: false,
+            charset: "utf8mb4".into(),
+            compress: Compress::Zstd,
+        }
+        .script();
+        assert!(s.contains("IFS= read -r MYSQL_PWD"));
+        assert!(s.contains("--single-transaction"));
+        assert!(!s.contains("--password"));
+        assert_eq!(sqlite_uri(Path::new("/a b/x?.db"), "mode=ro"), "file:/a%20b/x%3F.db?mode=ro");
+    }
+}

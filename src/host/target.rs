@@ -61,4 +61,9 @@ impl TargetHost {
     pub fn run_as(&self, user: &str, script: &str, input: &[u8]) -> Result<Ran, Failure> {
         self.host.run_as(user, script, input)
     }
+    /// Start a shell script with stdin, stdout and stderr piped (a stream's receiving end: the
+    /// caller writes to stdin, drains stdout and stderr, and waits).
+    pub fn spawn(&self, script: &str) -> Result<std::process::Child, Failure> {
+        self.host.spawn(script)
+    }
 }

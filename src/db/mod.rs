@@ -1,0 +1,820 @@
+//! The database leg: copy the instance's database from the source to the target, and verify it.
+//!
+//! Owns: reading the database settings from the source's `config.php` (once, with `php` on the
+//! source, as the web user), preparing the target (database and user created through the target's
+//! admin access when missing), the streamed copy (MariaDB/MySQL dump → import, PostgreSQL
+//! `pg_dump` → `pg_restore`, the SQLite files as a tar stream), the import marker in the state
+//! folder that makes a failed import resumable, and the per-table verification ([`verify`]).
+//!
+//! Must never: write anything on the source (the source is only read, through
+//! `SourceHost::spawn_dump` and `SourceHost::db_select`, which accept read-only commands only);
+//! put a password on a command line, in a log, in the journal or in a report (passwords live in
+//! [`Secret`] and reach the tools on stdin, then through their environment); import into a
+//! target database that has tables unless `[database] replace_target = true` or the tables are a
+//! failed import of our own (the marker says so); checkpoint a SQLite WAL on the source.
+
+mod mysql;
+mod pgsql;
+mod sqlite;
+mod verify;
+
+pub use verify::{verify, verify_between, DbVerification, Figures, TableCheck};
+
+use crate::exit::{ExitKind, Failure};
+use crate::host::{shell_quote, Compress, DbConn, Probe, SourceHost, TargetHost};
+use crate::migration::Migration;
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::Instant;
+
+/// A secret in memory: `Debug` prints `***`, the bytes are wiped on drop.
+#[derive(Clone, Default)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(bytes: Vec<u8>) -> Secret {
+        Secret(bytes)
+    }
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        for b in self.0.iter_mut() {
+            // A volatile write so the wipe is not optimised away.
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
+    }
+}
+
+/// The database type, as `dbtype` in config.php says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DbKind {
+    Mysql,
+    Pgsql,
+    Sqlite,
+}
+
+/// The database settings of the source instance (config.php, merged as ownCloud does).
+#[derive(Debug, Clone)]
+pub struct DbParams {
+    pub kind: DbKind,
+    pub conn: DbConn,
+    pub password: Secret,
+    pub prefix: String,
+    pub utf8mb4: bool,
+    pub datadir: PathBuf,
+}
+
+impl DbParams {
+    /// The SQLite database file (`<datadir>/<dbname>.db`).
+    pub fn sqlite_file(&self) -> PathBuf {
+        self.datadir.join(format!("{}.db", self.conn.name))
+    }
+    /// True when config.php's `dbhost` names this very machine (socket, localhost, loopback).
+    pub fn host_is_local(&self) -> bool {
+        self.conn.socket.is_some()
+            || match self.conn.host.as_deref() {
+                None | Some("") | Some("localhost") | Some("127.0.0.1") | Some("::1") => true,
+                Some(h) => h.starts_with('/'),
+            }
+    }
+}
+
+/// Reads config.php (and `*.config.php`) and prints the database settings as JSON, the password
+/// base64-encoded. Run on the source with `php`, as the web user; it only reads.
+const PARAMS_PHP: &str = r#"
+error_reporting(E_ALL & ~E_NOTICE & ~E_DEPRECATED);
+$root = rtrim($argv[1], '/');
+$f = "$root/config/config.php";
+if (!is_readable($f)) { fwrite(STDERR, "cannot read $f\n"); exit(3); }
+$read = function ($f) { $CONFIG = null; include $f; return $CONFIG; };
+$c = $read($f);
+if (!is_array($c)) { fwrite(STDERR, "$f does not define \$CONFIG as an array\n"); exit(4); }
+$extra = glob("$root/config/*.config.php") ?: array();
+natsort($extra);
+foreach ($extra as $x) { $y = $read($x); if (is_array($y)) $c = array_merge($c, $y); }
+$g = function ($k, $d = null) use ($c) { return isset($c[$k]) ? $c[$k] : $d; };
+echo json_encode(array(
+  'type' => (string)$g('dbtype', 'sqlite'), 'host' => (string)$g('dbhost', ''),
+  'port' => $g('dbport', null), 'name' => (string)$g('dbname', 'owncloud'),
+  'user' => (string)$g('dbuser', ''), 'password_b64' => base64_encode((string)$g('dbpassword', '')),
+  'prefix' => (string)$g('dbtableprefix', 'oc_'), 'utf8mb4' => (bool)$g('mysql.utf8mb4', false),
+  'datadir' => rtrim((string)$g('datadirectory', "$root/data"), '/'))), "\n";
+"#;
+
+#[derive(Deserialize)]
+struct RawParams {
+    #[serde(rename = "type")]
+    kind: String,
+    host: String,
+    port: Option<serde_json::Value>,
+    name: String,
+    user: String,
+    password_b64: String,
+    prefix: String,
+    utf8mb4: bool,
+    datadir: String,
+}
+
+fn b64decode(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).ok()
+}
+
+/// Split `dbhost` as ownCloud does: `host`, `host:port` or `host:/path/to/socket`.
+pub fn split_dbhost(dbhost: &str) -> (Option<String>, Option<u16>, Option<String>) {
+    if dbhost.is_empty() {
+        return (None, None, None);
+    }
+    if dbhost.starts_with('[') {
+        // [v6]:port
+        if let Some((h, p)) = dbhost.rsplit_once("]:") {
+            return (Some(h[1..].to_string()), p.parse().ok(), None);
+        }
+        return (
+            Some(dbhost.trim_matches(['[', ']']).to_string()),
+            None,
+            None,
+        );
+    }
+    match dbhost.split_once(':') {
+        Some((h, rest)) if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) => {
+            (Some(h.to_string()), rest.parse().ok(), None)
+        }
+        Some((h, rest)) => (Some(h.to_string()), None, Some(rest.to_string())),
+        None => (Some(dbhost.to_string()), None, None),
+    }
+}
+
+/// The web user of the source: the configured one, else the owner of config.php.
+pub fn source_web_user(src: &SourceHost, configured: Option<&str>) -> Result<String, Failure> {
+    if let Some(u) = configured {
+        return Ok(u.to_string());
+    }
+    let cfg = src.root().join("config/config.php");
+    let r = src.probe(&Probe::Owner(cfg.clone()))?;
+    if !r.ok() {
+        return Err(Failure::usage(format!(
+            "{}: {} does not exist: this is not an ownCloud instance",
+            src.label(),
+            cfg.display()
+        ))
+        .hint("give the instance root, the folder that holds config/ and occ"));
+    }
+    Ok(r.stdout_text().trim().to_string())
+}
+
+/// Read the database settings from the source's config.php (php runs there, as the web user).
+pub fn read_params(src: &SourceHost, web_user: &str) -> Result<DbParams, Failure> {
+    let probe = Probe::PhpRead {
+        snippet: PARAMS_PHP,
+        args: vec![src.root().display().to_string()],
+    };
+    let ran = src.probe_as(web_user, &probe)?;
+    if ran.status == Some(127) {
+        return Err(
+            Failure::check(format!("{}: php is not installed", src.label()))
+                .hint("install the PHP command-line interpreter (e.g. apt install php-cli)"),
+        );
+    }
+    let line = ran.stdout_text();
+    let line = line
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or("");
+    let raw: RawParams = serde_json::from_str(line).map_err(|e| {
+        Failure::check(format!(
+            "{}: cannot read the database settings from config.php ({e}): {}",
+            src.label(),
+            ran.stderr_text()
+        ))
+        .hint("check that config/config.php is readable by the web user and valid PHP")
+    })?;
+    let kind = match raw.kind.as_str() {
+        "mysql" => DbKind::Mysql,
+        "pgsql" => DbKind::Pgsql,
+        "sqlite" | "sqlite3" => DbKind::Sqlite,
+        other => {
+            return Err(Failure::usage(format!(
+                "{}: dbtype '{other}' in config.php is not supported",
+                src.label()
+            ))
+            .hint("ocmigrate copies mysql, pgsql and sqlite databases"))
+        }
+    };
+    let (host, mut port, socket) = split_dbhost(&raw.host);
+    if port.is_none() {
+        port = raw.port.as_ref().and_then(|p| match p {
+            serde_json::Value::Number(n) => n.as_u64().map(|n| n as u16),
+            serde_json::Value::String(s) => s.parse().ok(),
+            _ => None,
+        });
+    }
+    let password = Secret::new(b64decode(&raw.password_b64).unwrap_or_default());
+    if password.expose().contains(&b'\n') || password.expose().contains(&0) {
+        return Err(Failure::usage(format!(
+            "{}: the database password in config.php contains a newline or NUL byte",
+            src.label()
+        ))
+        .hint("ocmigrate hands the password to the tools as one line; change the password"));
+    }
+    Ok(DbParams {
+        kind,
+        conn: DbConn {
+            host,
+            port,
+            socket,
+            user: raw.user,
+            name: raw.name,
+        },
+        password,
+        prefix: raw.prefix,
+        utf8mb4: raw.utf8mb4,
+        datadir: PathBuf::from(raw.datadir),
+    })
+}
+
+/// How the copy is done; the defaults are what the migration file says.
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    /// Import even when the target database has tables (they are dropped first).
+    pub replace_target: bool,
+    /// `socket` (root through the unix socket / `postgres` through peer authentication), or the
+    /// path of a MySQL option file on the target holding an admin's credentials.
+    pub target_admin: String,
+    /// The state folder (the import marker lives there).
+    pub state_dir: PathBuf,
+    /// The source's web user (default: owner of config.php).
+    pub web_user: Option<String>,
+    /// Compression on the wire; `None`: zstd when both hosts have it, else gzip, else none.
+    pub compress: Option<Compress>,
+    /// PostgreSQL: `pg_dump -Fc | pg_restore` (default) or plain SQL into `psql`.
+    pub pg_plain: bool,
+}
+
+impl CopyOptions {
+    pub fn for_migration(m: &Migration) -> CopyOptions {
+        CopyOptions {
+            replace_target: m.config.database.replace_target,
+            target_admin: m.config.database.target_admin.clone(),
+            state_dir: m.state_dir(),
+            web_user: m.config.source.web_user.clone(),
+            compress: None,
+            pg_plain: false,
+        }
+    }
+}
+
+/// What a copy did, for the journal and the report (no secrets).
+#[derive(Debug, Clone, Serialize)]
+pub struct CopyReport {
+    pub kind: DbKind,
+    pub database: String,
+    /// How it was done, e.g. `mariadb-dump --single-transaction | zstd → mariadb`.
+    pub method: String,
+    pub compress: String,
+    pub bytes_on_wire: u64,
+    pub seconds: f64,
+    pub created_database: bool,
+    pub created_user: bool,
+    /// The target database had tables and was replaced.
+    pub replaced: bool,
+    /// SQLite: the result of `PRAGMA integrity_check` on the target.
+    pub integrity: Option<String>,
+    /// What worked but needs a look (e.g. config.php's user cannot log in on the target yet).
+    pub warnings: Vec<String>,
+}
+
+/// Copy the database of the migration's source to its target.
+pub fn copy(m: &Migration) -> Result<CopyReport, Failure> {
+    copy_between(&m.source, &m.target, &CopyOptions::for_migration(m))
+}
+
+/// Copy the source instance's database to the target (see the module comment).
+pub fn copy_between(
+    src: &SourceHost,
+    tgt: &TargetHost,
+    opts: &CopyOptions,
+) -> Result<CopyReport, Failure> {
+    let web_user = source_web_user(src, opts.web_user.as_deref())?;
+    let params = read_params(src, &web_user)?;
+    if params.kind != DbKind::Sqlite && !params.host_is_local() {
+        return Err(Failure::usage(format!(
+            "{}: the database is on another server ({}): both instances would use the same database",
+            src.label(),
+            params.conn.host.as_deref().unwrap_or("?")
+        ))
+        .hint("a database on its own server is not copied by ocmigrate; move it with that server's tools, or point dbhost at a local server"));
+    }
+    let compress = match opts.compress {
+        Some(c) => c,
+        None => choose_compress(src, tgt)?,
+    };
+    match params.kind {
+        DbKind::Mysql => mysql::copy(src, tgt, &params, opts, compress),
+        DbKind::Pgsql => pgsql::copy(src, tgt, &params, opts, compress),
+        DbKind::Sqlite => sqlite::copy(src, tgt, &params, opts, compress),
+    }
+}
+
+/// zstd when both hosts have it, else gzip when both have it, else none.
+pub fn choose_compress(src: &SourceHost, tgt: &TargetHost) -> Result<Compress, Failure> {
+    for (tool, c) in [("zstd", Compress::Zstd), ("gzip", Compress::Gzip)] {
+        let p = Probe::HasCommand(tool.into());
+        if src.probe(&p)?.ok() && tgt.probe(&p)?.ok() {
+            return Ok(c);
+        }
+    }
+    Ok(Compress::None)
+}
+
+pub(crate) fn compress_name(c: Compress) -> &'static str {
+    match c {
+        Compress::Zstd => "zstd",
+        Compress::Gzip => "gzip",
+        Compress::None => "none",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The import marker: a small JSON file in the state folder, written before an import starts and
+// marked done after it succeeded. Tables found in the target database are ours to replace only
+// when the marker says an import of this database into this target started and did not finish.
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImportMarker {
+    pub kind: String,
+    pub database: String,
+    pub target: String,
+    /// `started` or `done`.
+    pub state: String,
+    pub at: u64,
+}
+
+const MARKER_FILE: &str = "db-import.json";
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub fn read_marker(state_dir: &Path) -> Option<ImportMarker> {
+    let text = std::fs::read_to_string(state_dir.join(MARKER_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+pub(crate) fn write_marker(state_dir: &Path, m: &ImportMarker) -> Result<(), Failure> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let fail = |e: std::io::Error| {
+        Failure::usage(format!(
+            "cannot write the import marker in {}: {e}",
+            state_dir.display()
+        ))
+        .hint("the state folder beside the migration file must be writable")
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(state_dir)
+        .map_err(fail)?;
+    let tmp = state_dir.join(format!(".{MARKER_FILE}.tmp"));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(fail)?;
+    f.write_all(
+        serde_json::to_string_pretty(m)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
+    .and_then(|_| f.sync_all())
+    .map_err(fail)?;
+    std::fs::rename(&tmp, state_dir.join(MARKER_FILE)).map_err(fail)
+}
+
+/// Decide whether an import may go into a target database that has `tables` tables. Returns
+/// whether the existing tables are to be replaced.
+pub(crate) fn may_import(
+    opts: &CopyOptions,
+    kind: DbKind,
+    database: &str,
+    target_label: &str,
+    tables: u64,
+) -> Result<bool, Failure> {
+    if tables == 0 {
+        return Ok(false);
+    }
+    if opts.replace_target {
+        return Ok(true);
+    }
+    let kind_s = format!("{kind:?}").to_lowercase();
+    if let Some(m) = read_marker(&opts.state_dir) {
+        if m.kind == kind_s && m.database == database && m.target == target_label {
+            if m.state == "started" {
+                // A failed (or interrupted) import of ours: replace it.
+                return Ok(true);
+            }
+            return Err(Failure::check(format!(
+                "{target_label}: the database '{database}' was already imported by ocmigrate ({} tables there)",
+                tables
+            ))
+            .hint("nothing to do; to import again, set `replace_target = true` under [database] in the migration file"));
+        }
+    }
+    Err(Failure::check(format!(
+        "{target_label}: the target database '{database}' already has {tables} tables: refusing to import over them"
+    ))
+    .hint("check that this is the right target; to drop those tables and import, set `replace_target = true` under [database] in the migration file"))
+}
+
+pub(crate) fn marker(kind: DbKind, database: &str, target: &str, state: &str) -> ImportMarker {
+    ImportMarker {
+        kind: format!("{kind:?}").to_lowercase(),
+        database: database.to_string(),
+        target: target.to_string(),
+        state: state.to_string(),
+        at: now_secs(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming: the source's dump (stdout of one ssh process) relayed into the target's import
+// (stdin of another), with both stderrs drained on their own threads.
+
+/// The end of a relay: both exit statuses and stderrs, and the bytes that went through.
+pub(crate) struct Relayed {
+    pub src_status: Option<i32>,
+    pub src_err: String,
+    pub tgt_status: Option<i32>,
+    pub tgt_err: String,
+    pub tgt_out: String,
+    pub bytes: u64,
+}
+
+fn drain<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = Vec::new();
+        if let Some(mut r) = r {
+            let _ = r.read_to_end(&mut s);
+        }
+        // Keep the tail: a failing import may print much.
+        let s = String::from_utf8_lossy(&s).into_owned();
+        if s.len() > 8000 {
+            let cut = s.len() - 8000;
+            let cut = (cut..s.len())
+                .find(|i| s.is_char_boundary(*i))
+                .unwrap_or(cut);
+            s[cut..].to_string()
+        } else {
+            s
+        }
+    })
+}
+
+/// Relay `src`'s stdout into `tgt`'s stdin. `src_input` is written to the source's stdin first
+/// (the password line), `tgt_input` to the target's stdin before the stream.
+pub(crate) fn relay(mut src: Child, src_input: &[u8], mut tgt: Child, tgt_input: &[u8]) -> Relayed {
+    if let Some(mut i) = src.stdin.take() {
+        let _ = i.write_all(src_input);
+        let _ = i.write_all(b"\n");
+    }
+    let src_err = drain(src.stderr.take());
+    let tgt_err = drain(tgt.stderr.take());
+    let tgt_out = drain(tgt.stdout.take());
+    let mut bytes = 0u64;
+    let mut broke = false;
+    if let (Some(mut out), Some(mut inp)) = (src.stdout.take(), tgt.stdin.take()) {
+        if inp.write_all(tgt_input).is_err() {
+            broke = true;
+        }
+        let mut buf = vec![0u8; 1 << 18];
+        while !broke {
+            match out.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if inp.write_all(&buf[..n]).is_err() {
+                        broke = true;
+                    }
+                    bytes += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        drop(inp);
+        if broke {
+            // The import ended early: stop the dump.
+            let _ = src.kill();
+        }
+    }
+    let tgt_status = tgt.wait().ok().and_then(|s| s.code());
+    let src_status = src.wait().ok().and_then(|s| s.code());
+    Relayed {
+        src_status: if broke && src_status.is_none() {
+            Some(-1)
+        } else {
+            src_status
+        },
+        src_err: src_err.join().unwrap_or_default(),
+        tgt_status,
+        tgt_err: tgt_err.join().unwrap_or_default(),
+        tgt_out: tgt_out.join().unwrap_or_default(),
+        bytes,
+    }
+}
+
+/// `text` with every occurrence of `secret` (and its SQL-escaped forms) replaced by `***`.
+pub(crate) fn scrub(text: &str, secret: &[u8]) -> String {
+    if secret.is_empty() {
+        return text.to_string();
+    }
+    let s = String::from_utf8_lossy(secret);
+    let mut out = text.to_string();
+    for form in [
+        s.to_string(),
+        s.replace('\\', "\\\\").replace('\'', "''"),
+        s.replace('\'', "''"),
+    ] {
+        if !form.is_empty() {
+            out = out.replace(&form, "***");
+        }
+    }
+    out
+}
+
+/// Wrap a target script so that it runs under bash with `pipefail`.
+pub(crate) fn bash(script: &str) -> String {
+    format!("exec bash -o pipefail -c {}", shell_quote(script))
+}
+
+/// `sudo -n` when the target login is not root (admin access through the socket needs root).
+pub(crate) fn as_root(tgt: &TargetHost) -> &'static str {
+    if tgt.login_user() == "root" {
+        ""
+    } else {
+        "sudo -n "
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors: the database tools' messages turned into what to do.
+
+/// Which end said it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    Source,
+    Target,
+}
+
+/// Turn a database tool's failure into a `Failure` that names the problem and the fix.
+pub(crate) fn tool_failure(
+    label: &str,
+    end: End,
+    what: &str,
+    status: Option<i32>,
+    stderr: &str,
+) -> Failure {
+    let e = stderr.trim();
+    let last = e
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    let low = e.to_ascii_lowercase();
+    let msg = |m: &str| format!("{label}: {what}: {m}");
+    let side = if end == End::Source {
+        "source"
+    } else {
+        "target"
+    };
+    if status == Some(crate::host::NO_TOOL) || low.contains("command not found") {
+        let which = e
+            .lines()
+            .find(|l| l.contains("ocmigrate:"))
+            .unwrap_or(last)
+            .trim_start_matches("ocmigrate: ");
+        return Failure::check(msg(&format!("a database tool is missing: {which}"))).hint(format!(
+            "install the database client tools on the {side} (Debian: apt install mariadb-client, or postgresql-client of the server's major version; sqlite3 for SQLite; zstd is optional)"
+        ));
+    }
+    if low.contains("access denied for user") || low.contains("password authentication failed") {
+        let hint = if end == End::Source {
+            "the source's config.php holds a dbuser/dbpassword that the database server refuses: ownCloud itself cannot connect either; fix config.php or the account"
+        } else {
+            "the target's admin access was refused: connect as root (socket authentication) or set [database] target_admin to a MySQL option file with an admin's credentials"
+        };
+        return Failure::check(msg(&format!(
+            "the database refused the credentials ({last})"
+        )))
+        .hint(hint);
+    }
+    if low.contains("peer authentication failed") || low.contains("role \"root\" does not exist") {
+        return Failure::check(msg(&format!("the database refused the connection ({last})")))
+            .hint("ocmigrate runs the PostgreSQL admin tools as the postgres user through peer authentication: connect to the target as root");
+    }
+    if low.contains("can't connect")
+        || low.contains("could not connect")
+        || low.contains("connection refused")
+        || low.contains("no such file or directory") && low.contains("socket")
+        || low.contains("is the server running")
+    {
+        return Failure::unreachable(msg(&format!(
+            "the database server cannot be reached ({last})"
+        )))
+        .hint(format!(
+            "start the database server on the {side} and check dbhost in config.php"
+        ));
+    }
+    if low.contains("server version mismatch") || low.contains("unsupported version") {
+        return Failure::check(msg(&format!("client and server versions do not fit ({last})")))
+            .hint("install the PostgreSQL client tools of the newer of the two server versions (pg_dump must not be older than the source server, pg_restore not older than pg_dump)");
+    }
+    if low.contains("unknown collation")
+        || low.contains("unknown character set")
+        || low.contains("incorrect string value")
+        || low.contains("character set")
+        || low.contains("invalid byte sequence")
+    {
+        return Failure::check(msg(&format!("character set trouble ({last})")))
+            .hint("the target server does not know the source's character set or collation (e.g. utf8mb4_0900_ai_ci from MySQL 8 on MariaDB): use a target server at least as new as the source, or convert the source with `occ db:convert-mysql-charset` before migrating");
+    }
+    if low.contains("no space left")
+        || low.contains("errno: 28")
+        || low.contains("errcode: 28")
+        || low.contains("disk full")
+        || low.contains("is full")
+        || low.contains("could not extend file")
+    {
+        return Failure::check(msg(&format!("the disk is full ({last})")))
+            .hint(format!("free space on the {side} (the database's data directory) and run the same command again: the import resumes"));
+    }
+    if low.contains("unknown database") || low.contains("does not exist") {
+        return Failure::check(msg(&format!("the database does not exist ({last})")))
+            .hint("check dbname in config.php");
+    }
+    if low.contains("uses an unknown")
+        || low.contains("unknown table engine")
+        || low.contains("unknown storage engine")
+    {
+        return Failure::check(msg(&format!("the target server lacks a storage engine ({last})")))
+            .hint("enable that storage engine on the target server, or convert the tables on the source first");
+    }
+    Failure::new(
+        ExitKind::CheckFailed,
+        msg(&format!(
+            "failed (exit {}): {}",
+            status.map(|s| s.to_string()).unwrap_or_else(|| "signal".into()),
+            if last.is_empty() { "no message" } else { last }
+        )),
+    )
+    .hint("see the message above; the database leg can be run again: a failed import of ours is replaced")
+}
+
+/// Check a relay's outcome; `Ok(())` when both ends succeeded.
+pub(crate) fn check_relay(
+    src: &SourceHost,
+    tgt: &TargetHost,
+    r: &Relayed,
+    dump_what: &str,
+    import_what: &str,
+) -> Result<(), Failure> {
+    // The target's error is usually the cause when both failed (the dump dies of a broken pipe).
+    if r.tgt_status != Some(0) {
+        return Err(tool_failure(
+            tgt.label(),
+            End::Target,
+            import_what,
+            r.tgt_status,
+            &format!("{}\n{}", r.tgt_out, r.tgt_err),
+        ));
+    }
+    if r.src_status != Some(0) {
+        return Err(tool_failure(
+            src.label(),
+            End::Source,
+            dump_what,
+            r.src_status,
+            &r.src_err,
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn elapsed(t: Instant) -> f64 {
+    (t.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dbhost_split() {
+        assert_eq!(
+            split_dbhost("localhost"),
+            (Some("localhost".into()), None, None)
+        );
+        assert_eq!(
+            split_dbhost("db:3307"),
+            (Some("db".into()), Some(3307), None)
+        );
+        assert_eq!(
+            split_dbhost("localhost:/run/mysqld/mysqld.sock"),
+            (
+                Some("localhost".into()),
+                None,
+                Some("/run/mysqld/mysqld.sock".into())
+            )
+        );
+        assert_eq!(
+            split_dbhost("/var/run/postgresql"),
+            (Some("/var/run/postgresql".into()), None, None)
+        );
+    }
+
+    #[test]
+    fn secret_debug_hides() {
+        let s = Secret::new(b"hunter2".to_vec());
+        assert_eq!(format!("{s:?}"), "***");
+    }
+
+    #[test]
+    fn errors_name_the_fix() {
+        let f = tool_failure(
+            "source old",
+            End::Source,
+            "dump",
+            Some(2),
+            "mariadb-dump: Got error: 1045: \"Access denied for user 'oc'@'localhost' (using password: YES)\"",
+        );
+        assert!(f.message.contains("refused the credentials"));
+        assert!(f.hint.unwrap().contains("config.php"));
+        let f = tool_failure(
+            "t",
+            End::Target,
+            "import",
+            Some(1),
+            "ERROR 1273 (HY000) at line 25: Unknown collation: 'utf8mb4_0900_ai_ci'",
+        );
+        assert!(f.message.contains("character set"));
+        let f = tool_failure("t", End::Target, "import", Some(1), "ERROR 3 (HY000) at line 1: Error writing file './x' (Errcode: 28 \"No space left on device\")");
+        assert!(f.message.contains("disk is full"));
+        let f = tool_failure(
+            "t",
+            End::Source,
+            "dump",
+            Some(127),
+            "ocmigrate: pg_dump is not installed",
+        );
+        assert!(f.message.contains("pg_dump is not installed"));
+    }
+
+    #[test]
+    fn refuses_tables_unless_told_or_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = CopyOptions {
+            replace_target: false,
+            target_admin: "socket".into(),
+            state_dir: dir.path().join("s"),
+            web_user: None,
+            compress: None,
+            pg_plain: false,
+        };
+        assert!(!may_import(&o, DbKind::Mysql, "owncloud", "target new", 0).unwrap());
+        let e = may_import(&o, DbKind::Mysql, "owncloud", "target new", 3).unwrap_err();
+        assert!(e.message.contains("already has 3 tables"));
+        write_marker(
+            &o.state_dir,
+            &marker(DbKind::Mysql, "owncloud", "target new", "started"),
+        )
+        .unwrap();
+        assert!(may_import(&o, DbKind::Mysql, "owncloud", "target new", 3).unwrap());
+        write_marker(
+            &o.state_dir,
+            &marker(DbKind::Mysql, "owncloud", "target new", "done"),
+        )
+        .unwrap();
+        assert!(may_import(&o, DbKind::Mysql, "owncloud", "target new", 3).is_err());
+        o.replace_target = true;
+        assert!(may_import(&o, DbKind::Mysql, "owncloud", "target new", 3).unwrap());
+    }
+}

@@ -1,0 +1,411 @@
+//! MariaDB / MySQL: `mariadb-dump` (or `mysqldump`) on the source streamed, compressed, into
+//! `mariadb` (or `mysql`) on the target; the target's database and user created through its admin
+//! access; per-table figures for verification.
+
+use super::{
+    as_root, bash, check_relay, compress_name, elapsed, marker, may_import, relay, tool_failure,
+    write_marker, CopyOptions, CopyReport, DbKind, DbParams, End, Figures,
+};
+use crate::exit::Failure;
+use crate::host::{shell_quote, Compress, DbSelect, DumpCommand, SourceHost, TargetHost};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// A MySQL string literal.
+pub(crate) fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// A MySQL identifier.
+pub(crate) fn ident(s: &str) -> String {
+    format!("`{}`", s.replace('`', "``"))
+}
+
+const CLIENT: &str = "c=$(command -v mariadb || command -v mysql) || { echo 'ocmigrate: neither mariadb nor mysql (the client) is installed' >&2; exit 127; }";
+
+/// The target's admin client: root through the socket, or an option file named by
+/// `[database] target_admin`.
+fn admin(tgt: &TargetHost, opts: &CopyOptions) -> Result<String, Failure> {
+    let extra = match opts.target_admin.as_str() {
+        "socket" | "" => String::new(),
+        p if p.starts_with('/') => format!(" --defaults-extra-file={}", shell_quote(p)),
+        other => {
+            return Err(Failure::usage(format!(
+                "[database] target_admin = {other:?} is not understood"
+            ))
+            .hint("use \"socket\" (root through the unix socket) or the absolute path of a MySQL option file on the target with an admin's user and password"))
+        }
+    };
+    Ok(format!("{}\"$c\"{extra}", as_root(tgt)))
+}
+
+/// Run SQL on the target as the admin, in `db` when given; stdout as text.
+fn target_sql(
+    tgt: &TargetHost,
+    opts: &CopyOptions,
+    db: Option<&str>,
+    sql: &str,
+    what: &str,
+) -> Result<String, Failure> {
+    target_sql_secret(tgt, opts, db, sql, what, &[])
+}
+
+/// Like `target_sql`; `secret` (a password inside the SQL) is cut out of any error message.
+fn target_sql_secret(
+    tgt: &TargetHost,
+    opts: &CopyOptions,
+    db: Option<&str>,
+    sql: &str,
+    what: &str,
+    secret: &[u8],
+) -> Result<String, Failure> {
+    let script = format!(
+        "{CLIENT}\nexec {} -N -B --default-character-set=utf8mb4{}",
+        admin(tgt, opts)?,
+        db.map(|d| format!(" -- {}", shell_quote(d)))
+            .unwrap_or_default()
+    );
+    let r = tgt.run_with_input(&script, sql.as_bytes())?;
+    if !r.ok() {
+        return Err(tool_failure(
+            tgt.label(),
+            End::Target,
+            what,
+            r.status,
+            &super::scrub(&r.stderr_text(), secret),
+        ));
+    }
+    Ok(r.stdout_text())
+}
+
+fn source_sql(src: &SourceHost, p: &DbParams, sql: &str, what: &str) -> Result<String, Failure> {
+    let q = DbSelect::Mysql {
+        conn: p.conn.clone(),
+        sql: sql.to_string(),
+    };
+    let r = src.db_select(&q, p.password.expose())?;
+    if !r.ok() {
+        return Err(tool_failure(
+            src.label(),
+            End::Source,
+            what,
+            r.status,
+            &r.stderr_text(),
+        ));
+    }
+    Ok(r.stdout_text())
+}
+
+struct SourceFacts {
+    user_host: String,
+    version: String,
+    charset: String,
+    collation: String,
+    non_innodb: u64,
+}
+
+fn source_facts(src: &SourceHost, p: &DbParams) -> Result<SourceFacts, Failure> {
+    let out = source_sql(
+        src,
+        p,
+        "SELECT CURRENT_USER();\n\
+         SELECT VERSION();\n\
+         SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = DATABASE();\n\
+         SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' AND ENGINE <> 'InnoDB';",
+        "reading the source database",
+    )?;
+    let lines: Vec<&str> = out.lines().collect();
+    if lines.len() < 4 {
+        return Err(Failure::check(format!(
+            "{}: unexpected answer from the database server: {out:?}",
+            src.label()
+        )));
+    }
+    let (cs, coll) = lines[2]
+        .split_once('\t')
+        .unwrap_or(("utf8mb4", "utf8mb4_general_ci"));
+    Ok(SourceFacts {
+        user_host: lines[0].trim().to_string(),
+        version: lines[1].trim().to_string(),
+        charset: cs.trim().to_string(),
+        collation: coll.trim().to_string(),
+        non_innodb: lines[3].trim().parse().unwrap_or(0),
+    })
+}
+
+pub(crate) fn copy(
+    src: &SourceHost,
+    tgt: &TargetHost,
+    p: &DbParams,
+    opts: &CopyOptions,
+    compress: Compress,
+) -> Result<CopyReport, Failure> {
+    let facts = source_facts(src, p)?;
+    let db = p.conn.name.clone();
+    // The account as the source server matched it: `user@host pattern`.
+    let (user, host_pat) = facts
+        .user_host
+        .rsplit_once('@')
+        .map(|(u, h)| (u.to_string(), h.to_string()))
+        .unwrap_or((p.conn.user.clone(), "localhost".into()));
+
+    // The target as it is.
+    let state = target_sql(
+        tgt,
+        opts,
+        None,
+        &format!(
+            "SELECT VERSION();\n\
+             SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {d};\n\
+             SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {d};\n\
+             SELECT COUNT(*) FROM mysql.user WHERE User = {u} AND Host = {h};",
+            d = lit(&db),
+            u = lit(&user),
+            h = lit(&host_pat)
+        ),
+        "reading the target database server",
+    )?;
+    let st: Vec<&str> = state.lines().map(str::trim).collect();
+    let num = |i: usize| st.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    let target_version = st.first().copied().unwrap_or("").to_string();
+    let db_exists = num(1) > 0;
+    let tables = num(2);
+    let user_exists = num(3) > 0;
+    let replace = may_import(opts, DbKind::Mysql, &db, tgt.label(), tables)?;
+
+    // Prepare: database (same character set and collation as the source's) and user.
+    let charset = if p.utf8mb4 || facts.charset == "utf8mb4" {
+        "utf8mb4"
+    } else {
+        "utf8"
+    };
+    let mut prep = String::new();
+    if replace {
+        prep.push_str(&format!("DROP DATABASE IF EXISTS {};\n", ident(&db)));
+    }
+    prep.push_str(&format!(
+        "CREATE DATABASE IF NOT EXISTS {} CHARACTER SET {} COLLATE {};\n",
+        ident(&db),
+        ident(&facts.charset),
+        ident(&facts.collation)
+    ));
+    if !user_exists {
+        prep.push_str(&format!(
+            "CREATE USER IF NOT EXISTS {}@{} IDENTIFIED BY {};\n",
+            lit(&user),
+            lit(&host_pat),
+            lit(&String::from_utf8_lossy(p.password.expose()))
+        ));
+    }
+    prep.push_str(&format!(
+        "GRANT ALL PRIVILEGES ON {}.* TO {}@{};\n",
+        ident(&db),
+        lit(&user),
+        lit(&host_pat)
+    ));
+    target_sql_secret(
+        tgt,
+        opts,
+        None,
+        &prep,
+        "preparing the target database",
+        p.password.expose(),
+    )?;
+
+    write_marker(
+        &opts.state_dir,
+        &marker(DbKind::Mysql, &db, tgt.label(), "started"),
+    )?;
+
+    // The stream.
+    let lock_tables = facts.non_innodb > 0;
+    let dump = DumpCommand::Mysql {
+        conn: p.conn.clone(),
+        lock_tables,
+        charset: charset.to_string(),
+        compress,
+    };
+    let import = format!(
+        "{CLIENT}\n{}{} --default-character-set={charset} --max-allowed-packet=1G -- {}",
+        compress.unpipe(),
+        admin(tgt, opts)?,
+        shell_quote(&db)
+    );
+    let t = Instant::now();
+    let s = src.spawn_dump(&dump)?;
+    let g = tgt.spawn(&bash(&import))?;
+    let r = relay(s, p.password.expose(), g, b"");
+    check_relay(src, tgt, &r, "the dump", "the import")?;
+    let seconds = elapsed(t);
+
+    // ownCloud on the target will log in with config.php's credentials: prove they work.
+    let login = format!(
+        "{CLIENT}\nIFS= read -r MYSQL_PWD || true; export MYSQL_PWD\nexec \"$c\" -N -B {} -e 'SELECT 1' -- {}",
+        crate::host::shell_words(&p.conn.mysql_args()),
+        shell_quote(&db)
+    );
+    let mut pw = p.password.expose().to_vec();
+    pw.push(b'\n');
+    let lr = tgt.run_with_input(&login, &pw)?;
+    for b in pw.iter_mut() {
+        *b = 0;
+    }
+    let mut warnings = Vec::new();
+    if !lr.ok() {
+        warnings.push(format!(
+            "config.php's user '{user}'@'{host_pat}' cannot log in on the target ({}): if the user already existed there with another password or host, set its password to the one in config.php (ALTER USER) or drop it and run again",
+            super::scrub(&lr.stderr_text(), p.password.expose())
+        ));
+    }
+
+    write_marker(
+        &opts.state_dir,
+        &marker(DbKind::Mysql, &db, tgt.label(), "done"),
+    )?;
+    Ok(CopyReport {
+        kind: DbKind::Mysql,
+        database: db,
+        method: format!(
+            "{} {} | {} → {} (source {}, target {})",
+            "mariadb-dump/mysqldump",
+            if lock_tables {
+                "--lock-tables"
+            } else {
+                "--single-transaction"
+            },
+            compress_name(compress),
+            "mariadb/mysql",
+            facts.version,
+            target_version
+        ),
+        compress: compress_name(compress).into(),
+        bytes_on_wire: r.bytes,
+        seconds,
+        created_database: !db_exists || replace,
+        created_user: !user_exists,
+        replaced: replace,
+        integrity: None,
+        warnings,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verification: per table, the row count and the sum of a 64-bit MD5 prefix of every row (every
+// column QUOTE()d, TIMESTAMPs as UNIX_TIMESTAMP so the server's time zone does not matter).
+
+const COLUMNS_SQL: &str = "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE FROM information_schema.COLUMNS c \
+     JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME \
+     WHERE c.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE = 'BASE TABLE' ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION;";
+
+fn checksum_sql(columns: &str) -> (Vec<String>, String) {
+    let mut tables: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in columns.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() < 3 {
+            continue;
+        }
+        let col = ident(f[1]);
+        let e = if f[2].eq_ignore_ascii_case("timestamp") {
+            format!("QUOTE(UNIX_TIMESTAMP({col}))")
+        } else {
+            format!("QUOTE({col})")
+        };
+        tables.entry(f[0].to_string()).or_default().push(e);
+    }
+    let mut sql = String::new();
+    for (t, cols) in &tables {
+        sql.push_str(&format!(
+            "SELECT COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTRING(MD5(CONCAT_WS('#', {})), 1, 16), 16, 10) AS DECIMAL(20,0))), 0) FROM {};\n",
+            cols.join(", "),
+            ident(t)
+        ));
+    }
+    (tables.into_keys().collect(), sql)
+}
+
+fn parse_figures(tables: Vec<String>, out: &str) -> BTreeMap<String, Figures> {
+    let mut m = BTreeMap::new();
+    for (t, line) in tables.into_iter().zip(out.lines()) {
+        let (n, sum) = line.split_once('\t').unwrap_or((line, ""));
+        m.insert(
+            t,
+            Figures {
+                rows: n.trim().parse().unwrap_or(0),
+                checksum: sum.trim().to_string(),
+            },
+        );
+    }
+    m
+}
+
+pub(crate) fn source_figures(
+    src: &SourceHost,
+    p: &DbParams,
+) -> Result<BTreeMap<String, Figures>, Failure> {
+    let cols = source_sql(src, p, COLUMNS_SQL, "listing the source's tables")?;
+    let (tables, sql) = checksum_sql(&cols);
+    if tables.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let out = source_sql(src, p, &sql, "checksumming the source's tables")?;
+    Ok(parse_figures(tables, &out))
+}
+
+pub(crate) fn target_figures(
+    tgt: &TargetHost,
+    opts: &CopyOptions,
+    p: &DbParams,
+) -> Result<BTreeMap<String, Figures>, Failure> {
+    let db = &p.conn.name;
+    let exists = target_sql(
+        tgt,
+        opts,
+        None,
+        &format!(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {};",
+            lit(db)
+        ),
+        "reading the target database server",
+    )?;
+    if exists.trim() == "0" {
+        return Ok(BTreeMap::new());
+    }
+    let cols = target_sql(
+        tgt,
+        opts,
+        Some(db),
+        COLUMNS_SQL,
+        "listing the target's tables",
+    )?;
+    let (tables, sql) = checksum_sql(&cols);
+    if tables.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let out = target_sql(
+        tgt,
+        opts,
+        Some(db),
+        &sql,
+        "checksumming the target's tables",
+    )?;
+    Ok(parse_figures(tables, &out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(lit("a'b\\c"), "'a''b\\\\c'");
+        assert_eq!(ident("a`b"), "`a``b`");
+    }
+
+    #[test]
+    fn checksum_sql_per_table() {
+        let (t, sql) = checksum_sql("oc_a\tid\tint\noc_a\tts\ttimestamp\noc_b\tx\tvarchar\n");
+        assert_eq!(t, vec!["oc_a", "oc_b"]);
+        assert!(sql.contains("QUOTE(UNIX_TIMESTAMP(`ts`))"));
+        assert_eq!(sql.lines().count(), 2);
+    }
+}
