@@ -3,7 +3,6 @@
 // and the SQL is SELECT only. Secrets never leave the host: identity keys and passwords are
 // replaced by a SHA-256 fingerprint. Works on PHP 7.0 and later (old sources run PHP 7.4).
 // $argv[1] = instance root, $argv[2] = "full" (config + database) or "release" (code only).
-error_reporting(E_ALL & ~E_NOTICE & ~E_DEPRECATED);
 $root = rtrim($argv[1], '/');
 $mode = isset($argv[2]) ? $argv[2] : 'full';
 $out = array('root' => $root, 'php' => array(
@@ -72,16 +71,9 @@ $cfgfile = "$root/config/config.php";
 $out['config_exists'] = file_exists($cfgfile);
 if ($mode !== 'full' || !$out['config_exists']) { echo json_encode($out), "\n"; exit(0); }
 $out['config_owner'] = function_exists('posix_getpwuid') ? posix_getpwuid(fileowner($cfgfile))['name'] : fileowner($cfgfile);
-if (!is_readable($cfgfile)) { $out['error'] = 'config_unreadable'; echo json_encode($out), "\n"; exit(0); }
-
-// The config as ownCloud merges it: config.php, then every *.config.php in natural order.
-$read = function ($f) { $CONFIG = null; include $f; return $CONFIG; };
-$files = array('config.php');
-$merged = $read($cfgfile);
-if (!is_array($merged)) { $out['error'] = 'config_no_array'; echo json_encode($out), "\n"; exit(0); }
-$extra = glob("$root/config/*.config.php") ?: array();
-natsort($extra);
-foreach ($extra as $f) { $c = $read($f); $files[] = basename($f); if (is_array($c)) $merged = array_merge($merged, $c); }
+$read = ocm_read_config($root);
+if (is_string($read)) { $out['error'] = $read; echo json_encode($out), "\n"; exit(0); }
+list($merged, $files) = $read;
 $out['config_files'] = $files;
 $secret_keys = array('instanceid', 'secret', 'passwordsalt', 'dbpassword', 'dbuser', 'redis', 'ldap_agent_password', 'mail_smtppassword', 'license-key', 'objectstore');
 $cfg = array();
@@ -94,7 +86,7 @@ if (isset($merged['redis']) && is_array($merged['redis'])) {
 if (isset($merged['objectstore'])) { $cfg['objectstore'] = array('fingerprint' => fp($merged['objectstore']), 'class' => isset($merged['objectstore']['class']) ? $merged['objectstore']['class'] : null); }
 $cfg['dbuser_plain'] = isset($merged['dbuser']) ? $merged['dbuser'] : null;
 $out['config'] = $cfg;
-$datadir = isset($merged['datadirectory']) ? rtrim($merged['datadirectory'], '/') : "$root/data";
+$datadir = ocm_datadir($root, $merged);
 $out['datadir'] = $datadir;
 
 // Apps: code versions in every configured apps path.
@@ -105,41 +97,20 @@ if (isset($merged['apps_paths']) && is_array($merged['apps_paths'])) {
 }
 
 // The database, read-only.
-$type = isset($merged['dbtype']) ? $merged['dbtype'] : 'sqlite';
-$prefix = isset($merged['dbtableprefix']) ? $merged['dbtableprefix'] : 'oc_';
-$db = array('type' => $type, 'prefix' => $prefix);
+$db = array();
 try {
-    if ($type === 'sqlite' || $type === 'sqlite3') {
-        $file = $datadir . '/' . (isset($merged['dbname']) ? $merged['dbname'] : 'owncloud') . '.db';
-        $db['file'] = $file;
-        if (!is_file($file)) throw new Exception("no SQLite database at $file");
-        $sq = new SQLite3($file, SQLITE3_OPEN_READONLY);
-        $q = function ($sql) use ($sq) { $r = $sq->query($sql); $rows = array(); if ($r) while ($row = $r->fetchArray(SQLITE3_ASSOC)) $rows[] = $row; else throw new Exception($sq->lastErrorMsg()); return $rows; };
-        $db['server'] = 'sqlite ' . SQLite3::version()['versionString'];
-    } else {
-        $host = isset($merged['dbhost']) ? $merged['dbhost'] : 'localhost';
-        $port = null; $socket = null;
-        if (($i = strpos($host, ':')) !== false) { $rest = substr($host, $i + 1); $host = substr($host, 0, $i); if (ctype_digit($rest)) $port = $rest; else $socket = $rest; }
-        $name = isset($merged['dbname']) ? $merged['dbname'] : 'owncloud';
-        if ($type === 'mysql') {
-            $dsn = $socket ? "mysql:unix_socket=$socket;dbname=$name" : "mysql:host=$host;dbname=$name" . ($port ? ";port=$port" : '');
-        } else {
-            $dsn = "pgsql:host=" . ($socket ?: $host) . ";dbname=$name" . ($port ? ";port=$port" : '');
-        }
-        $pdo = new PDO($dsn, isset($merged['dbuser']) ? $merged['dbuser'] : '', isset($merged['dbpassword']) ? $merged['dbpassword'] : '', array(PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION));
-        $q = function ($sql) use ($pdo) { return $pdo->query($sql)->fetchAll(PDO::FETCH_ASSOC); };
-        $db['server'] = $pdo->getAttribute(PDO::ATTR_SERVER_VERSION);
-        $db['host'] = $host; $db['port'] = $port; $db['socket'] = $socket; $db['name'] = $name;
-    }
+    list($q, $db) = ocm_db($merged, $datadir);
+    $type = $db['type']; $prefix = $db['prefix'];
     $t = function ($n) use ($prefix) { return $prefix . $n; };
     $db['storages'] = $q("SELECT numeric_id, id FROM {$t('storages')} ORDER BY numeric_id");
     $db['appconfig'] = $q("SELECT appid, configkey, configvalue FROM {$t('appconfig')} WHERE configkey IN ('enabled', 'installed_version') OR appid = 'core' AND configkey LIKE '%encryption%' OR appid = 'user_ldap' AND (configkey LIKE '%ldap_host' OR configkey LIKE '%ldap_port' OR configkey LIKE '%ldap_backup_host' OR configkey LIKE '%ldap_backup_port' OR configkey LIKE '%ldap_configuration_active') ORDER BY appid, configkey");
     $db['filecache'] = $q("SELECT COUNT(*) AS files, COALESCE(SUM(CASE WHEN mimetype <> (SELECT id FROM {$t('mimetypes')} WHERE mimetype = 'httpd/unix-directory') THEN size ELSE 0 END), 0) AS bytes FROM {$t('filecache')}")[0];
-    $db['locks'] = $q("SELECT COUNT(*) AS n FROM {$t('file_locks')} WHERE " . ($type === 'mysql' ? '`lock`' : '"lock"') . " <> 0")[0]['n'];
+    $db['locks'] = $q("SELECT COUNT(*) AS n FROM {$t('file_locks')} WHERE " . ocm_ident($type, 'lock') . " <> 0")[0]['n'];
     try { $db['homes'] = $q("SELECT user_id, home FROM {$t('accounts')} ORDER BY user_id"); } catch (Exception $e) { $db['homes'] = null; }
-    try { $db['external'] = $q("SELECT m.mount_id, m.mount_point, m.storage_backend, c.value AS datadir FROM {$t('external_mounts')} m LEFT JOIN {$t('external_config')} c ON c.mount_id = m.mount_id AND c." . ($type === 'mysql' ? '`key`' : '"key"') . " = 'datadir'"); } catch (Exception $e) { $db['external'] = null; }
+    try { $db['external'] = $q("SELECT m.mount_id, m.mount_point, m.storage_backend, c.value AS datadir FROM {$t('external_mounts')} m LEFT JOIN {$t('external_config')} c ON c.mount_id = m.mount_id AND c." . ocm_ident($type, 'key') . " = 'datadir'"); } catch (Exception $e) { $db['external'] = null; }
     $db['ok'] = true;
 } catch (Exception $e) {
+    if (!isset($db['type'])) $db = array('type' => isset($merged['dbtype']) ? $merged['dbtype'] : 'sqlite', 'prefix' => isset($merged['dbtableprefix']) ? $merged['dbtableprefix'] : 'oc_');
     $db['ok'] = false;
     $db['error'] = $e->getMessage();
 }

@@ -16,7 +16,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The PHP program, sent on stdin to `php` on the host.
-pub const INVENTORY_PHP: &str = include_str!("inventory.php");
+pub const INVENTORY_PHP: &str = concat!(include_str!("prelude.php"), include_str!("inventory.php"));
+
+/// The shared PHP prelude (config merge, database connection) for other host programs.
+pub const PRELUDE_PHP: &str = include_str!("prelude.php");
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Inventory {
