@@ -9,6 +9,16 @@
 //! * [`Secret`] holds `secret`, `passwordsalt`, `instanceid` and `dbpassword`; it cannot be
 //!   printed by accident.
 //!
+//! # Discovery, in short
+//! * PHP on the host: run `php -- <root>/config` as the web user with [`merge_snippet_file`] on
+//!   standard input (or `php -r MERGE_SNIPPET -- <root>/config`), then
+//!   [`merged_config_from_php`]`(root, exit code, stdout, stderr)`; read `<root>/version.php`'s
+//!   bytes with [`read_code_version`]; [`Instance::from_parts`].
+//! * No PHP: fetch `config/config.php`, every `config/*.config.php` ([`is_extra_config_name`])
+//!   and `version.php` into an [`InstanceFiles`], then [`InstanceFiles::instance`]. A
+//!   [`ParseError`] with `needs_php` means the file is valid PHP that only PHP can evaluate.
+//! * Both roads give the same [`MergedConfig`] (tested against real PHP on fixtures).
+//!
 //! Not modelled: Nextcloud's `NC_<key>` environment overrides (they live in the web server's
 //! environment, which neither road can see from the command line).
 //!

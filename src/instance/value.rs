@@ -400,6 +400,35 @@ impl fmt::Debug for PhpValue {
     }
 }
 
+/// JSON as `json_encode` would write it: lists as arrays, other arrays as objects; strings that
+/// are not UTF-8 are written lossily. Serialize a [`redact_sensitive`] copy, never a raw config.
+impl serde::Serialize for PhpValue {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self {
+            PhpValue::Null => ser.serialize_unit(),
+            PhpValue::Bool(b) => ser.serialize_bool(*b),
+            PhpValue::Int(i) => ser.serialize_i64(*i),
+            PhpValue::Float(f) => ser.serialize_f64(*f),
+            PhpValue::Str(s) => ser.serialize_str(&String::from_utf8_lossy(s)),
+            PhpValue::Array(a) if a.is_list() => {
+                let mut seq = ser.serialize_seq(Some(a.len()))?;
+                for v in a.values() {
+                    seq.serialize_element(v)?;
+                }
+                seq.end()
+            }
+            PhpValue::Array(a) => {
+                let mut map = ser.serialize_map(Some(a.len()))?;
+                for (k, v) in a.iter() {
+                    map.serialize_entry(&k.to_string(), v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
 /// What `occ config:list` prints instead of a secret.
 pub const REDACTED: &str = "***REMOVED SENSITIVE VALUE***";
 
@@ -553,6 +582,39 @@ mod tests {
                 (Key::from("y"), PhpValue::Int(2)),
                 (Key::Int(1), PhpValue::str("other five")),
             ]
+        );
+    }
+
+    #[test]
+    fn serializes_like_json_encode() {
+        let mut a = PhpArray::new();
+        a.insert(
+            Key::from("list"),
+            PhpValue::Array(
+                [
+                    (Key::Int(0), PhpValue::Int(1)),
+                    (Key::Int(1), PhpValue::Float(0.5)),
+                ]
+                .into_iter()
+                .collect(),
+            ),
+        );
+        a.insert(
+            Key::from("map"),
+            PhpValue::Array(
+                [
+                    (Key::Int(3), PhpValue::Null),
+                    (Key::from("x"), PhpValue::Bool(true)),
+                ]
+                .into_iter()
+                .collect(),
+            ),
+        );
+        a.insert(Key::from("s"), PhpValue::str("é"));
+        let json = serde_json::to_string(&PhpValue::Array(a)).unwrap();
+        assert_eq!(
+            json,
+            r#"{"list":[1,0.5],"map":{"3":null,"x":true},"s":"é"}"#
         );
     }
 

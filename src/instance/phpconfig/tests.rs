@@ -389,6 +389,28 @@ fn hostile_input_is_refused_without_panic() {
     assert_eq!(parse_config(b"<?php").unwrap(), PhpValue::Null);
     let f = parse_php_file(many.as_bytes()).unwrap();
     assert_eq!(f.var("v").unwrap().as_array().unwrap().len(), 100_000);
+    // Long literals near the size limit.
+    let long_int = format!("<?php $v = 1{};", "0".repeat(MAX_INPUT - 20));
+    assert_eq!(
+        parse_php_file(long_int.as_bytes()).unwrap().var("v"),
+        Some(&PhpValue::Float(f64::INFINITY))
+    );
+    let long_float = format!("<?php $v = 0.{}1;", "0".repeat(MAX_INPUT - 20));
+    assert_eq!(
+        parse_php_file(long_float.as_bytes()).unwrap().var("v"),
+        Some(&PhpValue::Float(0.0))
+    );
+    let long_hex = format!("<?php $v = 0x{};", "f".repeat(MAX_INPUT - 20));
+    assert!(parse_php_file(long_hex.as_bytes()).is_ok());
+    let concat = format!("<?php $v = 'ab'{};", " . 'ab'".repeat(400_000));
+    assert_eq!(
+        parse_php_file(concat.as_bytes())
+            .unwrap()
+            .var("v")
+            .and_then(|v| v.as_bytes())
+            .map(<[u8]>::len),
+        Some(800_002)
+    );
     // Every prefix of a real config either parses or fails cleanly.
     let real = std::fs::read(fixtures().join("handwritten.php")).unwrap();
     for n in 0..real.len() {
