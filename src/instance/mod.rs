@@ -447,6 +447,8 @@ pub struct Instance {
     pub theme: Option<String>,
     pub objectstore: Option<ObjectStore>,
     pub memcache: Memcache,
+    /// Writes to `config.php` fail (`occ maintenance:mode` too): `config_is_read_only`, as the
+    /// flavor honours it.
     pub config_is_read_only: bool,
     pub trusted_domains: Vec<String>,
     pub overwrite_cli_url: Option<String>,
@@ -522,7 +524,14 @@ impl Instance {
             .hint("finish the installation (web installer or occ maintenance:install) before migrating, or point ocmigrate at the right directory"));
         }
         let maintenance = flag("maintenance", &mut warnings);
-        let config_is_read_only = flag("config_is_read_only", &mut warnings);
+        // ownCloud honours `config_is_read_only` only in the default `operation.mode`
+        // (`Config::isReadOnly()`); Nextcloud always does.
+        let single_instance = match get("operation.mode") {
+            None => true,
+            Some(v) => v.as_str() == Some("single-instance"),
+        };
+        let config_is_read_only = flag("config_is_read_only", &mut warnings)
+            && (flavor == Flavor::Nextcloud || single_instance);
 
         let text = |key: &str| -> Result<Option<String>, Failure> {
             match get(key) {

@@ -483,3 +483,28 @@ fn php_road_failures() {
     let f = read_code_version(root, None).unwrap_err();
     assert!(f.message.contains("/srv/oc/version.php"), "{}", f.message);
 }
+
+#[test]
+fn read_only_config_follows_operation_mode() {
+    let ro = |flavor: &str, extra: &str| {
+        let src =
+            format!("<?php $CONFIG = ['installed' => true, 'config_is_read_only' => true{extra}];");
+        files("/srv/oc", &src, flavor)
+            .instance()
+            .unwrap()
+            .config_is_read_only
+    };
+    assert!(ro(OC_VERSION_PHP, ""));
+    assert!(ro(
+        OC_VERSION_PHP,
+        ", 'operation.mode' => 'single-instance'"
+    ));
+    assert!(!ro(
+        OC_VERSION_PHP,
+        ", 'operation.mode' => 'clustered-instance'"
+    ));
+    assert!(ro(
+        NC_VERSION_PHP,
+        ", 'operation.mode' => 'clustered-instance'"
+    ));
+}
