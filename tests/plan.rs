@@ -347,3 +347,33 @@ fn bad_input_gives_clear_messages_and_exit_codes() {
     let o = run(&["plan"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn a_long_cname_ttl_is_a_warning() {
+    let lab = Lab::get();
+    lab.instance("owncloud", "sqlite", 1, 10, 11);
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let mut toml = std::fs::read_to_string(&file).unwrap();
+    let dns_at = toml.find("[dns]").unwrap();
+    toml.truncate(dns_at);
+    toml.push_str(&format!(
+        "[dns]\nmode = \"manual\"\nserver = \"{}\"\nzone = \"example.test.\"\nname = \"cloud.example.test.\"\ntarget = \"new.example.test.\"\n",
+        lab.var("LAB_DNS")
+    ));
+    std::fs::write(&file, toml).unwrap();
+    lab_cmd(&["dns-reset"]);
+    let (code, v) = plan_json(dir.path());
+    assert_eq!(code, Some(0), "{v:#}");
+    assert!(
+        !codes(&v).iter().any(|(_, c)| c == "dns-ttl-long"),
+        "TTL 60 is short: {v:#}"
+    );
+    assert_finding(&v, "info", "dns");
+    lab_nsupdate(&lab, "cloud.example.test.", "old.example.test.", 3600);
+    let (code, v) = plan_json(dir.path());
+    lab_cmd(&["dns-reset"]);
+    assert_eq!(code, Some(0), "a warning does not block: {v:#}");
+    assert_finding(&v, "warning", "dns-ttl-long");
+    assert!(v.to_string().contains("3600"), "{v}");
+}

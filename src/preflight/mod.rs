@@ -167,6 +167,7 @@ pub fn run(cfg: &Config, source: &SourceHost, target: &TargetHost) -> Result<Pla
     check_paths(&src, &tgt, target, copy_data, &mut out)?;
     check_config(cfg, &src, &mut out);
     check_services(&src, target, &mut out)?;
+    check_dns(cfg, &mut out);
     Ok(Plan {
         findings: out.0,
         copy_data,
@@ -537,6 +538,44 @@ fn check_services(src: &Inventory, target: &TargetHost, out: &mut Out) -> Result
         }
     }
     Ok(())
+}
+
+/// The CNAME's current answer and TTL, when the DNS step is configured.
+fn check_dns(cfg: &Config, out: &mut Out) {
+    if cfg.dns.mode == crate::config::DnsMode::None {
+        return;
+    }
+    match crate::dns::check(&cfg.dns) {
+        Ok(st) => {
+            out.info(
+                "dns",
+                format!(
+                    "{} is {} (TTL {})",
+                    st.name,
+                    st.current.as_deref().unwrap_or("not a CNAME"),
+                    st.ttl
+                        .map(|t| format!("{t} s"))
+                        .unwrap_or_else(|| "?".into())
+                ),
+            );
+            if let Some(w) = st.ttl_warning {
+                out.warning(
+                    "dns-ttl-long",
+                    w,
+                    "lower the TTL now, at least one old TTL before the migration",
+                );
+            }
+            for w in st.warnings {
+                out.warning("dns-warning", w, "");
+            }
+        }
+        Err(e) => out.warning(
+            "dns-check-failed",
+            format!("the DNS check failed: {}", e.message),
+            e.hint
+                .unwrap_or_else(|| "run `ocmigrate dns check` for details".into()),
+        ),
+    }
 }
 
 #[cfg(test)]

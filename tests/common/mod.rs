@@ -31,12 +31,18 @@ pub fn lab_script() -> PathBuf {
 }
 
 pub fn lab_dir() -> PathBuf {
-    std::env::var_os("OCM_LAB_DIR").map(PathBuf::from).unwrap_or_else(|| "/var/tmp/ocmigrate-lab".into())
+    std::env::var_os("OCM_LAB_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/var/tmp/ocmigrate-lab".into())
 }
 
 /// Run `lab/lab ARGS…`, panicking with its output when it fails.
 pub fn lab_cmd(args: &[&str]) -> Output {
-    let out = Command::new(lab_script()).args(args).stdin(Stdio::null()).output().expect("run lab/lab");
+    let out = Command::new(lab_script())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run lab/lab");
     if !out.status.success() {
         panic!(
             "lab/lab {} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
@@ -57,17 +63,27 @@ impl Lab {
         std::fs::create_dir_all(&dir).expect("create lab dir");
         let file = File::create(dir.join(".test-lock")).expect("lock file");
         file.lock().expect("lock the lab");
-        let up = Command::new(lab_script()).arg("status").stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let up = Command::new(lab_script())
+            .arg("status")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         if !matches!(up, Ok(s) if s.success()) {
             lab_cmd(&["up"]);
         }
         let env = parse_env(&String::from_utf8_lossy(&lab_cmd(&["env"]).stdout));
-        Lab { _file: file, _guard: guard, env }
+        Lab {
+            _file: file,
+            _guard: guard,
+            env,
+        }
     }
 
     /// A value of `lab/lab env`.
     pub fn var(&self, key: &str) -> &str {
-        self.env.get(key).unwrap_or_else(|| panic!("lab/lab env has no {key}"))
+        self.env
+            .get(key)
+            .unwrap_or_else(|| panic!("lab/lab env has no {key}"))
     }
 
     /// Run a shell command on a lab host (`old` or `new`) as root; returns its output, whatever
@@ -135,4 +151,51 @@ pub fn parse_env(text: &str) -> HashMap<String, String> {
         }
     }
     map
+}
+
+/// Change a CNAME in the lab's zone behind ocmigrate's back, with `nsupdate -k` and the lab's
+/// TSIG key (written in BIND's format into a private temporary file).
+pub fn lab_nsupdate(lab: &Lab, name: &str, to: &str, ttl: u32) {
+    use std::io::Write;
+    let key_text =
+        std::fs::read_to_string(lab.var("LAB_TSIG_KEY")).expect("read the lab's TSIG key");
+    let secret = key_text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("secret:"))
+        .expect("secret: in the lab key")
+        .trim();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("bind.key");
+    std::fs::write(
+        &key,
+        format!("key \"oc-migrate.\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{secret}\";\n}};\n"),
+    )
+    .unwrap();
+    let (addr, port) = lab
+        .var("LAB_DNS")
+        .rsplit_once(':')
+        .expect("LAB_DNS is host:port");
+    let script = format!(
+        "server {addr} {port}\nzone example.test.\nupdate delete {name} CNAME\nupdate add {name} {ttl} CNAME {to}\nsend\n"
+    );
+    let mut child = Command::new("nsupdate")
+        .arg("-k")
+        .arg(&key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run nsupdate");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "nsupdate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
