@@ -23,4 +23,6 @@ pub mod host;
 pub mod inventory;
 pub mod migration;
 pub mod preflight;
+pub mod runbook;
 pub mod web;
+pub mod verify;
