@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod db;
+pub mod agent;
 pub mod dns;
 pub mod init;
 pub mod plan;
