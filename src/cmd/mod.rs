@@ -3,7 +3,6 @@
 
 pub mod agent;
 pub mod db;
-pub mod agent;
 pub mod dns;
 pub mod init;
 pub mod plan;
