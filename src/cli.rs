@@ -40,6 +40,9 @@ pub enum Command {
     Agent(cmd::agent::AgentArgs),
     Init(cmd::init::InitArgs),
     Plan(cmd::plan::PlanArgs),
+    Migrate(cmd::migrate::MigrateArgs),
+    Status(cmd::status::StatusArgs),
+    Rollback(cmd::rollback::RollbackArgs),
     Dns(cmd::dns::DnsArgs),
     Db(cmd::db::DbArgs),
 }

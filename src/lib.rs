@@ -24,5 +24,6 @@ pub mod inventory;
 pub mod migration;
 pub mod preflight;
 pub mod runbook;
+pub mod transfer;
 pub mod web;
 pub mod verify;

@@ -23,6 +23,9 @@ fn main() -> ExitCode {
         Command::Agent(args) => cmd::agent::run(args),
         Command::Init(args) => cmd::init::run(args),
         Command::Plan(args) => cmd::plan::run(args),
+        Command::Migrate(args) => cmd::migrate::run(args),
+        Command::Status(args) => cmd::status::run(args),
+        Command::Rollback(args) => cmd::rollback::run(args),
         Command::Dns(args) => cmd::dns::run(args),
         Command::Db(args) => cmd::db::run(args),
     };

@@ -4,5 +4,9 @@
 pub mod agent;
 pub mod db;
 pub mod dns;
+pub mod events;
 pub mod init;
+pub mod migrate;
 pub mod plan;
+pub mod rollback;
+pub mod status;

@@ -34,6 +34,8 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     pub side: Side,
+    /// Where the source answers HTTP for the public name; default: the side's host.
+    pub address: Option<String>,
     /// Default: the owner of `config/config.php`.
     pub web_user: Option<String>,
     /// Default: detected (apache2, or nginx + php-fpm).

@@ -39,6 +39,11 @@ pub enum Probe {
     TcpConnect(String, u16),
     /// A user's crontab (`crontab -u USER -l`), empty when there is none.
     Crontab(String),
+    /// The plain files of a folder, one a line: `mode<TAB>mtime<TAB>name` (`find -printf`).
+    ListFiles(PathBuf),
+    /// A file's size, then its bytes from an offset on (at most 4 MiB): for reading what a log
+    /// got since a moment. Prints `size\n` then the bytes; nothing when the file is missing.
+    ReadFrom(PathBuf, u64),
     /// Free bytes on the filesystem that holds a path (or would hold it: its nearest existing
     /// parent), from `df`.
     FreeBytes(PathBuf),
@@ -87,6 +92,21 @@ impl Probe {
                 format!(
                     "php -r 'exit(@fsockopen($argv[1], (int)$argv[2], $e, $s, 5) ? 0 : 1);' {} {port}",
                     shell_quote(h)
+                ),
+                vec![],
+            ),
+            Probe::ListFiles(p) => (
+                format!(
+                    "find {} -mindepth 1 -maxdepth 1 -type f -printf '%m\\t%T@\\t%f\\n'",
+                    shell_quote(&p.to_string_lossy())
+                ),
+                vec![],
+            ),
+            Probe::ReadFrom(p, off) => (
+                format!(
+                    "p={}; if [ -e \"$p\" ]; then stat -c %s -- \"$p\" && tail -c +{} -- \"$p\" | head -c 4194304; fi",
+                    shell_quote(&p.to_string_lossy()),
+                    off + 1
                 ),
                 vec![],
             ),
@@ -332,7 +352,10 @@ impl DumpCommand {
             }
             DumpCommand::SqliteFiles { db, compress } => {
                 let dir = db.parent().unwrap_or(Path::new("/"));
-                let name = db.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+                let name = db
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default();
                 format!(
                     "cd {} || exit 2; n={}; [ -f \"$n\" ] || {{ echo \"ocmigrate: no SQLite database at $PWD/$n\" >&2; exit 2; }}\n\
                      set -- \"$n\"; for s in -wal -shm; do [ -e \"$n$s\" ] && set -- \"$@\" \"$n$s\"; done\n\
@@ -352,22 +375,34 @@ impl DumpCommand {
 /// `default_transaction_read_only`, SQLite opened `immutable` and read-only).
 #[derive(Debug, Clone)]
 pub enum DbSelect {
-    Mysql { conn: DbConn, sql: String },
-    Pgsql { conn: DbConn, sql: String },
+    Mysql {
+        conn: DbConn,
+        sql: String,
+    },
+    Pgsql {
+        conn: DbConn,
+        sql: String,
+    },
     /// Only for a database without a live WAL file (`immutable=1` would miss its content).
-    Sqlite { db: PathBuf, sql: String },
+    Sqlite {
+        db: PathBuf,
+        sql: String,
+    },
 }
 
 /// True when every `;`-separated statement of `sql` is a SELECT, SHOW or WITH.
 pub fn is_select_only(sql: &str) -> bool {
-    sql.split(';').map(str::trim).filter(|s| !s.is_empty()).all(|s| {
-        let w = s
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_ascii_uppercase();
-        matches!(w.as_str(), "SELECT" | "SHOW" | "WITH")
-    })
+    sql.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .all(|s| {
+            let w = s
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            matches!(w.as_str(), "SELECT" | "SHOW" | "WITH")
+        })
 }
 
 /// `file:` URI for SQLite, percent-encoding what a URI path cannot hold.
@@ -386,7 +421,9 @@ fn sqlite_uri(p: &Path, params: &str) -> String {
 impl DbSelect {
     fn sql(&self) -> &str {
         match self {
-            DbSelect::Mysql { sql, .. } | DbSelect::Pgsql { sql, .. } | DbSelect::Sqlite { sql, .. } => sql,
+            DbSelect::Mysql { sql, .. }
+            | DbSelect::Pgsql { sql, .. }
+            | DbSelect::Sqlite { sql, .. } => sql,
         }
     }
     fn script(&self) -> String {
@@ -421,8 +458,10 @@ impl SourceHost {
     /// the password line to stdin (then closes it), reads the stream from stdout, drains stderr,
     /// and waits.
     pub fn spawn_dump(&self, d: &DumpCommand) -> Result<std::process::Child, Failure> {
-        self.host
-            .spawn(&format!("exec bash -o pipefail -c {}", shell_quote(&d.script())))
+        self.host.spawn(&format!(
+            "exec bash -o pipefail -c {}",
+            shell_quote(&d.script())
+        ))
     }
 
     /// Run a read-only query (see [`DbSelect`]); `password` is handed to the client through its
@@ -448,7 +487,9 @@ mod db_tests {
 
     #[test]
     fn select_only() {
-        assert!(is_select_only("SELECT 1; show tables;\n WITH x AS (SELECT 1) SELECT * FROM x;"));
+        assert!(is_select_only(
+            "SELECT 1; show tables;\n WITH x AS (SELECT 1) SELECT * FROM x;"
+        ));
         assert!(!is_select_only("SELECT 1; DROP TABLE x"));
         assert!(!is_select_only("update t set a=1"));
     }
@@ -471,6 +512,9 @@ mod db_tests {
         assert!(s.contains("IFS= read -r MYSQL_PWD"));
         assert!(s.contains("--single-transaction"));
         assert!(!s.contains("--password"));
-        assert_eq!(sqlite_uri(Path::new("/a b/x?.db"), "mode=ro"), "file:/a%20b/x%3F.db?mode=ro");
+        assert_eq!(
+            sqlite_uri(Path::new("/a b/x?.db"), "mode=ro"),
+            "file:/a%20b/x%3F.db?mode=ro"
+        );
     }
 }

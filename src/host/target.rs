@@ -51,6 +51,36 @@ impl TargetHost {
         let (script, input) = p.script();
         self.host.run_as(user, &script, &input)
     }
+    /// Write a file atomically: under a temporary name in the same folder, then `chmod`, `chown`,
+    /// the mtime (seconds since the epoch, with fractions) when given, and rename.
+    pub fn write_file(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        mode: u32,
+        owner: &str,
+        mtime: Option<&str>,
+    ) -> Result<(), Failure> {
+        let p = super::shell_quote(&path.to_string_lossy());
+        let touch = mtime
+            .map(|t| format!(" && touch -h -d @{} \"$t\"", super::shell_quote(t)))
+            .unwrap_or_default();
+        let script = format!(
+            "t=$(mktemp {p}.ocm-XXXXXX) && trap 'rm -f \"$t\"' EXIT && cat > \"$t\" && chmod {mode:o} \"$t\" && chown {} \"$t\"{touch} && mv -f \"$t\" {p} && trap - EXIT",
+            super::shell_quote(owner)
+        );
+        let r = self.host.run_with_input(&script, bytes)?;
+        if !r.ok() {
+            return Err(Failure::check(format!(
+                "{}: cannot write {}: {}",
+                self.label(),
+                path.display(),
+                r.stderr_text()
+            )));
+        }
+        Ok(())
+    }
+
     /// Run any shell script (the target may be changed).
     pub fn run(&self, script: &str) -> Result<Ran, Failure> {
         self.host.run(script)

@@ -368,6 +368,18 @@ fn check_instance(label: &str, root: &Path, inv: &Inventory) -> Result<(), Failu
     Ok(())
 }
 
+/// Full inventory of the target once its config is in place (as its web user).
+pub fn source_like_target(tgt: &TargetHost, web_user: &str) -> Result<Inventory, Failure> {
+    let probe = Probe::PhpRead {
+        snippet: INVENTORY_PHP,
+        args: vec![tgt.root().display().to_string(), "full".into()],
+    };
+    let ran = tgt.probe_as(web_user, &probe)?;
+    let inv = parse(tgt.label(), &ran)?;
+    check_instance(tgt.label(), tgt.root(), &inv)?;
+    Ok(inv)
+}
+
 /// Inventory of the target: the release installed there, PHP, services, disk. A config there is
 /// read when present (a re-run after the config step).
 pub fn target(tgt: &TargetHost) -> Result<Inventory, Failure> {

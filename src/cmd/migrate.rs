@@ -1,0 +1,68 @@
+//! `ocmigrate migrate`: the cut-over runbook; resumes where it stopped.
+
+use super::events::Console;
+use crate::cli::FileArgs;
+use crate::exit::{ExitKind, HELP_FOOTER};
+use crate::migration::Migration;
+use crate::runbook::{self, Step};
+
+const EXAMPLE: &str = "Example:
+  ocmigrate plan && ocmigrate migrate        # asks before maintenance mode and before DNS
+  ocmigrate migrate --yes --json > run.log   # unattended, one JSON event a line
+  ocmigrate status                           # where it stands; run migrate again to resume";
+
+/// Run the cut-over: maintenance, final copy, database, target checks, go-live, DNS, report.
+#[derive(Debug, clap::Args)]
+#[command(after_help = format!("{EXAMPLE}\n\n{HELP_FOOTER}"))]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub file: FileArgs,
+    /// Answer every confirmation with yes.
+    #[arg(long)]
+    pub yes: bool,
+    /// One JSON event a line on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Plain lines, no countdown line.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Stop after this step (e.g. `target-up` to look at the target before it goes live).
+    #[arg(long, value_name = "STEP", value_parser = parse_step)]
+    pub stop_after: Option<Step>,
+}
+
+fn parse_step(s: &str) -> Result<Step, String> {
+    Step::ALL
+        .into_iter()
+        .find(|st| st.name() == s)
+        .ok_or_else(|| {
+            format!(
+                "unknown step {s:?}; steps: {}",
+                Step::ALL.map(|s| s.name()).join(", ")
+            )
+        })
+}
+
+pub fn run(args: MigrateArgs) -> anyhow::Result<ExitKind> {
+    let m = Migration::open(&args.file.config)?;
+    let mut console = Console::new(args.json, args.no_progress);
+    let opts = runbook::Options {
+        yes: args.yes,
+        stop_after: args.stop_after,
+    };
+    let kind = runbook::run(&m, &opts, &mut console)?;
+    if !args.json {
+        let state = m.state_dir();
+        match crate::runbook::Journal::load(&state)?.and_then(|j| j.next_step()) {
+            None => println!(
+                "Migration complete. Report: {}",
+                state.join("report.md").display()
+            ),
+            Some(s) => println!(
+                "Stopped before {}; run `ocmigrate migrate` again to continue.",
+                s.name()
+            ),
+        }
+    }
+    Ok(kind)
+}

@@ -1,0 +1,820 @@
+//! The steps of the runbook, one function each (SPEC.md, "`migrate`: the runbook").
+
+use super::{Events, Options, Outcome};
+use crate::exit::Failure;
+use crate::host::Probe;
+use crate::instance::Secret;
+use crate::inventory::{self, Inventory, PRELUDE_PHP};
+use crate::migration::Migration;
+use crate::runbook::{Journal, Step};
+use crate::web::WebProbe;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const ROOTS_PHP: &str = include_str!("roots.php");
+
+/// How long a toggle may take to show over HTTP (PHP's opcache keeps config.php ~2 s).
+const TOGGLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the steps share: the hosts, the source's facts, the web probes.
+pub struct Ctx<'a> {
+    m: &'a Migration,
+    opts: Options,
+    src: Inventory,
+    src_user: String,
+    tgt_user: String,
+    public_url: String,
+    source_web: WebProbe,
+    target_web: WebProbe,
+    admin_user: String,
+    admin_password: Secret,
+}
+
+fn address_of(side: &crate::config::Side, configured: Option<&String>) -> String {
+    match (configured, side) {
+        (Some(a), _) => a.clone(),
+        (None, crate::config::Side::Ssh { host, .. }) => host.clone(),
+        (None, crate::config::Side::Local { .. }) => "127.0.0.1".into(),
+    }
+}
+
+fn hash_text(s: &str) -> String {
+    blake3::hash(s.as_bytes()).to_hex()[..16].to_string()
+}
+
+impl<'a> Ctx<'a> {
+    /// Gather what every step needs; read-only on both hosts.
+    pub fn open(m: &'a Migration, opts: &Options) -> Result<Ctx<'a>, Failure> {
+        let c = &m.config;
+        let src = inventory::source(&m.source, c.source.web_user.as_deref())?;
+        let src_user = c
+            .source
+            .web_user
+            .clone()
+            .or(src.config_owner.clone())
+            .unwrap_or_else(|| "www-data".into());
+        let tgt_user = c
+            .target
+            .web_user
+            .clone()
+            .unwrap_or_else(|| src_user.clone());
+        let public_url = c
+            .web
+            .public_url
+            .clone()
+            .or_else(|| src.cfg_str("overwrite.cli.url").map(String::from))
+            .ok_or_else(|| {
+                Failure::usage("no public URL: set [web] public_url in the migration file (overwrite.cli.url is not set)")
+            })?;
+        let source_web = WebProbe::new(
+            &public_url,
+            Some(&address_of(&c.source.side, c.source.address.as_ref())),
+        )?;
+        let target_web = WebProbe::new(
+            &public_url,
+            Some(&address_of(&c.target.side, c.target.address.as_ref())),
+        )?;
+        let admin_user = c.web.admin_user.clone().unwrap_or_else(|| "admin".into());
+        let file = c.web.admin_password_file.as_ref().ok_or_else(|| {
+            Failure::usage("[web] admin_password_file is not set: the live check logs in to the target as the admin")
+                .hint("write the admin's password (or an app password) into a file only root can read, and name it there")
+        })?;
+        let admin_password = read_secret_file(file)?;
+        Ok(Ctx {
+            m,
+            opts: opts.clone(),
+            src,
+            src_user,
+            tgt_user,
+            public_url,
+            source_web,
+            target_web,
+            admin_user,
+            admin_password,
+        })
+    }
+
+    /// A fingerprint of what a done step depends on; a change makes it run again.
+    pub fn inputs(&self, step: Step) -> Option<String> {
+        match step {
+            Step::Preflight => std::fs::read_to_string(&self.m.config_path)
+                .ok()
+                .map(|t| hash_text(&t)),
+            _ => None,
+        }
+    }
+
+    pub fn run(
+        &mut self,
+        step: Step,
+        j: &mut Journal,
+        ev: &mut dyn Events,
+    ) -> Result<Outcome, Failure> {
+        match step {
+            Step::Preflight => self.preflight(ev),
+            Step::Sync => self.sync(false, ev),
+            Step::MaintenanceOn => self.maintenance_on(j, ev),
+            Step::Drain => self.drain(j, ev),
+            Step::StopSourceWeb => self.stop_source_web(ev),
+            Step::FinalSync => self.sync(true, ev),
+            Step::Database => self.database(ev),
+            Step::TargetConfig => self.target_config(ev),
+            Step::TargetUp => self.target_up(ev),
+            Step::MaintenanceOff => self.maintenance_off(ev),
+            Step::LiveCheck => self.live_check(j, ev),
+            Step::Dns => self.dns(ev),
+            Step::Report => {
+                let (md, _) = super::write_report(&self.m.state_dir(), j)?;
+                Ok(Outcome::done(format!("report in {}", md.display())))
+            }
+        }
+    }
+
+    fn preflight(&mut self, ev: &mut dyn Events) -> Result<Outcome, Failure> {
+        let plan = crate::preflight::run(&self.m.config, &self.m.source, &self.m.target)?;
+        for f in plan
+            .findings
+            .iter()
+            .filter(|f| f.severity == crate::preflight::Severity::Warning)
+        {
+            ev.warning(&format!("{}: {}", f.code, f.message));
+        }
+        let blockers: Vec<String> = plan
+            .findings
+            .iter()
+            .filter(|f| f.severity == crate::preflight::Severity::Blocker)
+            .map(|f| format!("{} ({})", f.message, f.fix))
+            .collect();
+        if !blockers.is_empty() {
+            return Err(Failure::check(format!(
+                "pre-flight found {} blocker(s): {}",
+                blockers.len(),
+                blockers.join("; ")
+            ))
+            .hint("fix them (`ocmigrate plan` lists them with the fix), then run migrate again"));
+        }
+        Ok(Outcome::done(format!(
+            "ready, {} warning(s)",
+            plan.findings
+                .iter()
+                .filter(|f| f.severity == crate::preflight::Severity::Warning)
+                .count()
+        ))
+        .figure(
+            "warnings",
+            plan.findings
+                .iter()
+                .filter(|f| f.severity == crate::preflight::Severity::Warning)
+                .count(),
+        ))
+    }
+
+    fn sync(&mut self, final_pass: bool, ev: &mut dyn Events) -> Result<Outcome, Failure> {
+        let pass = if final_pass {
+            crate::transfer::Pass::Final
+        } else {
+            crate::transfer::Pass::Online
+        };
+        let report = crate::transfer::sync(self.m, pass, &mut |line: &str| ev.info(line))?;
+        let mut o = Outcome::done(report.summary());
+        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&report) {
+            o.figures.extend(map);
+        }
+        Ok(o)
+    }
+
+    fn maintenance_on(&mut self, j: &mut Journal, ev: &mut dyn Events) -> Result<Outcome, Failure> {
+        if !self.opts.yes
+            && !ev.confirm(&format!(
+                "The source goes into maintenance mode now: users are locked out until the target is live (or `ocmigrate rollback`). Continue?"
+            ))
+        {
+            return Err(Failure::new(crate::exit::ExitKind::Interrupted, "stopped before maintenance mode, as asked")
+                .hint("run `ocmigrate migrate` again when ready, or with --yes"));
+        }
+        let before = self.src.config.clone().unwrap_or_default();
+        let r = self.m.source.set_maintenance(&self.src_user, true)?;
+        if !r.ok() {
+            return Err(Failure::check(format!(
+                "{}: occ maintenance:mode --on failed: {} {}",
+                self.m.source.label(),
+                r.stdout_text().trim(),
+                r.stderr_text()
+            ))
+            .hint(
+                "run it by hand as the web user to see why; `config_is_read_only` makes it fail",
+            ));
+        }
+        let t0 = Instant::now();
+        self.source_web.wait_for_maintenance(true, TOGGLE_TIMEOUT)?;
+        // A WebDAV request must be refused as well (opcache can lag per worker).
+        let deadline = Instant::now() + TOGGLE_TIMEOUT;
+        loop {
+            let a = self.source_web.propfind_anonymous(&self.admin_user)?;
+            if a.code == 503 {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(Failure::check(format!(
+                    "{}: WebDAV still answers {} instead of 503 a minute after maintenance mode was switched on",
+                    self.source_web.label, a.code
+                ))
+                .hint("PHP's opcache may cache config.php: restart PHP on the source, then run migrate again"));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        j.mark("maintenance_seen");
+        // What else the toggle changed in the merged config (ownCloud rewrites config.php whole).
+        let after = inventory::source(&self.m.source, Some(&self.src_user))?;
+        self.src = after;
+        let after_cfg = self.src.config.clone().unwrap_or_default();
+        let mut changed: Vec<String> = before
+            .keys()
+            .chain(after_cfg.keys())
+            .filter(|k| *k != "maintenance" && before.get(*k) != after_cfg.get(*k))
+            .cloned()
+            .collect();
+        changed.sort();
+        changed.dedup();
+        for k in &changed {
+            ev.warning(&format!(
+                "the maintenance toggle also changed the source's config key {k:?}"
+            ));
+        }
+        Ok(Outcome::done(format!(
+            "maintenance seen over HTTP after {:.1} s",
+            t0.elapsed().as_secs_f64()
+        ))
+        .figure("seen_after_s", t0.elapsed().as_secs_f64())
+        .figure("config_keys_changed", changed))
+    }
+
+    fn drain(&mut self, j: &mut Journal, ev: &mut dyn Events) -> Result<Outcome, Failure> {
+        let wait = match self.m.config.cutover.drain {
+            crate::config::Drain::Fixed(d) => d,
+            crate::config::Drain::Auto { max } => max,
+        };
+        let seen = j
+            .marks
+            .get("maintenance_seen")
+            .copied()
+            .unwrap_or_else(super::journal::now);
+        let until = seen + wait.as_secs_f64();
+        loop {
+            let left = until - super::journal::now();
+            if left <= 0.0 {
+                break;
+            }
+            ev.waiting(
+                "drain: sync clients notice maintenance mode",
+                Duration::from_secs_f64(left),
+            );
+            std::thread::sleep(Duration::from_secs_f64(left.min(1.0)));
+        }
+        Ok(
+            Outcome::done(format!("waited {} s from maintenance seen", wait.as_secs()))
+                .figure("drain_s", wait.as_secs()),
+        )
+    }
+
+    fn stop_source_web(&mut self, _ev: &mut dyn Events) -> Result<Outcome, Failure> {
+        let cmds = self
+            .m
+            .config
+            .source
+            .stop
+            .clone()
+            .unwrap_or_else(|| crate::cmd::init::service_commands(&self.src).0);
+        if cmds.is_empty() {
+            return Err(Failure::usage("no command to stop the source's web server: set [source] stop in the migration file"));
+        }
+        let r = self.m.source.run_service_commands(&cmds)?;
+        if !r.ok() {
+            return Err(Failure::check(format!(
+                "{}: `{}` failed: {}",
+                self.m.source.label(),
+                cmds.join("; "),
+                r.stderr_text()
+            )));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.source_web.get("/status.php").is_err() {
+                return Ok(Outcome::done(format!("stopped ({})", cmds.join("; "))));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Err(Failure::check(format!("{}: still answers HTTP after `{}`", self.source_web.label, cmds.join("; ")))
+            .hint("set [source] stop to the commands that stop every web server and PHP-FPM pool serving the instance"))
+    }
+
+    fn database(&mut self, ev: &mut dyn Events) -> Result<Outcome, Failure> {
+        let copy = crate::db::copy(self.m)?;
+        for w in &copy.warnings {
+            ev.warning(w);
+        }
+        let check = crate::db::verify(self.m)?;
+        let diffs = check.differences();
+        if !diffs.is_empty() {
+            return Err(Failure::check(format!(
+                "the target database differs from the source in {} table(s): {}",
+                diffs.len(),
+                diffs
+                    .iter()
+                    .map(|t| t.table.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        Ok(Outcome::done(format!(
+            "{} in {:.1} s, {} tables verified equal",
+            copy.method,
+            copy.seconds,
+            check.tables.len()
+        ))
+        .figure("method", copy.method.clone())
+        .figure("seconds", copy.seconds)
+        .figure("bytes_on_wire", copy.bytes_on_wire)
+        .figure("tables", check.tables.len()))
+    }
+
+    fn target_config(&mut self, _ev: &mut dyn Events) -> Result<Outcome, Failure> {
+        let src_cfg = self.m.source.root().join("config");
+        let tgt_cfg = self.m.target.root().join("config");
+        let list = self.m.source.probe(&Probe::ListFiles(src_cfg.clone()))?;
+        if !list.ok() {
+            return Err(Failure::check(format!(
+                "{}: cannot list {}: {}",
+                self.m.source.label(),
+                src_cfg.display(),
+                list.stderr_text()
+            )));
+        }
+        let r = self.m.target.run(&format!(
+            "mkdir -p {0} && chown {1} {0}",
+            crate::host::shell_quote(&tgt_cfg.to_string_lossy()),
+            crate::host::shell_quote(&self.tgt_user)
+        ))?;
+        if !r.ok() {
+            return Err(Failure::check(format!(
+                "{}: cannot create {}: {}",
+                self.m.target.label(),
+                tgt_cfg.display(),
+                r.stderr_text()
+            )));
+        }
+        let mut copied = 0;
+        for line in list.stdout_text().lines() {
+            let mut parts = line.splitn(3, '\t');
+            let (Some(mode), Some(mtime), Some(name)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let mode = u32::from_str_radix(mode, 8).unwrap_or(0o640);
+            let bytes = self
+                .m
+                .source
+                .read_file(&src_cfg.join(name))?
+                .unwrap_or_default();
+            self.m.target.write_file(
+                &tgt_cfg.join(name),
+                &bytes,
+                mode,
+                &self.tgt_user,
+                Some(mtime),
+            )?;
+            copied += 1;
+        }
+        // The identity keys must be equal, compared by fingerprint (never printed).
+        let tgt = inventory::source_like_target(&self.m.target, &self.tgt_user)?;
+        let mut differ = Vec::new();
+        for key in ["instanceid", "secret", "passwordsalt"] {
+            if self.src.fingerprint(key) != tgt.fingerprint(key) {
+                differ.push(key);
+            }
+        }
+        for key in ["version", "datadirectory"] {
+            if self.src.cfg(key) != tgt.cfg(key) {
+                differ.push(key);
+            }
+        }
+        if !differ.is_empty() {
+            return Err(Failure::check(format!(
+                "the target's config differs from the source's in: {}",
+                differ.join(", ")
+            ))
+            .hint(
+                "config/ must be copied verbatim; check that nothing on the target rewrites it",
+            ));
+        }
+        if !tgt.cfg_bool("maintenance") {
+            return Err(Failure::check(
+                "the target's config is not in maintenance mode after the copy",
+            ));
+        }
+        Ok(Outcome::done(format!("{copied} file(s) of config/ copied; instanceid, secret, passwordsalt, version, datadirectory equal")).figure("files", copied))
+    }
+
+    fn target_up(&mut self, ev: &mut dyn Events) -> Result<Outcome, Failure> {
+        let tgt = inventory::source_like_target(&self.m.target, &self.tgt_user)?;
+        let logs = LogWatch::start(self, &tgt)?;
+        let cmds = self
+            .m
+            .config
+            .target
+            .start
+            .clone()
+            .unwrap_or_else(|| crate::cmd::init::service_commands(&tgt).1);
+        let r = self.m.target.run(&cmds.join(" && "))?;
+        if !r.ok() {
+            return Err(Failure::check(format!("{}: the web server did not start (`{}`): {}", self.m.target.label(), cmds.join("; "), r.stderr_text()))
+                .hint("look at the target's web server error log; the source can go back into service with `ocmigrate rollback`"));
+        }
+        // Force a debug line in the target's ownCloud log for our probe, then take it away.
+        let secret = format!(
+            "ocm{}",
+            blake3::hash(format!("{}{:?}", std::process::id(), Instant::now()).as_bytes())
+                .to_hex()
+                .get(..16)
+                .unwrap_or("0")
+        );
+        let probe_cfg = self
+            .m
+            .target
+            .root()
+            .join("config/zz-ocmigrate-probe.config.php");
+        let php = format!("<?php\n$CONFIG = array (\n  'log.condition' => array ('shared_secret' => '{secret}'),\n);\n");
+        self.m
+            .target
+            .write_file(&probe_cfg, php.as_bytes(), 0o640, &self.tgt_user, None)?;
+        let checks = (|| -> Result<(crate::web::StatusPhp, crate::web::Answer), Failure> {
+            let s = self.wait_target_status(true)?;
+            let idx = self
+                .target_web
+                .get(&format!("/index.php?log_secret={secret}"))?;
+            let _ = self
+                .target_web
+                .get(&format!("/status.php?log_secret={secret}"))?;
+            Ok((s, idx))
+        })();
+        let rm = self.m.target.run(&format!(
+            "rm -f {}",
+            crate::host::shell_quote(&probe_cfg.to_string_lossy())
+        ))?;
+        if !rm.ok() {
+            ev.warning(&format!(
+                "could not remove {}: {}",
+                probe_cfg.display(),
+                rm.stderr_text()
+            ));
+        }
+        let (status, idx) = checks?;
+        let want_version = self.src.config_version().unwrap_or("").to_string();
+        if !status.installed || status.needs_db_upgrade || status.version != want_version {
+            return Err(Failure::check(format!(
+                "the target's status.php says installed={}, needsDbUpgrade={}, version={} (want true, false, {want_version})",
+                status.installed, status.needs_db_upgrade, status.version
+            ))
+            .hint("the target's release must equal the source's; `ocmigrate plan` checks it"));
+        }
+        if idx.code != 503 || idx.retry_after.as_deref() != Some("120") {
+            return Err(Failure::check(format!(
+                "the target's index.php answered {} (Retry-After {:?}) instead of the 503 maintenance page",
+                idx.code, idx.retry_after
+            )));
+        }
+        let seen = logs.check(self, &secret, true)?;
+        // The file cache against the target's disk, source mismatches apart.
+        let s = crate::verify::scan_source(&self.m.source, &self.src_user)?;
+        let t = crate::verify::scan_target(&self.m.target, &self.tgt_user)?;
+        let fc = crate::verify::compare(&s, &t);
+        if fc.preexisting_count > 0 {
+            ev.warning(&format!("{} file cache row(s) already disagreed with the disk on the source (not caused by the migration)", fc.preexisting_count));
+        }
+        if !fc.passed() {
+            let first: Vec<String> = fc
+                .new_mismatches
+                .iter()
+                .take(5)
+                .map(|m| {
+                    format!(
+                        "{}:{} ({}: cache {:?}, disk {:?})",
+                        m.user, m.path, m.kind, m.cache, m.disk
+                    )
+                })
+                .collect();
+            return Err(Failure::check(format!(
+                "{} file cache row(s) disagree with the target's disk: {}",
+                fc.new_mismatch_count,
+                first.join("; ")
+            ))
+            .hint("clients would download those files again; run `ocmigrate sync` and migrate again (never `occ files:scan`)"));
+        }
+        Ok(Outcome::done(format!(
+            "up in maintenance; status.php, 503 page, logs ({seen}) and {} file cache rows checked",
+            fc.rows
+        ))
+        .figure("filecache_rows", fc.rows)
+        .figure("filecache_preexisting", fc.preexisting_count))
+    }
+
+    fn wait_target_status(&self, maintenance: bool) -> Result<crate::web::StatusPhp, Failure> {
+        // The web server may need a moment before it answers at all.
+        let deadline = Instant::now() + TOGGLE_TIMEOUT;
+        loop {
+            match self.target_web.status() {
+                Ok(s) if s.maintenance == maintenance => return Ok(s),
+                Ok(_) => {}
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => {}
+            }
+            if Instant::now() > deadline {
+                return Err(Failure::check(format!(
+                    "{}: status.php does not say \"maintenance\":{maintenance} after {:?}",
+                    self.target_web.label, TOGGLE_TIMEOUT
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    fn maintenance_off(&mut self, _ev: &mut dyn Events) -> Result<Outcome, Failure> {
+        let root = crate::host::shell_quote(&self.m.target.root().to_string_lossy());
+        let r = self.m.target.run_as(
+            &self.tgt_user,
+            &format!("cd {root} && php occ maintenance:mode --off --no-interaction"),
+            &[],
+        )?;
+        if !r.ok() {
+            return Err(Failure::check(format!(
+                "{}: occ maintenance:mode --off failed: {}",
+                self.m.target.label(),
+                r.stderr_text()
+            )));
+        }
+        let t0 = Instant::now();
+        self.wait_target_status(false)?;
+        Ok(Outcome::done(format!(
+            "status.php agreed after {:.1} s",
+            t0.elapsed().as_secs_f64()
+        ))
+        .figure("seen_after_s", t0.elapsed().as_secs_f64()))
+    }
+
+    fn live_check(&mut self, j: &mut Journal, _ev: &mut dyn Events) -> Result<Outcome, Failure> {
+        let tgt = inventory::source_like_target(&self.m.target, &self.tgt_user)?;
+        let logs = LogWatch::start(self, &tgt)?;
+        let password = String::from_utf8_lossy(self.admin_password.expose()).into_owned();
+        let (code, ms) = self
+            .target_web
+            .propfind(&self.admin_user, &password, "", 0)?;
+        if code == 401 {
+            return Err(Failure::check(format!("the target refused the admin credentials for {} (401)", self.admin_user))
+                .hint("check [web] admin_user and the file named by admin_password_file (an app password works)"));
+        }
+        if code != 207 {
+            return Err(Failure::check(format!(
+                "PROPFIND of {}'s files on the target answered {code}, not 207",
+                self.admin_user
+            )));
+        }
+        let etag = ms.root().and_then(|e| e.etag.clone()).unwrap_or_default();
+        let roots = roots(&self.m.target, &self.tgt_user)?;
+        let db = roots
+            .roots
+            .get(&self.admin_user)
+            .map(|r| r.etag.clone())
+            .unwrap_or_default();
+        if etag.trim_matches('"') != db.trim_matches('"') {
+            return Err(Failure::check(format!(
+                "the admin's root ETag over WebDAV is {etag}, the migrated database says \"{db}\""
+            )));
+        }
+        let (ocs_code, v) = self.target_web.ocs_user(&self.admin_user, &password)?;
+        let meta = v["ocs"]["meta"]["statuscode"].as_u64();
+        if ocs_code != 200 || !matches!(meta, Some(100) | Some(200)) {
+            return Err(Failure::check(format!(
+                "OCS cloud/user on the target answered HTTP {ocs_code}, statuscode {meta:?}"
+            )));
+        }
+        let seen = logs.check(self, "", false)?;
+        j.mark("target_live");
+        Ok(Outcome::done(format!(
+            "admin PROPFIND 207, root ETag equals the database's, OCS answers, logs clean ({seen})"
+        ))
+        .figure("root_etag", etag))
+    }
+
+    fn dns(&mut self, ev: &mut dyn Events) -> Result<Outcome, Failure> {
+        if self.m.config.dns.mode == crate::config::DnsMode::None {
+            return Ok(Outcome::skipped(format!(
+                "[dns] mode is \"none\": point {} to the target yourself",
+                self.public_url
+            )));
+        }
+        if !self.opts.yes && !ev.confirm("The public name is switched to the target now. Continue?")
+        {
+            return Err(Failure::new(crate::exit::ExitKind::Interrupted, "stopped before the DNS change, as asked")
+                .hint("the target is live; run `ocmigrate migrate` again (or `ocmigrate dns switch`) to change the record"));
+        }
+        let report = crate::dns::switch(&self.m.config.dns, &mut |e| {
+            if let crate::dns::Event::ManualChange { instructions, .. } = &e {
+                ev.info(instructions);
+            }
+        })?;
+        if let Some(w) = &report.ttl_warning {
+            ev.warning(w);
+        }
+        let v = serde_json::to_value(&report).unwrap_or_default();
+        let mut o = Outcome::done(format!(
+            "{} → {} on {} server(s) in {} ms",
+            report.name,
+            report.to,
+            report.servers.len(),
+            report.total_ms
+        ));
+        o.figures.insert("dns".into(), v);
+        Ok(o)
+    }
+}
+
+/// Every user's files root and the highest file id, read from an instance's database.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Roots {
+    pub roots: std::collections::BTreeMap<String, Root>,
+    pub max_fileid: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Root {
+    pub fileid: u64,
+    pub etag: String,
+}
+
+pub fn roots(tgt: &crate::host::TargetHost, web_user: &str) -> Result<Roots, Failure> {
+    static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let snippet: &'static str = S.get_or_init(|| format!("{PRELUDE_PHP}\n{ROOTS_PHP}"));
+    let p = Probe::PhpRead {
+        snippet,
+        args: vec![tgt.root().display().to_string()],
+    };
+    let r = tgt.probe_as(web_user, &p)?;
+    let text = r.stdout_text();
+    serde_json::from_str(text.trim()).map_err(|e| {
+        Failure::check(format!(
+            "{}: cannot read the users' roots from the database ({e}): {} {}",
+            tgt.label(),
+            text.trim(),
+            r.stderr_text()
+        ))
+    })
+}
+
+fn read_secret_file(path: &PathBuf) -> Result<Secret, Failure> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Failure::usage(format!(
+            "cannot read the admin password file {}: {e}",
+            path.display()
+        ))
+        .hint("create it (mode 0600) with the admin's password or an app password on one line")
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    let line = text.lines().next().unwrap_or("").to_string();
+    if line.is_empty() {
+        return Err(Failure::usage(format!(
+            "the admin password file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(Secret::new(line.into_bytes()))
+}
+
+/// Log checks around a probe: the sizes of the target's logs before, then what they got.
+struct LogWatch {
+    owncloud_log: PathBuf,
+    access_log: PathBuf,
+    error_log: PathBuf,
+    oc_from: u64,
+    access_from: u64,
+    error_from: u64,
+}
+
+fn size_of(text: &str) -> u64 {
+    text.lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+impl LogWatch {
+    fn start(ctx: &Ctx, tgt: &Inventory) -> Result<LogWatch, Failure> {
+        let datadir = tgt.datadir.clone().unwrap_or_default();
+        let default_log = if tgt.flavor() == Some(inventory::Flavor::Nextcloud) {
+            "nextcloud.log"
+        } else {
+            "owncloud.log"
+        };
+        let owncloud_log = tgt
+            .cfg_str("logfile")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(format!("{datadir}/{default_log}")));
+        let (access_log, error_log) = web_logs(tgt);
+        let size = |p: &PathBuf| -> Result<u64, Failure> {
+            Ok(size_of(
+                &ctx.m
+                    .target
+                    .probe(&Probe::ReadFrom(p.clone(), u64::MAX / 2))?
+                    .stdout_text(),
+            ))
+        };
+        Ok(LogWatch {
+            oc_from: size(&owncloud_log)?,
+            access_from: size(&access_log)?,
+            error_from: size(&error_log)?,
+            owncloud_log,
+            access_log,
+            error_log,
+        })
+    }
+
+    fn read(ctx: &Ctx, p: &PathBuf, from: u64) -> Result<String, Failure> {
+        let r = ctx.m.target.probe(&Probe::ReadFrom(p.clone(), from))?;
+        let text = r.stdout_text();
+        Ok(text
+            .split_once('\n')
+            .map(|(_, rest)| rest.to_string())
+            .unwrap_or_default())
+    }
+
+    /// Check what the logs got since `start`: entries from the probe (when `want_entries`), and
+    /// no error lines. Returns a short description.
+    fn check(&self, ctx: &Ctx, secret: &str, want_entries: bool) -> Result<String, Failure> {
+        let access = Self::read(ctx, &self.access_log, self.access_from)?;
+        let oc = Self::read(ctx, &self.owncloud_log, self.oc_from)?;
+        let errors = Self::read(ctx, &self.error_log, self.error_from)?;
+        let ours = access.lines().filter(|l| l.contains("ocmigrate/")).count();
+        if want_entries {
+            if ours == 0 {
+                return Err(Failure::check(format!("the target's access log {} got no entry from the probe", self.access_log.display()))
+                    .hint("set the web server to log requests there (or name the log in the migration file)"));
+            }
+            let forced = oc
+                .lines()
+                .filter(|l| l.contains(secret) || l.contains("\"level\":0"))
+                .count();
+            if forced == 0 {
+                return Err(Failure::check(format!("the target's ownCloud log {} got no entry from the probe", self.owncloud_log.display()))
+                    .hint("check that the log file is writable by the web user and `log_type` is the file log"));
+            }
+        }
+        let bad: Vec<&str> = oc
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v["level"].as_u64())
+                    .is_some_and(|lvl| lvl >= 3)
+            })
+            .collect();
+        if let Some(first) = bad.first() {
+            return Err(Failure::check(format!("the target's ownCloud log got {} error line(s) during the checks, first: {:.300}", bad.len(), first))
+                .hint("fix what it says on the target; `ocmigrate rollback` puts the source back in service meanwhile"));
+        }
+        let web_errors: Vec<&str> = errors
+            .lines()
+            .filter(|l| l.contains(":error]") || l.contains("PHP Fatal") || l.contains(":emerg]"))
+            .collect();
+        if let Some(first) = web_errors.first() {
+            return Err(Failure::check(format!(
+                "the target's web server logged {} error line(s), first: {:.300}",
+                web_errors.len(),
+                first
+            )));
+        }
+        Ok(format!(
+            "{ours} access log entries, {} ownCloud log lines, no errors",
+            oc.lines().count()
+        ))
+    }
+}
+
+/// The web server's access and error logs, by the server the host runs.
+fn web_logs(inv: &Inventory) -> (PathBuf, PathBuf) {
+    let units = &inv.services.units;
+    if units.iter().any(|u| u == "nginx") {
+        (
+            "/var/log/nginx/access.log".into(),
+            "/var/log/nginx/error.log".into(),
+        )
+    } else if units.iter().any(|u| u == "httpd") {
+        (
+            "/var/log/httpd/access_log".into(),
+            "/var/log/httpd/error_log".into(),
+        )
+    } else {
+        (
+            "/var/log/apache2/access.log".into(),
+            "/var/log/apache2/error.log".into(),
+        )
+    }
+}
