@@ -21,17 +21,37 @@ struct DnsLab {
 
 impl Drop for DnsLab {
     fn drop(&mut self) {
-        let _ = Command::new(lab_script())
+        let _ = dns_reset();
+    }
+}
+
+/// `lab/lab dns-reset`, tried up to three times: it can die of SIGPIPE (exit 141) when both of
+/// its knotd pidfiles name the same process (`signal_pidfile ... | head -n1` under pipefail).
+fn dns_reset() -> Result<(), String> {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let out = Command::new(lab_script())
             .arg("dns-reset")
             .stdin(Stdio::null())
-            .output();
+            .output()
+            .expect("run lab/lab dns-reset");
+        if out.status.success() {
+            return Ok(());
+        }
+        last = format!(
+            "lab/lab dns-reset failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
+    Err(last)
 }
 
 impl DnsLab {
     fn get() -> DnsLab {
         let lab = Lab::get();
-        lab_cmd(&["dns-reset"]);
+        dns_reset().unwrap_or_else(|e| panic!("{e}"));
         DnsLab {
             lab,
             dir: tempfile::tempdir().unwrap(),
