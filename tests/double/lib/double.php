@@ -122,6 +122,14 @@ function ocd_cfg(string $key, $default = null) {
 /** Rewrite config.php from the merged config with one key changed, as ownCloud's Config::writeData(). */
 function ocd_config_set(string $key, $value, bool $delete = false): void {
 	$cfg = ocd_config(true);
+	if (!empty($cfg['config_is_read_only'])) {
+		if (ocd_is_nc()) {
+			throw new OcdHintException('Config is set to be read-only via option "config_is_read_only".');
+		}
+		if (($cfg['operation.mode'] ?? 'single-instance') === 'single-instance') {
+			throw new OcdHintException('Config file is read only.');
+		}
+	}
 	if ($delete) {
 		unset($cfg[$key]);
 	} else {
