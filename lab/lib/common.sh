@@ -16,6 +16,7 @@
 #   lab_host_dir HOST         print $LAB/hosts/HOST (the host's files as seen from the operator:
 #                             www/ = /var/www/owncloud, mysql/, pg/, root/, run/, etc-ssh/, apache2/, log/)
 #   lab_is_up HOST            true when HOST's namespace files are mounted (the host exists)
+#   lab_host_alive HOST       true when HOST's PID 1 runs (else nothing can be started on it)
 #   lab_exec HOST CMD ARG...  run CMD on HOST as root (nsenter into its mount, UTS, IPC and PID namespaces,
 #                             cwd /, HOME=/root); stdin/stdout/stderr and the exit status pass through.
 #                             Dies when the host is not up. Does not pass file descriptors >= 3 on.
@@ -56,12 +57,20 @@ lab_is_up() {
   _lab_is_ns "$LAB/ns/$1.mnt" && _lab_is_ns "$LAB/ns/$1.uts" && _lab_is_ns "$LAB/ns/$1.ipc" && _lab_is_ns "$LAB/ns/$1.pid"
 }
 
+# Whether HOST's PID 1 (lab/lib/host-init.sh) still runs: without it nothing can start on the host.
+lab_host_alive() {
+  local init
+  init=$(head -n1 "$LAB/pids/$1.init.pid" 2>/dev/null) || return 1
+  [ -n "$init" ] && [ "$(stat -L -c %i "/proc/$init/ns/pid" 2>/dev/null)" = "$(stat -L -c %i "$LAB/ns/$1.pid" 2>/dev/null)" ]
+}
+
 lab_exec() {
   local h=${1:-}
   shift || true
   lab_addr "$h" >/dev/null
   [ $# -gt 0 ] || lab_die "lab_exec $h: no command given"
   lab_is_up "$h" || lab_die "host '$h' is not up ($LAB/ns/$h.mnt is not a namespace): run lab/lab up"
+  lab_host_alive "$h" || lab_die "host '$h' is down (its PID 1, see $LAB/pids/$h.init.pid, is gone): run lab/lab up"
   HOME=/root nsenter --mount="$LAB/ns/$h.mnt" --uts="$LAB/ns/$h.uts" --ipc="$LAB/ns/$h.ipc" --pid="$LAB/ns/$h.pid" \
     --wd=/ -- "$@" 9>&-
 }
