@@ -260,7 +260,10 @@ impl AgentClient {
     fn read(&mut self) -> Result<Frame, AgentError> {
         match self.reader.read_frame() {
             Ok(Some(f)) => Ok(f),
-            Ok(None) => Err(self.broken("the agent closed the connection".into())),
+            Ok(None) => {
+                let e = self.broken("the agent closed the connection".into());
+                Err(self.with_stderr(e))
+            }
             Err(ReadError::Frame(e)) => {
                 let shown = String::from_utf8_lossy(
                     &self.reader.pending()[..self.reader.pending().len().min(80)],
@@ -282,30 +285,45 @@ impl AgentClient {
         }
     }
 
-    /// Give the stderr thread a moment to collect the agent's last words before reporting.
+    /// Give the agent a moment to exit and the stderr thread to collect its last words, then
+    /// say how it ended (`exit status 1`, `signal 9`), if it did.
+    fn last_words(&mut self) -> Option<String> {
+        let status = self.child.as_mut().and_then(|c| {
+            let t0 = Instant::now();
+            loop {
+                match c.try_wait() {
+                    Ok(Some(s)) => return Some(s),
+                    Ok(None) if t0.elapsed() < Duration::from_secs(2) => {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
+                    _ => return None,
+                }
+            }
+        });
+        if status.is_some() {
+            // The process is gone, so its stderr reaches EOF: the thread ends.
+            if let Some(t) = self.stderr_thread.take() {
+                let _ = t.join();
+            }
+        }
+        status.map(|s| {
+            use std::os::unix::process::ExitStatusExt;
+            match (s.code(), s.signal()) {
+                (Some(c), _) => format!("exit status {c}"),
+                (None, Some(sig)) => format!("killed by signal {sig}"),
+                _ => s.to_string(),
+            }
+        })
+    }
+
+    /// A broken connection, with how the agent ended and its stderr.
     fn with_stderr(&mut self, e: AgentError) -> AgentError {
         match e {
             AgentError::Broken { what, .. } => {
-                if let Some(c) = self.child.as_mut() {
-                    let t0 = Instant::now();
-                    while t0.elapsed() < Duration::from_secs(2) {
-                        if let Ok(Some(_)) = c.try_wait() {
-                            break;
-                        }
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                }
-                if let Some(t) = self.stderr_thread.take() {
-                    if self
-                        .child
-                        .as_mut()
-                        .is_some_and(|c| !matches!(c.try_wait(), Ok(None)))
-                    {
-                        let _ = t.join();
-                    } else {
-                        self.stderr_thread = Some(t);
-                    }
-                }
+                let what = match self.last_words() {
+                    Some(how) => format!("{what} ({how})"),
+                    None => what,
+                };
                 AgentError::Broken {
                     what,
                     stderr: self.stderr_tail(),
