@@ -450,5 +450,9 @@ fn lab_deploy_and_talk_over_ssh() {
     );
     assert!(!inst.copied);
     c.exit().unwrap();
+
+    // Asked to leave nothing behind: the binary and then the empty folder go.
+    assert_eq!(source.remove_agents().unwrap(), vec![inst.path]);
+    lab.sh("old", "test ! -e /root/.cache/ocmigrate");
     lab.sh("old", "rm -rf /tmp/agent-test");
 }

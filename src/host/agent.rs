@@ -6,7 +6,8 @@
 //! is missing or its SHA-256 differs. [`Host::spawn_agent`] starts `<that file> agent` (or, on
 //! the operator's own machine, the running executable) with piped stdio. Neither takes a path or
 //! a command from the caller: the file name is built here from a checked hash, so these methods
-//! cannot be used to write or run anything else on the source.
+//! cannot be used to write or run anything else on the source. [`Host::remove_agents`] takes
+//! those files away again.
 
 use super::{shell_quote, Host, HostKind};
 use crate::exit::Failure;
@@ -172,6 +173,40 @@ printf '%s\n' "$f""#
     }
 }
 
+impl Host {
+    /// Remove every agent binary ocmigrate left in the login user's cache folder (and the folder
+    /// when it is then empty): what `ocmigrate` does when asked to leave nothing behind. Returns
+    /// the paths removed. Nothing on a local side.
+    pub(crate) fn remove_agents(&self) -> Result<Vec<String>, Failure> {
+        if let HostKind::Local = self.kind {
+            return Ok(Vec::new());
+        }
+        self.remove_agents_in(CACHE_DIR)
+    }
+
+    fn remove_agents_in(&self, dir: &str) -> Result<Vec<String>, Failure> {
+        // Only our own names: agent-<16 hex> and their temporary copies.
+        let script = format!(
+            r#"d={dir}
+[ -d "$d" ] || exit 0
+for f in "$d"/agent-[0-9a-f]*[0-9a-f] "$d"/.agent-*.tmp; do
+  [ -f "$f" ] || continue
+  rm -f -- "$f" && printf '%s\n' "$f"
+done
+rmdir -- "$d" 2>/dev/null || true"#
+        );
+        let r = self.run(&script)?;
+        if !r.ok() {
+            return Err(Failure::check(format!(
+                "{}: cannot remove the agent: {}",
+                self.label,
+                r.stderr_text()
+            )));
+        }
+        Ok(r.stdout_text().lines().map(str::to_string).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,5 +249,12 @@ mod tests {
         std::fs::write(&a.path, b"broken").unwrap();
         assert!(h.install_agent_in(&dir, bytes, &real).unwrap().copied);
         assert!(check_sha("ABC").is_err());
+        // removal takes our files only, then the folder when empty
+        std::fs::write(t.path().join("cache/other"), b"not ours").unwrap();
+        assert_eq!(h.remove_agents_in(&dir).unwrap(), vec![a.path.clone()]);
+        assert!(t.path().join("cache/other").exists());
+        std::fs::remove_file(t.path().join("cache/other")).unwrap();
+        assert!(h.remove_agents_in(&dir).unwrap().is_empty());
+        assert!(!t.path().join("cache").exists());
     }
 }

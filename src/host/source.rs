@@ -157,6 +157,10 @@ impl SourceHost {
     ) -> Result<std::process::Child, Failure> {
         self.host.spawn_agent(install)
     }
+    /// Remove the agent binaries ocmigrate left in the login user's cache folder.
+    pub fn remove_agents(&self) -> Result<Vec<String>, Failure> {
+        self.host.remove_agents()
+    }
     /// Read a whole file; `None` when it does not exist.
     pub fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>, Failure> {
         self.host.read_file(path)

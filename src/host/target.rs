@@ -40,6 +40,10 @@ impl TargetHost {
     ) -> Result<std::process::Child, Failure> {
         self.host.spawn_agent(install)
     }
+    /// Remove the agent binaries ocmigrate left in the login user's cache folder.
+    pub fn remove_agents(&self) -> Result<Vec<String>, Failure> {
+        self.host.remove_agents()
+    }
     pub fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>, Failure> {
         self.host.read_file(path)
     }
