@@ -610,12 +610,22 @@ mod tests {
         frame::write_frame(&mut a, &Frame::new(Kind::Stat, 5, w.0)).unwrap();
         let f = r.read_frame().unwrap().unwrap();
         assert_eq!((f.kind, f.id), (Kind::Error, 5));
-        frame::write_frame(&mut a, &Hello::ours(vec![]).into_frame()).unwrap();
-        let f = r.read_frame().unwrap().unwrap();
-        assert_eq!((f.kind, f.id), (Kind::Error, 0)); // a second Hello: unexpected
         frame::write_frame(&mut a, &Request::Exit.into_frame(6)).unwrap();
         assert_eq!(r.read_frame().unwrap().unwrap().kind, Kind::Bye);
         srv.join().unwrap().unwrap();
+
+        // a second Hello (id 0) after the handshake ends the connection
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let b2 = b.try_clone().unwrap();
+        let srv = std::thread::spawn(move || serve(b, b2));
+        let hello = Hello::ours(vec![]).into_frame();
+        frame::write_frame(&mut a, &hello).unwrap();
+        let mut r = FrameReader::new(a.try_clone().unwrap());
+        assert_eq!(r.read_frame().unwrap().unwrap().kind, Kind::Welcome);
+        frame::write_frame(&mut a, &hello).unwrap();
+        let f = r.read_frame().unwrap().unwrap();
+        assert_eq!((f.kind, f.id), (Kind::Error, 0));
+        assert!(srv.join().unwrap().is_err());
     }
 
     #[test]

@@ -111,6 +111,12 @@ pub fn serve<R: Read, W: Write>(input: R, output: W) -> Result<(), ServeError> {
             Err(e) => return s.fatal(ErrorCode::BadRequest, e.into()),
         };
         let id = f.id;
+        if id == 0 {
+            // Id 0 is the connection's (the handshake, fatal errors): a second Hello or a request
+            // without an id means the operator lost track, and so would every answer.
+            let e = frame::Error::Unexpected { kind: f.kind };
+            return s.fatal(ErrorCode::BadRequest, e.into());
+        }
         match Request::from_frame(&f) {
             // The frame's bounds were fine, only its payload was not: answer and go on.
             Err(e) => s.send_error(id, ErrorCode::BadRequest, e.to_string(), b"")?,
