@@ -250,7 +250,12 @@ impl ArgvWatch {
 fn copy_verify_tamper(kind: &str, tamper: &str, changed_table: &str) {
     let lab = Lab::get();
     make_instance(&lab, kind, 3000);
-    let pw = db_password(&lab);
+    // SQLite has no password; a string that never appears stands in.
+    let pw = if kind == "sqlite" {
+        "no-password-for-sqlite-\u{1}".to_string()
+    } else {
+        db_password(&lab)
+    };
     assert!(
         pw.len() >= 6,
         "the instance's password is too short to look for"
@@ -366,8 +371,8 @@ fn sqlite_copy_keeps_the_source_untouched_and_carries_the_wal() {
     lab.sh(
         "old",
         "cd /var/www/owncloud/data && \
-         { printf '%s\\n' 'PRAGMA wal_autocheckpoint=0;' \"INSERT INTO oc_appconfig VALUES ('wal','only','in the wal');\"; sleep 3; } | sqlite3 owncloud.db >/dev/null 2>&1 & \
-         p=$!; sleep 1; kill -9 $p; sleep 0.2; test -s owncloud.db-wal",
+         { printf '%s\\n' 'PRAGMA journal_mode=WAL;' 'PRAGMA wal_autocheckpoint=0;' \"INSERT OR REPLACE INTO oc_appconfig VALUES ('wal','only','in the wal');\"; sleep 30; } 2>/dev/null | sqlite3 owncloud.db >/tmp/ocm-wal.err 2>&1 & \\
+         p=$!; i=0; while [ ! -s owncloud.db-wal ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; sleep 1; kill -9 $p; sleep 0.2; test -s owncloud.db-wal || { ls -la; cat /tmp/ocm-wal.err; exit 1; }",
     );
     let before = lab.sh(
         "old",
