@@ -138,7 +138,15 @@ pub fn start(
 
 /// An agent error as a failure with a hint, for the exit-code table.
 pub fn failure_of(e: AgentError) -> Failure {
+    let from_env = std::env::var_os(AGENT_BINARY_ENV).is_some_and(|v| !v.is_empty());
     match e {
+        AgentError::Mismatch { .. } if from_env => {
+            let msg = e.to_string();
+            Failure::usage(msg).hint(format!(
+                "{AGENT_BINARY_ENV} names a build of another version: rebuild it with \
+                 ci/build-agent from this version's source"
+            ))
+        }
         AgentError::Mismatch { .. } | AgentError::WrongBinary { .. } => {
             let msg = e.to_string();
             Failure::check(msg).hint(
@@ -146,13 +154,48 @@ pub fn failure_of(e: AgentError) -> Failure {
                  the host and run again",
             )
         }
-        AgentError::Broken { .. } => {
+        AgentError::Broken { ref stderr, .. }
+            if stderr.iter().any(|l| l.contains("GLIBC_")) && !from_env =>
+        {
             let msg = e.to_string();
             Failure::unreachable(msg).hint(format!(
-                "an old source needs the portable agent: build it with ci/build-agent and set \
-                 {AGENT_BINARY_ENV} to it"
+                "the host's C library is older than this build needs: build the portable agent \
+                 (glibc 2.17 and later) with ci/build-agent and set {AGENT_BINARY_ENV} to it"
             ))
         }
+        AgentError::Broken { .. } => {
+            let msg = e.to_string();
+            Failure::unreachable(msg).hint(
+                "the agent's own words, if any, are above; `ssh HOST true` must print nothing \
+                 (a login script that writes to stdout breaks the protocol)",
+            )
+        }
         AgentError::Failed { .. } => Failure::check(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_identity_and_hints() {
+        let b = AgentBinary::from_bytes(b"\x7fELF...".to_vec(), "x".into());
+        assert_eq!(b.sha256.len(), 64);
+        assert_eq!(b.blake3, *blake3::hash(b"\x7fELF...").as_bytes());
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("sh"), b"#!/bin/sh").unwrap();
+        assert!(AgentBinary::from_path(&t.path().join("sh")).is_err());
+        let glibc = AgentError::Broken {
+            what: "agent@source old: the agent closed the connection (exit status 1)".into(),
+            stderr: vec!["/root/.cache/ocmigrate/agent-x: /lib64/libc.so.6: version \
+                          `GLIBC_2.34' not found"
+                .into()],
+        };
+        if std::env::var_os(AGENT_BINARY_ENV).is_none() {
+            let f = failure_of(glibc);
+            assert!(f.hint.unwrap().contains("ci/build-agent"));
+            assert!(f.message.contains("GLIBC_2.34"), "{}", f.message);
+        }
     }
 }
