@@ -1076,4 +1076,82 @@ mod tests {
             Err(Error::Invalid { .. })
         ));
     }
+
+    /// A poor man's fuzzer until the real one: valid frames of every message, then bytes
+    /// flipped, cut or appended; every parser must return, never panic.
+    #[test]
+    fn mutated_frames_never_panic() {
+        let t = Target::new(0, RelPath::new("a/b").unwrap());
+        let mut seeds: Vec<Frame> = vec![
+            Hello::ours(vec![b"/x".to_vec()]).into_frame(),
+            Request::Stat(t.clone()).into_frame(1),
+            Request::ReadFile {
+                target: t,
+                offset: 1,
+                len: 2,
+            }
+            .into_frame(2),
+            Response::Entries(vec![
+                entry("a", FileType::Dir, b""),
+                entry("l", FileType::Symlink, b"t"),
+            ])
+            .into_frame(3),
+            Response::Hashed {
+                hash: [1; 32],
+                size: 1,
+                changed: false,
+            }
+            .into_frame(4),
+            Response::Error {
+                code: ErrorCode::Io,
+                message: "m".into(),
+                path: b"p".to_vec(),
+            }
+            .into_frame(5),
+        ];
+        seeds.push(
+            Welcome {
+                proto: PROTOCOL_VERSION,
+                version: "v".into(),
+                exe_hash: [0; 32],
+                pid: 1,
+                uid: 0,
+                roots: vec![Ok(()), Err((ErrorCode::NotFound, "n".into()))],
+            }
+            .into_frame(),
+        );
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let seed = &seeds[(rnd() % seeds.len() as u64) as usize];
+            let mut bytes = seed.encode().unwrap();
+            for _ in 0..1 + rnd() % 4 {
+                let i = (rnd() % bytes.len() as u64) as usize;
+                match rnd() % 3 {
+                    0 => bytes[i] = rnd() as u8,
+                    1 => bytes.truncate(i.max(1)),
+                    _ => bytes.push(rnd() as u8),
+                }
+            }
+            if let Ok(Some((f, _))) = decode(&bytes) {
+                let _ = Hello::from_frame(&f);
+                let _ = Welcome::from_frame(&f);
+                let _ = Request::from_frame(&f);
+                let _ = Response::from_frame(&f);
+            }
+            // the payload alone, under every kind, whatever its declared length
+            let f = Frame::new(
+                seed.kind,
+                1,
+                bytes[crate::agent::frame::HEADER_LEN.min(bytes.len())..].to_vec(),
+            );
+            let _ = Request::from_frame(&f);
+            let _ = Response::from_frame(&f);
+        }
+    }
 }
