@@ -6,6 +6,11 @@
 //! connection stays usable; anything else that goes wrong (closed pipe, bytes that are not a
 //! frame, a frame out of place) is fatal and the client should be dropped. The agent's stderr
 //! is kept (its last lines) and shown in fatal errors: it is never lost.
+//!
+//! It never trusts the agent (a compromised source must not be able to steer the operator):
+//! every path in an answer is checked as a `RelPath`, every count is bounded by its payload, a
+//! frame for another request id is an error, and a `ReadFile` whose byte count disagrees with
+//! its `Done` is refused.
 
 use super::frame::{self, Frame, FrameReader, Kind, ReadError};
 use super::proto::{

@@ -13,7 +13,7 @@ use super::{shell_quote, Host, HostKind};
 use crate::exit::Failure;
 use std::process::{Child, Command, Stdio};
 
-/// Where the agent is on a host. Made only by [`Host::install_agent`].
+/// Where the agent is on a host. Made only by `install_agent` (of `SourceHost` or `TargetHost`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentInstall {
     /// The executable, as an absolute path on that host.
