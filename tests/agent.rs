@@ -427,9 +427,9 @@ fn lab_deploy_and_talk_over_ssh() {
     let t0 = Instant::now();
     let (mut c, inst) = deploy::start(&source, &bin, vec![b"/tmp/agent-test".to_vec()]).unwrap();
     let first = t0.elapsed();
-    assert!(inst.copied && !inst.local, "{inst:?}");
+    assert!(inst.copied() && !inst.local(), "{inst:?}");
     assert_eq!(
-        inst.path,
+        inst.path(),
         format!("/root/.cache/ocmigrate/agent-{}", &bin.sha256[..16])
     );
     let listed = lab.sh("old", "stat -c '%a %s' /root/.cache/ocmigrate/agent-*");
@@ -448,11 +448,14 @@ fn lab_deploy_and_talk_over_ssh() {
         t1.elapsed(),
         c.handshake_time
     );
-    assert!(!inst.copied);
+    assert!(!inst.copied());
     c.exit().unwrap();
 
     // Asked to leave nothing behind: the binary and then the empty folder go.
-    assert_eq!(source.remove_agents().unwrap(), vec![inst.path]);
+    assert_eq!(
+        source.remove_agents().unwrap(),
+        vec![inst.path().to_string()]
+    );
     lab.sh("old", "test ! -e /root/.cache/ocmigrate");
     lab.sh("old", "rm -rf /tmp/agent-test");
 }

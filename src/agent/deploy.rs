@@ -128,7 +128,7 @@ pub fn start(
 ) -> Result<(AgentClient, AgentInstall), Failure> {
     let install = side.install(bin)?;
     let child = side.spawn(&install)?;
-    let expected = (!install.local).then_some(bin.blake3);
+    let expected = (!install.local()).then_some(bin.blake3);
     let label = format!("agent@{}", side.label());
     match AgentClient::from_child(&label, child, roots, expected) {
         Ok(c) => Ok((c, install)),

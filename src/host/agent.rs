@@ -15,13 +15,27 @@ use std::process::{Child, Command, Stdio};
 
 /// Where the agent is on a host. Made only by `install_agent` (of `SourceHost` or `TargetHost`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// Its fields are private so that no other code can make one that names another program for
+/// `spawn_agent` to run.
 pub struct AgentInstall {
+    path: String,
+    copied: bool,
+    local: bool,
+}
+
+impl AgentInstall {
     /// The executable, as an absolute path on that host.
-    pub path: String,
+    pub fn path(&self) -> &str {
+        &self.path
+    }
     /// True if the binary was copied this time (false: it was already there, or local).
-    pub copied: bool,
+    pub fn copied(&self) -> bool {
+        self.copied
+    }
     /// True if this is the operator's own running executable (a local side).
-    pub local: bool,
+    pub fn local(&self) -> bool {
+        self.local
+    }
 }
 
 /// Exit statuses of the install scripts.
