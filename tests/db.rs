@@ -370,7 +370,7 @@ fn sqlite_copy_keeps_the_source_untouched_and_carries_the_wal() {
     // automatic checkpoints off and kill the writer before it closes (a close would checkpoint).
     lab.sh(
         "old",
-        "cd /var/www/owncloud/data && \
+        "cd /var/www/owncloud/data || exit 1; \
          { printf '%s\\n' 'PRAGMA journal_mode=WAL;' 'PRAGMA wal_autocheckpoint=0;' \"INSERT OR REPLACE INTO oc_appconfig VALUES ('wal','only','in the wal');\"; sleep 30; } 2>/dev/null | sqlite3 owncloud.db >/tmp/ocm-wal.err 2>&1 & \\
          p=$!; i=0; while [ ! -s owncloud.db-wal ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; sleep 1; kill -9 $p; sleep 0.2; test -s owncloud.db-wal || { ls -la; cat /tmp/ocm-wal.err; exit 1; }",
     );

@@ -329,7 +329,7 @@ impl DumpCommand {
                     "c=$(command -v mariadb-dump || command -v mysqldump) || {{ echo 'ocmigrate: neither mariadb-dump nor mysqldump is installed' >&2; exit {NO_TOOL}; }}\n\
                      IFS= read -r MYSQL_PWD || true; export MYSQL_PWD\n\
                      x=; case $(\"$c\" --help 2>/dev/null) in *column-statistics*) x=--column-statistics=0;; esac\n\
-                     \"$c\" $x {mode} --quick --hex-blob --no-tablespaces --triggers --routines --default-character-set={} {} -- {}{}",
+                     \"$c\" $x {mode} --quick --no-autocommit --hex-blob --no-tablespaces --triggers --default-character-set={} {} -- {}{}",
                     shell_quote(charset),
                     shell_words(&conn.mysql_args()),
                     shell_quote(&conn.name),
