@@ -15,7 +15,9 @@ mod ssh;
 mod target;
 
 pub use agent::AgentInstall;
-pub use source::{Compress, DbConn, DbSelect, DumpCommand, PgFormat, Probe, SourceHost, NO_TOOL};
+pub use source::{
+    Compress, DbConn, DbSelect, DumpCommand, MysqlPart, PgFormat, Probe, SourceHost, NO_TOOL,
+};
 pub use ssh::SshError;
 pub use target::TargetHost;
 

@@ -294,6 +294,8 @@ pub enum DumpCommand {
         conn: DbConn,
         /// `--lock-tables` instead of `--single-transaction` (MyISAM tables present).
         lock_tables: bool,
+        /// The whole database, the table definitions only, or the rows only.
+        part: MysqlPart,
         /// `--default-character-set=…` (utf8mb4 when configured).
         charset: String,
         compress: Compress,
@@ -308,6 +310,17 @@ pub enum DumpCommand {
     SqliteFiles { db: PathBuf, compress: Compress },
 }
 
+/// Which part of a MySQL database a dump carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MysqlPart {
+    /// Definitions, rows and triggers, as one stream.
+    All,
+    /// `--no-data --skip-triggers`: the table definitions.
+    Schema,
+    /// `--no-create-info --skip-triggers`: the rows.
+    Data,
+}
+
 /// Exit status of the source scripts when a client tool is missing.
 pub const NO_TOOL: i32 = 127;
 
@@ -317,19 +330,25 @@ impl DumpCommand {
             DumpCommand::Mysql {
                 conn,
                 lock_tables,
+                part,
                 charset,
                 compress,
             } => {
-                let mode = if *lock_tables {
+                let lock = if *lock_tables {
                     "--lock-tables"
                 } else {
                     "--single-transaction"
+                };
+                let mode = match part {
+                    MysqlPart::All => format!("{lock} --triggers"),
+                    MysqlPart::Schema => format!("{lock} --no-data --skip-triggers"),
+                    MysqlPart::Data => format!("{lock} --no-create-info --skip-triggers"),
                 };
                 format!(
                     "c=$(command -v mariadb-dump || command -v mysqldump) || {{ echo 'ocmigrate: neither mariadb-dump nor mysqldump is installed' >&2; exit {NO_TOOL}; }}\n\
                      IFS= read -r MYSQL_PWD || true; export MYSQL_PWD\n\
                      x=; case $(\"$c\" --help 2>/dev/null) in *column-statistics*) x=--column-statistics=0;; esac\n\
-                     \"$c\" $x {mode} --quick --no-autocommit --hex-blob --no-tablespaces --triggers --default-character-set={} {} -- {}{}",
+                     \"$c\" $x {mode} --quick --no-autocommit --hex-blob --no-tablespaces --default-character-set={} {} -- {}{}",
                     shell_quote(charset),
                     shell_words(&conn.mysql_args()),
                     shell_quote(&conn.name),
@@ -509,6 +528,7 @@ mod db_tests {
         let s = DumpCommand::Mysql {
             conn: conn.clone(),
             lock_tables: false,
+            part: MysqlPart::All,
             charset: "utf8mb4".into(),
             compress: Compress::Zstd,
         }
