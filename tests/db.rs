@@ -398,3 +398,27 @@ fn sqlite_copy_keeps_the_source_untouched_and_carries_the_wal() {
     let owner = lab.sh("new", "stat -c %U /var/www/owncloud/data/owncloud.db");
     assert_eq!(owner.trim(), "www-data");
 }
+
+#[test]
+fn mysql_wrong_password_names_the_problem_and_the_fix() {
+    let lab = Lab::get();
+    make_instance(&lab, "mysql", 100);
+    // An extra config file that overrides dbpassword, as ownCloud merges them.
+    lab.sh(
+        "old",
+        "printf '%s\\n' '<?php' \"\\$CONFIG = array('dbpassword' => 'not-the-password');\" > /var/www/owncloud/config/zz-wrong.config.php && chown www-data:www-data /var/www/owncloud/config/zz-wrong.config.php",
+    );
+    let state = tempfile::tempdir().unwrap();
+    let (src, tgt) = sides();
+    let e = db::copy_between(&src, &tgt, &opts(state.path())).unwrap_err();
+    lab.sh("old", "rm -f /var/www/owncloud/config/zz-wrong.config.php");
+    assert!(e.message.contains("refused the credentials"), "{e}");
+    assert!(
+        e.hint.as_deref().unwrap_or("").contains("config.php"),
+        "{e:?}"
+    );
+    assert!(!e.message.contains("not-the-password"), "{e}");
+    // Nothing was created on the target.
+    let dbs = lab.sh("new", "mariadb -N -e 'SHOW DATABASES'");
+    assert!(!dbs.lines().any(|l| l == "owncloud"), "{dbs}");
+}

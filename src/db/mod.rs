@@ -273,7 +273,8 @@ impl CopyOptions {
             state_dir: m.state_dir(),
             web_user: m.config.source.web_user.clone(),
             compress: None,
-            pg_plain: false,
+            // For measurements (bench/db): `OCMIGRATE_PG_FORMAT=plain`.
+            pg_plain: std::env::var("OCMIGRATE_PG_FORMAT").as_deref() == Ok("plain"),
         }
     }
 }
