@@ -422,3 +422,36 @@ fn mysql_wrong_password_names_the_problem_and_the_fix() {
     let dbs = lab.sh("new", "mariadb -N -e 'SHOW DATABASES'");
     assert!(!dbs.lines().any(|l| l == "owncloud"), "{dbs}");
 }
+
+#[test]
+fn pgsql_interrupted_import_of_ours_is_replaced_on_the_next_run() {
+    let lab = Lab::get();
+    make_instance(&lab, "pgsql", 100);
+    let state = tempfile::tempdir().unwrap();
+    let (src, tgt) = sides();
+    db::copy_between(&src, &tgt, &opts(state.path())).unwrap();
+    // As if the run had stopped during the import: the marker still says "started", and the
+    // target has (some of) the tables.
+    let marker = state.path().join("db-import.json");
+    let text = std::fs::read_to_string(&marker).unwrap();
+    assert!(text.contains("\"done\""), "{text}");
+    std::fs::write(&marker, text.replace("\"done\"", "\"started\"")).unwrap();
+    lab.sh(
+        "new",
+        "cd / && runuser -u postgres -- psql -Xq -d owncloud -c 'DELETE FROM oc_filecache'",
+    );
+    let rep = db::copy_between(&src, &tgt, &opts(state.path()))
+        .unwrap_or_else(|e| panic!("the next run must replace our own failed import: {e}"));
+    assert!(rep.replaced);
+    assert!(
+        db::verify_between(&src, &tgt, &opts(state.path()))
+            .unwrap()
+            .equal
+    );
+    // The tables belong to config.php's user, as ownCloud needs.
+    let owners = lab.sh(
+        "new",
+        "cd / && runuser -u postgres -- psql -XAt -d owncloud -c \"SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'\"",
+    );
+    assert_eq!(owners.trim(), "oc_admin");
+}

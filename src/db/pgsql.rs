@@ -119,7 +119,8 @@ pub(crate) fn copy(
         &format!(
             "SELECT current_setting('server_version_num');\n\
              SELECT count(*) FROM pg_database WHERE datname = {};\n\
-             SELECT count(*) FROM pg_roles WHERE rolname = {};",
+             SELECT count(*) FROM pg_roles WHERE rolname = {};\n\
+             SELECT current_setting('server_version');",
             lit(&db),
             lit(&role)
         ),
@@ -131,6 +132,7 @@ pub(crate) fn copy(
     let target_version = num(0);
     let db_exists = num(1) > 0;
     let role_exists = num(2) > 0;
+    let target_version_text = st.get(3).copied().unwrap_or("").to_string();
     let tables = if db_exists {
         target_sql(
             tgt,
@@ -256,7 +258,7 @@ pub(crate) fn copy(
         kind: DbKind::Pgsql,
         database: db,
         method: format!(
-            "{} | {} → {} (source {src_version}, target {target_version})",
+            "{} | {} → {} (source {src_version}, target {target_version_text})",
             if opts.pg_plain {
                 "pg_dump -Fp"
             } else {
