@@ -370,13 +370,12 @@ fn unescape_batch(s: &str) -> String {
     out
 }
 
+/// Per table, its secondary indexes as `(name, definition)`.
+type TableKeys = Vec<(String, Vec<(String, String)>)>;
+
 /// The secondary indexes of every table in the target database, as `(name, definition)` taken
 /// from `SHOW CREATE TABLE`; tables with foreign keys are left out (their indexes must stay).
-fn secondary_keys(
-    tgt: &TargetHost,
-    opts: &CopyOptions,
-    db: &str,
-) -> Result<Vec<(String, Vec<(String, String)>)>, Failure> {
+fn secondary_keys(tgt: &TargetHost, opts: &CopyOptions, db: &str) -> Result<TableKeys, Failure> {
     let tables = target_sql(
         tgt,
         opts,
@@ -400,7 +399,7 @@ fn secondary_keys(
     Ok(parse_keys(&out))
 }
 
-fn parse_keys(out: &str) -> Vec<(String, Vec<(String, String)>)> {
+fn parse_keys(out: &str) -> TableKeys {
     let mut res = Vec::new();
     for row in out.lines() {
         let Some((table, create)) = row.split_once('\t') else {
