@@ -455,3 +455,20 @@ fn pgsql_interrupted_import_of_ours_is_replaced_on_the_next_run() {
     );
     assert_eq!(owners.trim(), "oc_admin");
 }
+
+#[test]
+fn nextcloud_mysql_copy_and_verify() {
+    let lab = Lab::get();
+    if !repo().join("lab/instance.sh").exists() {
+        eprintln!("skipped: the lab cannot make a Nextcloud instance yet");
+        return;
+    }
+    lab.instance("nextcloud", "mysql", 2, 20, 11);
+    clean_target(&lab);
+    let state = tempfile::tempdir().unwrap();
+    let (src, tgt) = sides();
+    let rep = db::copy_between(&src, &tgt, &opts(state.path())).unwrap();
+    assert_eq!(rep.database, "nextcloud");
+    let v = db::verify_between(&src, &tgt, &opts(state.path())).unwrap();
+    assert!(v.equal, "{}", v.render());
+}
