@@ -46,9 +46,20 @@ fn http(
 ) -> Resp {
     let addr = lab.var("LAB_OLD").to_string();
     let mut cmd = Command::new("curl");
-    cmd.args(["-s", "-S", "-i", "--http1.1", "--max-time", "20", "-K", "-", "-X", method])
-        .arg("--resolve")
-        .arg(format!("{HOST}:80:{addr}"));
+    cmd.args([
+        "-s",
+        "-S",
+        "-i",
+        "--http1.1",
+        "--max-time",
+        "20",
+        "-K",
+        "-",
+        "-X",
+        method,
+    ])
+    .arg("--resolve")
+    .arg(format!("{HOST}:80:{addr}"));
     for h in headers {
         cmd.arg("-H").arg(h);
     }
@@ -56,7 +67,9 @@ fn http(
         cmd.arg("--data-binary").arg(b);
     }
     cmd.arg(format!("http://{HOST}{path}"));
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("run curl");
     {
         let mut stdin = child.stdin.take().unwrap();
@@ -77,7 +90,11 @@ fn http(
         let (head, body) = rest.split_once("\r\n\r\n").unwrap_or((rest, ""));
         let mut lines = head.lines();
         let status = lines.next().unwrap_or("");
-        let code: u16 = status.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let code: u16 = status
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
         if code == 100 {
             rest = body;
             continue;
@@ -86,7 +103,11 @@ fn http(
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
             .collect();
-        return Resp { code, headers, body: body.to_string() };
+        return Resp {
+            code,
+            headers,
+            body: body.to_string(),
+        };
     }
 }
 
@@ -207,7 +228,17 @@ fn log_lines(lab: &Lab, flavor: &str) -> Vec<String> {
 
 fn check_log_keys(flavor: &str, line: &str) {
     let keys = top_level_keys(line);
-    let oc = ["reqId", "level", "time", "remoteAddr", "user", "app", "method", "url", "message"];
+    let oc = [
+        "reqId",
+        "level",
+        "time",
+        "remoteAddr",
+        "user",
+        "app",
+        "method",
+        "url",
+        "message",
+    ];
     let nc = [
         "reqId",
         "level",
@@ -224,15 +255,31 @@ fn check_log_keys(flavor: &str, line: &str) {
     ];
     if flavor == "owncloud" {
         assert_eq!(keys, oc, "ownCloud log keys: {line}");
-        assert!(line.contains("\"url\":\"\\/"), "ownCloud escapes slashes: {line}");
+        assert!(
+            line.contains("\"url\":\"\\/"),
+            "ownCloud escapes slashes: {line}"
+        );
     } else {
         assert_eq!(&keys[..nc.len()], &nc[..], "Nextcloud log keys: {line}");
-        assert_eq!(keys.len(), nc.len() + 1, "Nextcloud: data or exception last: {line}");
-        assert!(keys[nc.len()] == "data" || keys[nc.len()] == "exception", "{line}");
-        assert!(line.contains("\"url\":\"/"), "Nextcloud does not escape slashes: {line}");
+        assert_eq!(
+            keys.len(),
+            nc.len() + 1,
+            "Nextcloud: data or exception last: {line}"
+        );
+        assert!(
+            keys[nc.len()] == "data" || keys[nc.len()] == "exception",
+            "{line}"
+        );
+        assert!(
+            line.contains("\"url\":\"/"),
+            "Nextcloud does not escape slashes: {line}"
+        );
     }
     let v: serde_json::Value = serde_json::from_str(line).expect("log line is JSON");
-    assert!(v["time"].as_str().unwrap().ends_with("+00:00"), "UTC: {line}");
+    assert!(
+        v["time"].as_str().unwrap().ends_with("+00:00"),
+        "UTC: {line}"
+    );
     assert_eq!(v["reqId"].as_str().unwrap().len(), 20, "{line}");
 }
 
@@ -278,7 +325,9 @@ fn check(flavor: &str, db: &str, seed: u64) {
         );
         let o = occ(&lab, false, "maintenance:mode --on");
         assert!(!o.status.success(), "ownCloud occ as root must refuse");
-        assert!(!lab.sh("old", &format!("cat {ROOT}/config/config.php")).contains("'maintenance' => true"));
+        assert!(!lab
+            .sh("old", &format!("cat {ROOT}/config/config.php"))
+            .contains("'maintenance' => true"));
     } else {
         assert!(o.status.success(), "{o:?}");
         assert_eq!(text(&o.stdout), want);
@@ -303,14 +352,22 @@ fn check(flavor: &str, db: &str, seed: u64) {
     let o = occ(&lab, true, "config:list system --output=json");
     let cl: serde_json::Value = serde_json::from_slice(&o.stdout).expect("config:list JSON");
     assert_eq!(cl["system"]["secret"], "***REMOVED SENSITIVE VALUE***");
-    assert_eq!(cl["system"]["passwordsalt"], "***REMOVED SENSITIVE VALUE***");
+    assert_eq!(
+        cl["system"]["passwordsalt"],
+        "***REMOVED SENSITIVE VALUE***"
+    );
     if oc {
         assert_eq!(cl["system"]["datadirectory"], DATADIR);
     } else {
-        assert_eq!(cl["system"]["datadirectory"], "***REMOVED SENSITIVE VALUE***");
+        assert_eq!(
+            cl["system"]["datadirectory"],
+            "***REMOVED SENSITIVE VALUE***"
+        );
         assert_eq!(cl["system"]["instanceid"], "***REMOVED SENSITIVE VALUE***");
     }
-    let instanceid = text(&occ(&lab, true, "config:system:get instanceid").stdout).trim().to_string();
+    let instanceid = text(&occ(&lab, true, "config:system:get instanceid").stdout)
+        .trim()
+        .to_string();
     assert!(!instanceid.is_empty());
     let users = text(&occ(&lab, true, "user:list --output=json").stdout);
     let users: serde_json::Value = serde_json::from_str(&users).expect("user:list JSON");
@@ -319,13 +376,29 @@ fn check(flavor: &str, db: &str, seed: u64) {
     // ---- the index page and OCS while up
     let r = http(&lab, "GET", "/index.php", None, &[], None);
     assert_eq!(r.code, 302);
-    assert!(r.header("Location").unwrap_or("").ends_with("/index.php/login"), "{r:?}");
+    assert!(
+        r.header("Location")
+            .unwrap_or("")
+            .ends_with("/index.php/login"),
+        "{r:?}"
+    );
     let r = http(&lab, "GET", "/index.php/login", None, &[], None);
     assert_eq!(r.code, 200);
-    let title = if oc { "<title>ownCloud</title>" } else { "<title>Login – Nextcloud</title>" };
+    let title = if oc {
+        "<title>ownCloud</title>"
+    } else {
+        "<title>Login – Nextcloud</title>"
+    };
     assert!(r.body.contains(title), "{}", r.body);
     let ocs = if oc { "/ocs/v1.php" } else { "/ocs/v2.php" };
-    let r = http(&lab, "GET", &format!("{ocs}/cloud/user?format=json"), admin, &["OCS-APIRequest: true"], None);
+    let r = http(
+        &lab,
+        "GET",
+        &format!("{ocs}/cloud/user?format=json"),
+        admin,
+        &["OCS-APIRequest: true"],
+        None,
+    );
     assert_eq!(r.code, 200, "{r:?}");
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v["ocs"]["meta"]["status"], "ok");
@@ -341,8 +414,14 @@ fn check(flavor: &str, db: &str, seed: u64) {
         "Maintenance mode enabled\n"
     };
     assert_eq!(text(&o.stdout), want);
-    let cfg = lab.sh("old", &format!("stat -c '%U %a' {ROOT}/config/config.php; cat {ROOT}/config/config.php"));
-    assert!(cfg.starts_with("www-data 640\n<?php\n$CONFIG = array (\n"), "{cfg}");
+    let cfg = lab.sh(
+        "old",
+        &format!("stat -c '%U %a' {ROOT}/config/config.php; cat {ROOT}/config/config.php"),
+    );
+    assert!(
+        cfg.starts_with("www-data 640\n<?php\n$CONFIG = array (\n"),
+        "{cfg}"
+    );
     assert!(cfg.contains("  'maintenance' => true,\n"), "{cfg}");
     if !oc {
         let o = occ(&lab, true, "maintenance:mode --on");
@@ -352,7 +431,10 @@ fn check(flavor: &str, db: &str, seed: u64) {
     assert!(o.status.success());
     let serr = text(&o.stderr);
     if oc {
-        assert!(serr.contains("ownCloud is in maintenance mode - no app have been loaded"), "{serr}");
+        assert!(
+            serr.contains("ownCloud is in maintenance mode - no app have been loaded"),
+            "{serr}"
+        );
         assert!(!text(&o.stdout).contains("maintenance mode"));
     } else {
         assert!(text(&o.stdout).contains("\"maintenance\":true"));
@@ -374,9 +456,14 @@ fn check(flavor: &str, db: &str, seed: u64) {
     };
     assert_eq!(r.code, 503);
     assert_eq!(r.header("Retry-After"), Some("120"));
-    assert!(r.header("Content-Type").unwrap_or("").starts_with("text/html"));
+    assert!(r
+        .header("Content-Type")
+        .unwrap_or("")
+        .starts_with("text/html"));
     assert!(
-        r.body.contains(&format!("This {product} instance is currently in maintenance mode, which may take a while.")),
+        r.body.contains(&format!(
+            "This {product} instance is currently in maintenance mode, which may take a while."
+        )),
         "{}",
         r.body
     );
@@ -385,16 +472,41 @@ fn check(flavor: &str, db: &str, seed: u64) {
         assert!(r.body.contains("<h2>Maintenance mode</h2>"));
     }
     let before = log_lines(&lab, flavor).len();
-    let r = http(&lab, "PROPFIND", "/remote.php/dav/files/admin/", admin, &["Depth: 0"], None);
+    let r = http(
+        &lab,
+        "PROPFIND",
+        "/remote.php/dav/files/admin/",
+        admin,
+        &["Depth: 0"],
+        None,
+    );
     assert_eq!(r.code, 503);
-    assert!(r.header("Content-Type").unwrap_or("").starts_with("application/xml"));
+    assert!(r
+        .header("Content-Type")
+        .unwrap_or("")
+        .starts_with("application/xml"));
     let (exc, msg) = if oc {
-        ("Sabre\\DAV\\Exception\\ServiceUnavailable", "System in maintenance mode.")
+        (
+            "Sabre\\DAV\\Exception\\ServiceUnavailable",
+            "System in maintenance mode.",
+        )
     } else {
-        ("OCA\\DAV\\Exception\\ServerMaintenanceMode", "System is in maintenance mode.")
+        (
+            "OCA\\DAV\\Exception\\ServerMaintenanceMode",
+            "System is in maintenance mode.",
+        )
     };
-    assert!(r.body.contains(&format!("<s:exception>{exc}</s:exception>")), "{}", r.body);
-    assert!(r.body.contains(&format!("<s:message>{msg}</s:message>")), "{}", r.body);
+    assert!(
+        r.body
+            .contains(&format!("<s:exception>{exc}</s:exception>")),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains(&format!("<s:message>{msg}</s:message>")),
+        "{}",
+        r.body
+    );
     if !oc {
         let lines = log_lines(&lab, flavor);
         let line = lines[before..]
@@ -403,9 +515,21 @@ fn check(flavor: &str, db: &str, seed: u64) {
             .expect("NC logs the maintenance exception");
         check_log_keys(flavor, line);
         assert!(line.contains("\"level\":3"));
-        assert!(line.contains("\"exception\":{\"Exception\":\"OCA\\\\DAV\\\\Exception\\\\ServerMaintenanceMode\""), "{line}");
+        assert!(
+            line.contains(
+                "\"exception\":{\"Exception\":\"OCA\\\\DAV\\\\Exception\\\\ServerMaintenanceMode\""
+            ),
+            "{line}"
+        );
     }
-    let r = http(&lab, "GET", &format!("{ocs}/cloud/capabilities?format=json"), admin, &["OCS-APIRequest: true"], None);
+    let r = http(
+        &lab,
+        "GET",
+        &format!("{ocs}/cloud/capabilities?format=json"),
+        admin,
+        &["OCS-APIRequest: true"],
+        None,
+    );
     assert_eq!(r.code, 503);
     assert_eq!(
         r.body,
@@ -424,42 +548,109 @@ fn check(flavor: &str, db: &str, seed: u64) {
     let body = "<?xml version=\"1.0\"?><d:propfind xmlns:d=\"DAV:\" xmlns:oc=\"http://owncloud.org/ns\"><d:prop><d:getetag/><oc:id/><oc:fileid/><oc:permissions/><oc:size/><d:getlastmodified/><d:resourcetype/></d:prop></d:propfind>";
     let start = Instant::now();
     let r = loop {
-        let r = http(&lab, "PROPFIND", "/remote.php/dav/files/admin/", admin, &["Depth: 0", "Content-Type: application/xml"], Some(body));
+        let r = http(
+            &lab,
+            "PROPFIND",
+            "/remote.php/dav/files/admin/",
+            admin,
+            &["Depth: 0", "Content-Type: application/xml"],
+            Some(body),
+        );
         if r.code != 503 || start.elapsed() > Duration::from_secs(10) {
             break r;
         }
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(r.code, 207, "{r:?}");
-    assert!(r.body.contains(&format!("<d:getetag>&quot;{etag}&quot;</d:getetag>")), "{}", r.body);
+    assert!(
+        r.body
+            .contains(&format!("<d:getetag>&quot;{etag}&quot;</d:getetag>")),
+        "{}",
+        r.body
+    );
     let fid: u64 = fileid.parse().unwrap();
-    assert!(r.body.contains(&format!("<oc:id>{:08}{instanceid}</oc:id>", fid)), "{}", r.body);
+    assert!(
+        r.body
+            .contains(&format!("<oc:id>{:08}{instanceid}</oc:id>", fid)),
+        "{}",
+        r.body
+    );
     assert!(r.body.contains(&format!("<oc:fileid>{fileid}</oc:fileid>")));
     assert!(r.body.contains(&format!("<oc:size>{size}</oc:size>")));
     let perms = if oc { "RDNVCK" } else { "RGDNVCK" };
-    assert!(r.body.contains(&format!("<oc:permissions>{perms}</oc:permissions>")), "{}", r.body);
-    assert!(r.body.contains("<d:resourcetype><d:collection/></d:resourcetype>"));
+    assert!(
+        r.body
+            .contains(&format!("<oc:permissions>{perms}</oc:permissions>")),
+        "{}",
+        r.body
+    );
+    assert!(r
+        .body
+        .contains("<d:resourcetype><d:collection/></d:resourcetype>"));
     assert!(r.body.contains(" GMT</d:getlastmodified>"));
     // Depth 1: one response per child row, plus the folder itself
-    let children = db_value(&lab, flavor, db, &format!("SELECT COUNT(*) FROM oc_filecache WHERE parent = {fileid}"));
-    let r = http(&lab, "PROPFIND", "/remote.php/dav/files/admin/", admin, &["Depth: 1"], None);
+    let children = db_value(
+        &lab,
+        flavor,
+        db,
+        &format!("SELECT COUNT(*) FROM oc_filecache WHERE parent = {fileid}"),
+    );
+    let r = http(
+        &lab,
+        "PROPFIND",
+        "/remote.php/dav/files/admin/",
+        admin,
+        &["Depth: 1"],
+        None,
+    );
     assert_eq!(r.code, 207);
-    assert_eq!(r.body.matches("<d:response>").count(), children.parse::<usize>().unwrap() + 1);
+    assert_eq!(
+        r.body.matches("<d:response>").count(),
+        children.parse::<usize>().unwrap() + 1
+    );
     // the legacy endpoint gives the same etag
-    let r = http(&lab, "PROPFIND", "/remote.php/webdav/", admin, &["Depth: 0"], None);
+    let r = http(
+        &lab,
+        "PROPFIND",
+        "/remote.php/webdav/",
+        admin,
+        &["Depth: 0"],
+        None,
+    );
     assert_eq!(r.code, 207);
     assert!(r.body.contains(&format!("&quot;{etag}&quot;")));
     // a missing file
-    let r = http(&lab, "PROPFIND", "/remote.php/dav/files/admin/no-such-file.txt", admin, &["Depth: 0"], None);
+    let r = http(
+        &lab,
+        "PROPFIND",
+        "/remote.php/dav/files/admin/no-such-file.txt",
+        admin,
+        &["Depth: 0"],
+        None,
+    );
     assert_eq!(r.code, 404);
-    assert!(r.body.contains("<s:exception>Sabre\\DAV\\Exception\\NotFound</s:exception>"));
+    assert!(r
+        .body
+        .contains("<s:exception>Sabre\\DAV\\Exception\\NotFound</s:exception>"));
 
     // ---- wrong password → 401 and the "Login failed" WARN line
     let before = log_lines(&lab, flavor).len();
-    let r = http(&lab, "PROPFIND", "/remote.php/dav/files/admin/", Some(("admin", "wrong-password")), &["Depth: 0"], None);
+    let r = http(
+        &lab,
+        "PROPFIND",
+        "/remote.php/dav/files/admin/",
+        Some(("admin", "wrong-password")),
+        &["Depth: 0"],
+        None,
+    );
     assert_eq!(r.code, 401);
-    assert_eq!(r.header("WWW-Authenticate"), Some(format!("Basic realm=\"{product}\", charset=\"UTF-8\"").as_str()));
-    assert!(r.body.contains("<s:exception>Sabre\\DAV\\Exception\\NotAuthenticated</s:exception>"));
+    assert_eq!(
+        r.header("WWW-Authenticate"),
+        Some(format!("Basic realm=\"{product}\", charset=\"UTF-8\"").as_str())
+    );
+    assert!(r
+        .body
+        .contains("<s:exception>Sabre\\DAV\\Exception\\NotAuthenticated</s:exception>"));
     assert!(r.body.contains("No public access to this resource., "));
     assert!(r.body.contains("Username or password was incorrect"));
     let lines = log_lines(&lab, flavor);
@@ -475,18 +666,32 @@ fn check(flavor: &str, db: &str, seed: u64) {
     assert_eq!(v["url"], "/remote.php/dav/files/admin/");
 
     // ---- a forced debug line: log.condition shared_secret + ?log_secret= (both flavors)
-    let o = occ(&lab, true, "config:system:set log.condition shared_secret --value=probe-secret-1");
+    let o = occ(
+        &lab,
+        true,
+        "config:system:set log.condition shared_secret --value=probe-secret-1",
+    );
     assert!(o.status.success(), "{o:?}");
     let start = Instant::now();
     loop {
         let before = log_lines(&lab, flavor).len();
-        http(&lab, "GET", "/status.php?log_secret=probe-secret-1", None, &[], None);
+        http(
+            &lab,
+            "GET",
+            "/status.php?log_secret=probe-secret-1",
+            None,
+            &[],
+            None,
+        );
         let lines = log_lines(&lab, flavor);
         if let Some(l) = lines[before..].iter().find(|l| l.contains("\"level\":0")) {
             check_log_keys(flavor, l);
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "no debug line for the log_secret probe");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no debug line for the log_secret probe"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
     let o = occ(&lab, true, "config:system:delete log.condition");
@@ -504,32 +709,94 @@ fn check(flavor: &str, db: &str, seed: u64) {
     assert_eq!(r.code, 201, "{r:?}");
     assert_eq!(r.header("X-OC-MTime"), Some("accepted"));
     assert!(r.header("OC-FileId").unwrap_or("").ends_with(&instanceid));
-    let r = http(&lab, "GET", "/remote.php/webdav/double-test.txt", admin, &[], None);
-    assert_eq!((r.code, r.body.as_str()), (200, "hello from the double test\n"));
-    let r = http(&lab, "PROPFIND", "/remote.php/dav/files/admin/double-test.txt", admin, &["Depth: 0"], None);
-    assert!(r.body.contains("<d:getlastmodified>Sun, 13 Sep 2020 12:26:40 GMT</d:getlastmodified>"), "{}", r.body);
+    let r = http(
+        &lab,
+        "GET",
+        "/remote.php/webdav/double-test.txt",
+        admin,
+        &[],
+        None,
+    );
+    assert_eq!(
+        (r.code, r.body.as_str()),
+        (200, "hello from the double test\n")
+    );
+    let r = http(
+        &lab,
+        "PROPFIND",
+        "/remote.php/dav/files/admin/double-test.txt",
+        admin,
+        &["Depth: 0"],
+        None,
+    );
+    assert!(
+        r.body
+            .contains("<d:getlastmodified>Sun, 13 Sep 2020 12:26:40 GMT</d:getlastmodified>"),
+        "{}",
+        r.body
+    );
     let new_root = db_value(&lab, flavor, db, sql);
     let new_etag = new_root.split(['|', '\t']).nth(1).unwrap().to_string();
     assert_ne!(new_etag, etag, "the root etag changes with a PUT");
-    let r = http(&lab, "PROPFIND", "/remote.php/dav/files/admin/", admin, &["Depth: 0"], None);
-    assert!(r.body.contains(&format!("&quot;{new_etag}&quot;")), "{}", r.body);
-    let r = http(&lab, "DELETE", "/remote.php/dav/files/admin/double-test.txt", admin, &[], None);
+    let r = http(
+        &lab,
+        "PROPFIND",
+        "/remote.php/dav/files/admin/",
+        admin,
+        &["Depth: 0"],
+        None,
+    );
+    assert!(
+        r.body.contains(&format!("&quot;{new_etag}&quot;")),
+        "{}",
+        r.body
+    );
+    let r = http(
+        &lab,
+        "DELETE",
+        "/remote.php/dav/files/admin/double-test.txt",
+        admin,
+        &[],
+        None,
+    );
     assert_eq!(r.code, 204);
-    let r = http(&lab, "PROPFIND", "/remote.php/dav/files/admin/double-test.txt", admin, &["Depth: 0"], None);
+    let r = http(
+        &lab,
+        "PROPFIND",
+        "/remote.php/dav/files/admin/double-test.txt",
+        admin,
+        &["Depth: 0"],
+        None,
+    );
     assert_eq!(r.code, 404);
 
     // ---- untrusted host
     let addr = lab.var("LAB_OLD").to_string();
     let o = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: untrusted.example.test"])
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Host: untrusted.example.test",
+        ])
         .arg(format!("http://{addr}/status.php"))
         .output()
         .unwrap();
     assert_eq!(text(&o.stdout), "400");
     if oc {
         let lines = log_lines(&lab, flavor);
-        let l = lines.iter().rev().find(|l| l.contains("Trusted domain error.")).expect("OC logs the trusted domain error");
-        assert!(l.contains("tried to access using \\\"untrusted.example.test\\\" as host."), "{l}");
+        let l = lines
+            .iter()
+            .rev()
+            .find(|l| l.contains("Trusted domain error."))
+            .expect("OC logs the trusted domain error");
+        assert!(
+            l.contains("tried to access using \\\"untrusted.example.test\\\" as host."),
+            "{l}"
+        );
         check_log_keys(flavor, l);
     }
 }
@@ -566,5 +833,8 @@ fn nextcloud_pgsql() {
 
 #[test]
 fn log_keys_parser() {
-    assert_eq!(top_level_keys(r#"{"a":1,"b":{"c":2},"d":"x:y","e":[{"f":1}]}"#), ["a", "b", "d", "e"]);
+    assert_eq!(
+        top_level_keys(r#"{"a":1,"b":{"c":2},"d":"x:y","e":[{"f":1}]}"#),
+        ["a", "b", "d", "e"]
+    );
 }

@@ -65,7 +65,7 @@ function scan_apps($paths) {
     } }
     return $apps;
 }
-$out['apps_code'] = scan_apps(array_merge(array("$root/apps"), array_diff(glob("$root/*apps*", GLOB_ONLYDIR) ?: array(), array("$root/apps"))));
+$out['apps_code'] = (object)scan_apps(array_merge(array("$root/apps"), array_diff(glob("$root/*apps*", GLOB_ONLYDIR) ?: array(), array("$root/apps"))));
 
 $cfgfile = "$root/config/config.php";
 $out['config_exists'] = file_exists($cfgfile);
@@ -93,7 +93,7 @@ $out['datadir'] = $datadir;
 if (isset($merged['apps_paths']) && is_array($merged['apps_paths'])) {
     $paths = array();
     foreach ($merged['apps_paths'] as $p) if (isset($p['path'])) $paths[] = $p['path'];
-    $out['apps_code'] = scan_apps($paths);
+    $out['apps_code'] = (object)scan_apps($paths);
 }
 
 // The database, read-only.

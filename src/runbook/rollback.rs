@@ -92,9 +92,11 @@ fn access_log_time(line: &str) -> Option<f64> {
     let mut it = date.split([':', '/']);
     let d: i64 = it.next()?.parse().ok()?;
     let name = it.next()?;
-    let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        .iter()
-        .position(|x| *x == name)? as i64
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|x| *x == name)? as i64
         + 1;
     let y: i64 = it.next()?.parse().ok()?;
     let (hh, mm, ss): (i64, i64, i64) = (
