@@ -97,7 +97,7 @@ pub trait AgentSide {
 
 impl AgentSide for SourceHost {
     fn label(&self) -> &str {
-        SourceHost::label(self)
+        crate::host::ReadSide::label(self)
     }
     fn install(&self, bin: &AgentBinary) -> Result<AgentInstall, Failure> {
         self.install_agent(&bin.bytes, &bin.sha256)
@@ -109,7 +109,7 @@ impl AgentSide for SourceHost {
 
 impl AgentSide for TargetHost {
     fn label(&self) -> &str {
-        TargetHost::label(self)
+        crate::host::ReadSide::label(self)
     }
     fn install(&self, bin: &AgentBinary) -> Result<AgentInstall, Failure> {
         self.install_agent(&bin.bytes, &bin.sha256)

@@ -27,6 +27,54 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// What both sides offer: who and where they are, reads, read-only probes, and the agent in the
+/// login user's cache folder. `SourceHost` and `TargetHost` dereference to it; it has no method
+/// that writes into the instance.
+pub struct ReadSide {
+    host: Host,
+    root: std::path::PathBuf,
+}
+
+impl ReadSide {
+    pub fn label(&self) -> &str {
+        &self.host.label
+    }
+    /// The instance root (holding `config/` and `occ`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn login_user(&self) -> &str {
+        &self.host.login_user
+    }
+    /// Put ocmigrate's agent binary in the login user's cache folder (the one file SPEC.md lets
+    /// ocmigrate leave on the source outside the instance); copied only when missing or different.
+    pub fn install_agent(&self, bytes: &[u8], sha256_hex: &str) -> Result<AgentInstall, Failure> {
+        self.host.install_agent(bytes, sha256_hex)
+    }
+    /// Start the agent installed by [`Self::install_agent`], stdio piped.
+    pub fn spawn_agent(&self, install: &AgentInstall) -> Result<std::process::Child, Failure> {
+        self.host.spawn_agent(install)
+    }
+    /// Remove the agent binaries ocmigrate left in the login user's cache folder.
+    pub fn remove_agents(&self) -> Result<Vec<String>, Failure> {
+        self.host.remove_agents()
+    }
+    /// Read a whole file; `None` when it does not exist.
+    pub fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>, Failure> {
+        self.host.read_file(path)
+    }
+    /// Ask a read-only question.
+    pub fn probe(&self, p: &Probe) -> Result<Ran, Failure> {
+        let (script, input) = p.script();
+        self.host.run_with_input(&script, &input)
+    }
+    /// Ask a read-only question as a user (PHP reading config.php must run as its owner).
+    pub fn probe_as(&self, user: &str, p: &Probe) -> Result<Ran, Failure> {
+        let (script, input) = p.script();
+        self.host.run_as(user, &script, &input)
+    }
+}
+
 /// Quote one word for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()

@@ -123,66 +123,30 @@ impl Probe {
 }
 
 pub struct SourceHost {
-    host: Host,
-    root: PathBuf,
+    r: super::ReadSide,
+}
+
+impl std::ops::Deref for SourceHost {
+    type Target = super::ReadSide;
+    fn deref(&self) -> &super::ReadSide {
+        &self.r
+    }
 }
 
 impl SourceHost {
     pub fn new(host: Host, root: PathBuf) -> SourceHost {
-        SourceHost { host, root }
-    }
-    pub fn label(&self) -> &str {
-        &self.host.label
-    }
-    /// The instance root (holding `config/` and `occ`).
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-    pub fn login_user(&self) -> &str {
-        &self.host.login_user
-    }
-    /// Put ocmigrate's agent binary in the login user's cache folder (the one file SPEC.md lets
-    /// ocmigrate leave on the source outside the instance); copied only when missing or different.
-    pub fn install_agent(
-        &self,
-        bytes: &[u8],
-        sha256_hex: &str,
-    ) -> Result<super::AgentInstall, Failure> {
-        self.host.install_agent(bytes, sha256_hex)
-    }
-    /// Start the agent installed by [`Self::install_agent`], stdio piped.
-    pub fn spawn_agent(
-        &self,
-        install: &super::AgentInstall,
-    ) -> Result<std::process::Child, Failure> {
-        self.host.spawn_agent(install)
-    }
-    /// Remove the agent binaries ocmigrate left in the login user's cache folder.
-    pub fn remove_agents(&self) -> Result<Vec<String>, Failure> {
-        self.host.remove_agents()
-    }
-    /// Read a whole file; `None` when it does not exist.
-    pub fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>, Failure> {
-        self.host.read_file(path)
-    }
-    /// Ask a read-only question.
-    pub fn probe(&self, p: &Probe) -> Result<Ran, Failure> {
-        let (script, input) = p.script();
-        self.host.run_with_input(&script, &input)
-    }
-    /// Ask a read-only question as the web user (PHP reading config.php must run as its owner).
-    pub fn probe_as(&self, user: &str, p: &Probe) -> Result<Ran, Failure> {
-        let (script, input) = p.script();
-        self.host.run_as(user, &script, &input)
+        SourceHost {
+            r: super::ReadSide { host, root },
+        }
     }
     /// `occ maintenance:mode --on|--off` as the web user.
     pub fn set_maintenance(&self, web_user: &str, on: bool) -> Result<Ran, Failure> {
         let flag = if on { "--on" } else { "--off" };
         let script = format!(
             "cd {} && php occ maintenance:mode {flag} --no-interaction",
-            shell_quote(&self.root.to_string_lossy())
+            shell_quote(&self.r.root.to_string_lossy())
         );
-        self.host.run_as(web_user, &script, &[])
+        self.r.host.run_as(web_user, &script, &[])
     }
     /// Run the configured commands that stop (or start) the web server, in order; the first
     /// failure stops the list.
@@ -193,7 +157,7 @@ impl SourceHost {
             stderr: vec![],
         };
         for c in commands {
-            last = self.host.run(c)?;
+            last = self.r.host.run(c)?;
             if !last.ok() {
                 break;
             }
@@ -481,7 +445,7 @@ impl SourceHost {
     /// the password line to stdin (then closes it), reads the stream from stdout, drains stderr,
     /// and waits.
     pub fn spawn_dump(&self, d: &DumpCommand) -> Result<std::process::Child, Failure> {
-        self.host.spawn(&format!(
+        self.r.host.spawn(&format!(
             "exec bash -o pipefail -c {}",
             shell_quote(&d.script())
         ))
@@ -500,7 +464,7 @@ impl SourceHost {
         input.push(b'\n');
         input.extend_from_slice(q.sql().as_bytes());
         input.push(b'\n');
-        self.host.run_with_input(&q.script(), &input)
+        self.r.host.run_with_input(&q.script(), &input)
     }
 }
 

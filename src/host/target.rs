@@ -1,59 +1,26 @@
 //! The target host: the new machine, which ocmigrate prepares and fills. Everything is allowed
 //! here, but files still reach their real names only by rename (the transfer engine's rule).
 
-use super::source::Probe;
 use super::{Host, Ran};
 use crate::exit::Failure;
 use std::path::{Path, PathBuf};
 
 pub struct TargetHost {
-    host: Host,
-    root: PathBuf,
+    r: super::ReadSide,
+}
+
+impl std::ops::Deref for TargetHost {
+    type Target = super::ReadSide;
+    fn deref(&self) -> &super::ReadSide {
+        &self.r
+    }
 }
 
 impl TargetHost {
     pub fn new(host: Host, root: PathBuf) -> TargetHost {
-        TargetHost { host, root }
-    }
-    pub fn label(&self) -> &str {
-        &self.host.label
-    }
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-    pub fn login_user(&self) -> &str {
-        &self.host.login_user
-    }
-    /// Put ocmigrate's agent binary in the login user's cache folder (the one file SPEC.md lets
-    /// ocmigrate leave on the source outside the instance); copied only when missing or different.
-    pub fn install_agent(
-        &self,
-        bytes: &[u8],
-        sha256_hex: &str,
-    ) -> Result<super::AgentInstall, Failure> {
-        self.host.install_agent(bytes, sha256_hex)
-    }
-    /// Start the agent installed by [`Self::install_agent`], stdio piped.
-    pub fn spawn_agent(
-        &self,
-        install: &super::AgentInstall,
-    ) -> Result<std::process::Child, Failure> {
-        self.host.spawn_agent(install)
-    }
-    /// Remove the agent binaries ocmigrate left in the login user's cache folder.
-    pub fn remove_agents(&self) -> Result<Vec<String>, Failure> {
-        self.host.remove_agents()
-    }
-    pub fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>, Failure> {
-        self.host.read_file(path)
-    }
-    pub fn probe(&self, p: &Probe) -> Result<Ran, Failure> {
-        let (script, input) = p.script();
-        self.host.run_with_input(&script, &input)
-    }
-    pub fn probe_as(&self, user: &str, p: &Probe) -> Result<Ran, Failure> {
-        let (script, input) = p.script();
-        self.host.run_as(user, &script, &input)
+        TargetHost {
+            r: super::ReadSide { host, root },
+        }
     }
     /// Write a file atomically: under a temporary name in the same folder, then `chmod`, `chown`,
     /// the mtime (seconds since the epoch, with fractions) when given, and rename.
@@ -73,7 +40,7 @@ impl TargetHost {
             "t=$(mktemp {p}.ocm-XXXXXX) && trap 'rm -f \"$t\"' EXIT && cat > \"$t\" && chmod {mode:o} \"$t\" && chown {} \"$t\"{touch} && mv -f \"$t\" {p} && trap - EXIT",
             super::shell_quote(owner)
         );
-        let r = self.host.run_with_input(&script, bytes)?;
+        let r = self.r.host.run_with_input(&script, bytes)?;
         if !r.ok() {
             return Err(Failure::check(format!(
                 "{}: cannot write {}: {}",
@@ -87,17 +54,17 @@ impl TargetHost {
 
     /// Run any shell script (the target may be changed).
     pub fn run(&self, script: &str) -> Result<Ran, Failure> {
-        self.host.run(script)
+        self.r.host.run(script)
     }
     pub fn run_with_input(&self, script: &str, input: &[u8]) -> Result<Ran, Failure> {
-        self.host.run_with_input(script, input)
+        self.r.host.run_with_input(script, input)
     }
     pub fn run_as(&self, user: &str, script: &str, input: &[u8]) -> Result<Ran, Failure> {
-        self.host.run_as(user, script, input)
+        self.r.host.run_as(user, script, input)
     }
     /// Start a shell script with stdin, stdout and stderr piped (a stream's receiving end: the
     /// caller writes to stdin, drains stdout and stderr, and waits).
     pub fn spawn(&self, script: &str) -> Result<std::process::Child, Failure> {
-        self.host.spawn(script)
+        self.r.host.spawn(script)
     }
 }
