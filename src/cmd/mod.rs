@@ -10,3 +10,5 @@ pub mod migrate;
 pub mod plan;
 pub mod rollback;
 pub mod status;
+pub mod sync;
+pub mod verify;

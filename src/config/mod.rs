@@ -28,6 +28,19 @@ pub struct Config {
     pub database: DatabaseConfig,
     #[serde(default)]
     pub dns: DnsConfig,
+    #[serde(default)]
+    pub transfer: TransferConfig,
+}
+
+/// `[transfer]`: how the file trees are copied (the transfer engine, `crate::transfer`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferConfig {
+    /// Go on (exit 0, go live) even when some source files could not be read; they are listed.
+    #[serde(default)]
+    pub accept_unreadable: bool,
+    /// Parallel streams (each its own ssh connection per side); default: from the core count.
+    pub streams: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

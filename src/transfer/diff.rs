@@ -1,0 +1,419 @@
+//! The difference between a source and a target manifest of one tree, as the actions that make
+//! the target equal: remove, mkdir, symlink, file content, hard link, metadata, directory
+//! metadata (deepest first, last, since every change inside a folder moves its mtime).
+//!
+//! A regular file is unchanged when type, size and mtime (to the nanosecond) are equal; when only
+//! mode or owner differ it gets a metadata fix. Owners are compared after mapping (`OwnerMap`).
+//! Nothing under a path the source scan could not read is removed from the target.
+
+use super::manifest::Manifest;
+use super::owners::OwnerMap;
+use crate::agent::proto::{Entry, FileType, RelPath, Time};
+use std::collections::{HashMap, HashSet};
+
+/// Attributes to give an entry on the target (ids already mapped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attrs {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: Time,
+}
+
+/// A file whose bytes are sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileOp {
+    pub path: RelPath,
+    pub size: u64,
+    pub attrs: Attrs,
+}
+
+/// A metadata fix: only the attributes that differ are `Some`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaOp {
+    pub path: RelPath,
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub mtime: Option<Time>,
+}
+
+/// Everything to do on the target for one tree, in the order it must be done.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Extraneous or in the way (another type): removed first, recursively (topmost only).
+    pub remove: Vec<RelPath>,
+    /// Folders to create, parents first (attributes but the mtime, which comes with `dir_meta`).
+    pub mkdir: Vec<(RelPath, Attrs)>,
+    pub symlinks: Vec<(RelPath, Vec<u8>, Attrs)>,
+    pub files: Vec<FileOp>,
+    /// `(new path, existing path)`: after the files, since the existing one may be among them.
+    pub links: Vec<(RelPath, RelPath)>,
+    pub meta: Vec<MetaOp>,
+    /// Folders' attributes, deepest first, after everything else.
+    pub dir_meta: Vec<MetaOp>,
+    /// Entries that cannot be copied (fifos, sockets, devices): listed, left out.
+    pub special: Vec<RelPath>,
+    /// Bytes of `files`.
+    pub bytes: u64,
+}
+
+impl Plan {
+    /// Returns true if and only if nothing needs doing.
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty()
+            && self.mkdir.is_empty()
+            && self.symlinks.is_empty()
+            && self.files.is_empty()
+            && self.links.is_empty()
+            && self.meta.is_empty()
+            && self.dir_meta.is_empty()
+    }
+}
+
+fn attrs(e: &Entry, owners: &OwnerMap) -> Attrs {
+    Attrs {
+        mode: e.mode,
+        uid: owners.uid(e.uid),
+        gid: owners.gid(e.gid),
+        mtime: e.mtime,
+    }
+}
+
+fn parent(p: &[u8]) -> &[u8] {
+    match p.iter().rposition(|&b| b == b'/') {
+        Some(i) => &p[..i],
+        None => b"",
+    }
+}
+
+/// What differs in mode/owner/mtime; `with_mode` false for symlinks.
+fn meta_of(src: &Entry, tgt: &Entry, owners: &OwnerMap, with_mode: bool) -> Option<MetaOp> {
+    let a = attrs(src, owners);
+    let m = MetaOp {
+        path: src.path.clone(),
+        mode: (with_mode && a.mode != tgt.mode).then_some(a.mode),
+        uid: (a.uid != tgt.uid).then_some(a.uid),
+        gid: (a.gid != tgt.gid).then_some(a.gid),
+        mtime: (a.mtime != tgt.mtime).then_some(a.mtime),
+    };
+    (m.mode.is_some() || m.uid.is_some() || m.gid.is_some() || m.mtime.is_some()).then_some(m)
+}
+
+/// The plan that makes `tgt` equal to `src`.
+pub fn diff(src: &Manifest, tgt: &Manifest, owners: &OwnerMap) -> Plan {
+    let mut plan = Plan::default();
+    let tidx = tgt.index();
+    let sidx = src.index();
+    let sleaders = src.link_leaders();
+    // Folders whose content changes (their mtime must be set again at the end).
+    let mut touched: HashSet<Vec<u8>> = HashSet::new();
+    let mut dir_meta: HashMap<Vec<u8>, MetaOp> = HashMap::new();
+    let mut removed: HashSet<Vec<u8>> = HashSet::new();
+    // Files whose content is sent (their hard links must be made again).
+    let mut sent: HashSet<&[u8]> = HashSet::new();
+
+    let remove = |p: &RelPath,
+                  plan: &mut Plan,
+                  removed: &mut HashSet<Vec<u8>>,
+                  touched: &mut HashSet<Vec<u8>>| {
+        plan.remove.push(p.clone());
+        removed.insert(p.as_bytes().to_vec());
+        touched.insert(parent(p.as_bytes()).to_vec());
+    };
+
+    for s in &src.entries {
+        let path = s.path.as_bytes();
+        let t = tidx.get(path).map(|&i| &tgt.entries[i]);
+        match s.file_type {
+            FileType::Dir => {
+                let t = match t {
+                    Some(t) if t.file_type != FileType::Dir => {
+                        remove(&s.path, &mut plan, &mut removed, &mut touched);
+                        None
+                    }
+                    t => t,
+                };
+                match t {
+                    None => {
+                        if !s.path.is_root() {
+                            plan.mkdir.push((s.path.clone(), attrs(s, owners)));
+                            touched.insert(parent(path).to_vec());
+                        }
+                        let a = attrs(s, owners);
+                        dir_meta.insert(
+                            path.to_vec(),
+                            MetaOp {
+                                path: s.path.clone(),
+                                mode: Some(a.mode),
+                                uid: Some(a.uid),
+                                gid: Some(a.gid),
+                                mtime: Some(a.mtime),
+                            },
+                        );
+                    }
+                    Some(t) => {
+                        if let Some(m) = meta_of(s, t, owners, true) {
+                            dir_meta.insert(path.to_vec(), m);
+                        }
+                    }
+                }
+            }
+            FileType::File => {
+                if let Some(&leader) = sleaders.get(path).filter(|&&l| l != path) {
+                    // A further name of a file already in this tree: a hard link.
+                    let tl = tidx.get(leader).map(|&i| &tgt.entries[i]);
+                    let fine = !sent.contains(leader)
+                        && matches!((t, tl), (Some(t), Some(tl))
+                            if t.file_type == FileType::File && tl.file_type == FileType::File
+                            && (t.dev, t.ino) == (tl.dev, tl.ino));
+                    if !fine {
+                        if t.is_some() {
+                            remove(&s.path, &mut plan, &mut removed, &mut touched);
+                        }
+                        touched.insert(parent(path).to_vec());
+                        plan.links.push((
+                            s.path.clone(),
+                            RelPath::new(leader.to_vec()).expect("a manifest path"),
+                        ));
+                    }
+                    continue;
+                }
+                let same_content = matches!(t, Some(t) if t.file_type == FileType::File
+                    && t.size == s.size && t.mtime == s.mtime
+                    // a lone source file must not stay linked to another target path
+                    && (t.nlink <= 1 || sleaders.contains_key(path)));
+                if same_content {
+                    if let Some(m) = meta_of(s, t.expect("matched"), owners, true) {
+                        plan.meta.push(m);
+                    }
+                } else {
+                    if let Some(t) = t {
+                        if t.file_type == FileType::Dir {
+                            remove(&s.path, &mut plan, &mut removed, &mut touched);
+                        }
+                    }
+                    // The temporary file and the rename move the folder's mtime.
+                    touched.insert(parent(path).to_vec());
+                    plan.bytes += s.size;
+                    sent.insert(path);
+                    plan.files.push(FileOp {
+                        path: s.path.clone(),
+                        size: s.size,
+                        attrs: attrs(s, owners),
+                    });
+                }
+            }
+            FileType::Symlink => {
+                let same = matches!(t, Some(t) if t.file_type == FileType::Symlink && t.target == s.target);
+                if same {
+                    if let Some(m) = meta_of(s, t.expect("matched"), owners, false) {
+                        plan.meta.push(m);
+                    }
+                } else {
+                    if let Some(t) = t {
+                        if t.file_type == FileType::Dir {
+                            remove(&s.path, &mut plan, &mut removed, &mut touched);
+                        }
+                    }
+                    touched.insert(parent(path).to_vec());
+                    plan.symlinks
+                        .push((s.path.clone(), s.target.clone(), attrs(s, owners)));
+                }
+            }
+            _ => plan.special.push(s.path.clone()),
+        }
+    }
+
+    // Extraneous target entries: removed unless a removed ancestor covers them, or the source
+    // could not read that part of its tree.
+    for t in &tgt.entries {
+        let p = t.path.as_bytes();
+        if sidx.contains_key(p) || t.path.is_root() {
+            continue;
+        }
+        if src.under_skipped(p) || src.skipped.iter().any(|s| s.path.as_bytes() == p) {
+            continue;
+        }
+        let mut covered = false;
+        let mut a = p;
+        loop {
+            a = parent(a);
+            if a.is_empty() {
+                break;
+            }
+            if removed.contains(a) {
+                covered = true;
+                break;
+            }
+        }
+        if covered {
+            continue;
+        }
+        remove(&t.path, &mut plan, &mut removed, &mut touched);
+    }
+    // A removal and a re-creation of the same path: removal first, as listed. Folders touched
+    // get their attributes (their mtime at least) again at the end.
+    for d in touched {
+        let Some(&i) = sidx.get(&d[..]) else { continue };
+        let s = &src.entries[i];
+        if s.file_type != FileType::Dir {
+            continue;
+        }
+        let a = attrs(s, owners);
+        dir_meta
+            .entry(d)
+            .or_insert(MetaOp {
+                path: s.path.clone(),
+                mode: None,
+                uid: None,
+                gid: None,
+                mtime: Some(a.mtime),
+            })
+            .mtime = Some(a.mtime);
+    }
+    let mut dm: Vec<MetaOp> = dir_meta.into_values().collect();
+    // Deepest first; among equals, reverse path order.
+    dm.sort_by(|a, b| {
+        let da = a.path.components().count();
+        let db = b.path.components().count();
+        db.cmp(&da).then_with(|| b.path.cmp(&a.path))
+    });
+    plan.dir_meta = dm;
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(p: &str, ft: FileType, size: u64, sec: i64) -> Entry {
+        Entry {
+            path: RelPath::new(p).unwrap(),
+            file_type: ft,
+            mode: 0o644,
+            uid: 33,
+            gid: 33,
+            size,
+            mtime: Time { sec, nsec: 5 },
+            ctime: Time::default(),
+            dev: 1,
+            ino: 0,
+            nlink: 1,
+            target: if ft == FileType::Symlink {
+                b"t".to_vec()
+            } else {
+                vec![]
+            },
+        }
+    }
+    fn m(es: Vec<Entry>) -> Manifest {
+        let mut es = es;
+        es.sort_by(|a, b| a.path.cmp(&b.path));
+        Manifest {
+            entries: es,
+            ..Manifest::default()
+        }
+    }
+    fn paths<'a>(v: impl IntoIterator<Item = &'a RelPath>) -> Vec<String> {
+        v.into_iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn equal_trees_give_nothing() {
+        let a = m(vec![
+            e("", FileType::Dir, 0, 1),
+            e("a", FileType::File, 3, 2),
+            e("l", FileType::Symlink, 1, 3),
+        ]);
+        let p = diff(&a, &a, &OwnerMap::identity());
+        assert!(p.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn creates_removes_and_fixes() {
+        let src = m(vec![
+            e("", FileType::Dir, 0, 1),
+            e("d", FileType::Dir, 0, 1),
+            e("d/new", FileType::File, 10, 2),
+            e("same", FileType::File, 3, 2),
+            e("chmod", FileType::File, 3, 2),
+            e("typechange", FileType::File, 3, 2),
+            e("sub", FileType::Dir, 0, 7),
+        ]);
+        let mut chmod = e("chmod", FileType::File, 3, 2);
+        chmod.mode = 0o600;
+        let tgt = m(vec![
+            e("", FileType::Dir, 0, 1),
+            e("same", FileType::File, 3, 2),
+            chmod,
+            e("typechange", FileType::Dir, 0, 2),
+            e("typechange/x", FileType::File, 0, 2),
+            e("gone", FileType::Dir, 0, 2),
+            e("gone/deep", FileType::File, 0, 2),
+            e("sub", FileType::Dir, 0, 7),
+            e("sub/extra", FileType::File, 0, 7),
+        ]);
+        let p = diff(&src, &tgt, &OwnerMap::identity());
+        assert_eq!(paths(&p.remove), ["typechange", "gone", "sub/extra"]);
+        assert_eq!(paths(p.mkdir.iter().map(|x| &x.0)), ["d"]);
+        assert_eq!(
+            paths(p.files.iter().map(|x| &x.path)),
+            ["d/new", "typechange"]
+        );
+        assert_eq!(p.bytes, 13);
+        assert_eq!(p.meta.len(), 1);
+        assert_eq!(p.meta[0].mode, Some(0o644));
+        assert_eq!(p.meta[0].mtime, None);
+        // d (new), sub (lost a child) and the root (children added/removed), deepest first
+        assert_eq!(paths(p.dir_meta.iter().map(|x| &x.path)), ["sub", "d", "."]);
+    }
+
+    #[test]
+    fn hard_links_and_skipped_source_parts() {
+        let mut a = e("a", FileType::File, 3, 2);
+        a.ino = 9;
+        a.nlink = 2;
+        let mut b = a.clone();
+        b.path = RelPath::new("b").unwrap();
+        let mut src = m(vec![
+            e("", FileType::Dir, 0, 1),
+            a.clone(),
+            b.clone(),
+            e("locked", FileType::Dir, 0, 1),
+        ]);
+        src.skipped.push(super::super::manifest::Skip {
+            path: RelPath::new("locked").unwrap(),
+            code: crate::agent::proto::ErrorCode::PermissionDenied,
+            message: "no".into(),
+        });
+        let tgt = m(vec![
+            e("", FileType::Dir, 0, 1),
+            e("locked", FileType::Dir, 0, 1),
+            e("locked/keep", FileType::File, 1, 1),
+        ]);
+        let p = diff(&src, &tgt, &OwnerMap::identity());
+        assert_eq!(paths(p.files.iter().map(|x| &x.path)), ["a"]);
+        assert_eq!(
+            p.links,
+            vec![(RelPath::new("b").unwrap(), RelPath::new("a").unwrap())]
+        );
+        assert!(
+            p.remove.is_empty(),
+            "nothing under an unreadable source folder is removed"
+        );
+        // already linked on the target: nothing to do
+        let mut ta = a.clone();
+        ta.ino = 50;
+        let mut tb = b.clone();
+        tb.ino = 50;
+        let tgt = m(vec![
+            e("", FileType::Dir, 0, 1),
+            ta,
+            tb,
+            e("locked", FileType::Dir, 0, 1),
+        ]);
+        let p = diff(&src, &tgt, &OwnerMap::identity());
+        assert!(p.is_empty(), "{p:?}");
+    }
+}

@@ -1,0 +1,279 @@
+//! Manifests: every entry of a managed tree as one host sees it, from a scan through the agent.
+//!
+//! A manifest is sorted by path bytes (a parent sorts before everything under it), filtered by the
+//! tree's [`Filter`], and keeps what could not be read (`skipped`): nothing under a skipped path
+//! may be judged extraneous on the target. The source's manifest is saved in the state folder
+//! (`manifests/<tree>.source`, a compact binary format below) after each sync.
+
+use super::trees::Filter;
+use crate::agent::client::{AgentClient, AgentError, ScanItem};
+use crate::agent::proto::{Entry, ErrorCode, FileType, RelPath, Target, Time};
+use std::collections::HashMap;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+/// What could not be read during a scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skip {
+    pub path: RelPath,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// One tree on one host.
+#[derive(Debug, Clone, Default)]
+pub struct Manifest {
+    /// Sorted by path bytes; the root itself (empty path) first.
+    pub entries: Vec<Entry>,
+    pub skipped: Vec<Skip>,
+    /// The tree's root does not exist (or could not be opened): why.
+    pub root_error: Option<(ErrorCode, String)>,
+}
+
+impl Manifest {
+    /// Regular files and their bytes.
+    pub fn totals(&self) -> (u64, u64) {
+        self.entries
+            .iter()
+            .filter(|e| e.file_type == FileType::File)
+            .fold((0, 0), |(n, b), e| (n + 1, b + e.size))
+    }
+
+    /// The index of each path.
+    pub fn index(&self) -> HashMap<&[u8], usize> {
+        self.entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.path.as_bytes(), i))
+            .collect()
+    }
+
+    /// For every regular file that shares its inode with another file of this tree, the first
+    /// path (in sort order) of its group; files alone in their group are not in the map.
+    pub fn link_leaders(&self) -> HashMap<&[u8], &[u8]> {
+        let mut first: HashMap<(u64, u64), &[u8]> = HashMap::new();
+        let mut count: HashMap<(u64, u64), usize> = HashMap::new();
+        for e in &self.entries {
+            if e.file_type == FileType::File && e.nlink > 1 {
+                first.entry((e.dev, e.ino)).or_insert(e.path.as_bytes());
+                *count.entry((e.dev, e.ino)).or_default() += 1;
+            }
+        }
+        self.entries
+            .iter()
+            .filter(|e| e.file_type == FileType::File && e.nlink > 1)
+            .filter(|e| count[&(e.dev, e.ino)] > 1)
+            .map(|e| (e.path.as_bytes(), first[&(e.dev, e.ino)]))
+            .collect()
+    }
+
+    /// Returns true if and only if `path` is a skipped path or under one.
+    pub fn under_skipped(&self, path: &[u8]) -> bool {
+        self.skipped
+            .iter()
+            .any(|s| is_under(path, s.path.as_bytes()))
+    }
+}
+
+/// Returns true if and only if `path` is `dir` or inside it.
+pub fn is_under(path: &[u8], dir: &[u8]) -> bool {
+    dir.is_empty()
+        || path == dir
+        || (path.len() > dir.len() && path.starts_with(dir) && path[dir.len()] == b'/')
+}
+
+/// Scan root `root` of an agent into a manifest.
+pub fn scan(client: &mut AgentClient, root: u16, filter: &Filter) -> Result<Manifest, AgentError> {
+    let mut m = Manifest::default();
+    if let Some(Err((code, msg))) = client.welcome().roots.get(root as usize) {
+        m.root_error = Some((*code, msg.clone()));
+        return Ok(m);
+    }
+    let r = client.scan(Target::new(root, RelPath::root()), |item| match item {
+        ScanItem::Entry(e) => {
+            if filter.keep(e.path.as_bytes(), e.file_type) {
+                m.entries.push(e)
+            }
+        }
+        ScanItem::Skipped {
+            path,
+            code,
+            message,
+        } => {
+            if filter.keep(path.as_bytes(), FileType::Dir) {
+                m.skipped.push(Skip {
+                    path,
+                    code,
+                    message,
+                })
+            }
+        }
+    });
+    match r {
+        Ok(_) => {}
+        Err(AgentError::Failed { code, message, .. }) => {
+            m.root_error = Some((code, message));
+            return Ok(m);
+        }
+        Err(e) => return Err(e),
+    }
+    m.entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    Ok(m)
+}
+
+const MAGIC: &[u8; 8] = b"OCMMAN1\n";
+
+/// Write a manifest's entries: `OCMMAN1\n`, then per entry path (u32 length + bytes), type u8,
+/// mode, uid, gid (u32), size u64, mtime (i64 s, u32 ns), dev, ino, nlink (u64), symlink target
+/// (u32 length + bytes); integers little-endian. Written to a temporary name, then renamed.
+pub fn save(m: &Manifest, path: &Path) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut w = BufWriter::new(std::fs::File::create(&tmp)?);
+        w.write_all(MAGIC)?;
+        for e in &m.entries {
+            let p = e.path.as_bytes();
+            w.write_all(&(p.len() as u32).to_le_bytes())?;
+            w.write_all(p)?;
+            w.write_all(&[e.file_type as u8])?;
+            for v in [e.mode, e.uid, e.gid] {
+                w.write_all(&v.to_le_bytes())?;
+            }
+            w.write_all(&e.size.to_le_bytes())?;
+            w.write_all(&e.mtime.sec.to_le_bytes())?;
+            w.write_all(&e.mtime.nsec.to_le_bytes())?;
+            for v in [e.dev, e.ino, e.nlink] {
+                w.write_all(&v.to_le_bytes())?;
+            }
+            w.write_all(&(e.target.len() as u32).to_le_bytes())?;
+            w.write_all(&e.target)?;
+        }
+        w.flush()?;
+    }
+    std::fs::rename(tmp, path)
+}
+
+/// Read a manifest written by [`save`].
+pub fn load(path: &Path) -> io::Result<Manifest> {
+    let mut r = BufReader::new(std::fs::File::open(path)?);
+    let bad = |w: &str| io::Error::new(io::ErrorKind::InvalidData, format!("manifest: {w}"));
+    let mut magic = [0u8; 8];
+    r.read_exact(&mut magic)?;
+    if &magic != MAGIC {
+        return Err(bad("not a manifest"));
+    }
+    let mut m = Manifest::default();
+    let mut u32b = [0u8; 4];
+    let mut u64b = [0u8; 8];
+    loop {
+        match r.read_exact(&mut u32b) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
+        }
+        let bytes = |n: usize, r: &mut BufReader<std::fs::File>| -> io::Result<Vec<u8>> {
+            if n > crate::agent::proto::MAX_PATH {
+                return Err(bad("length out of range"));
+            }
+            let mut v = vec![0u8; n];
+            r.read_exact(&mut v)?;
+            Ok(v)
+        };
+        let path =
+            RelPath::new(bytes(u32::from_le_bytes(u32b) as usize, &mut r)?).map_err(|w| bad(&w))?;
+        let mut t = [0u8; 1];
+        r.read_exact(&mut t)?;
+        let file_type = FileType::from_u8(t[0]).ok_or_else(|| bad("file type"))?;
+        let mut u = || -> io::Result<u32> {
+            r.read_exact(&mut u32b)?;
+            Ok(u32::from_le_bytes(u32b))
+        };
+        let (mode, uid, gid) = (u()?, u()?, u()?);
+        let mut q = |r: &mut BufReader<std::fs::File>| -> io::Result<u64> {
+            r.read_exact(&mut u64b)?;
+            Ok(u64::from_le_bytes(u64b))
+        };
+        let size = q(&mut r)?;
+        let sec = q(&mut r)? as i64;
+        r.read_exact(&mut u32b)?;
+        let nsec = u32::from_le_bytes(u32b);
+        let (dev, ino, nlink) = (q(&mut r)?, q(&mut r)?, q(&mut r)?);
+        r.read_exact(&mut u32b)?;
+        let target = bytes(u32::from_le_bytes(u32b) as usize, &mut r)?;
+        m.entries.push(Entry {
+            path,
+            file_type,
+            mode,
+            uid,
+            gid,
+            size,
+            mtime: Time { sec, nsec },
+            ctime: Time::default(),
+            dev,
+            ino,
+            nlink,
+            target,
+        });
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(p: &[u8], ft: FileType, ino: u64, nlink: u64) -> Entry {
+        Entry {
+            path: RelPath::new(p.to_vec()).unwrap(),
+            file_type: ft,
+            mode: 0o644,
+            uid: 1,
+            gid: 2,
+            size: 3,
+            mtime: Time {
+                sec: -5,
+                nsec: 999_999_999,
+            },
+            ctime: Time::default(),
+            dev: 9,
+            ino,
+            nlink,
+            target: if ft == FileType::Symlink {
+                b"../x\n".to_vec()
+            } else {
+                vec![]
+            },
+        }
+    }
+
+    #[test]
+    fn save_load_and_links() {
+        let m = Manifest {
+            entries: vec![
+                e(b"", FileType::Dir, 1, 3),
+                e(b"a", FileType::File, 7, 2),
+                e(b"b\xff\n", FileType::Symlink, 8, 1),
+                e(b"c/z", FileType::File, 7, 2),
+                e(b"d", FileType::File, 10, 2),
+            ],
+            ..Manifest::default()
+        };
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("m");
+        save(&m, &p).unwrap();
+        let back = load(&p).unwrap();
+        assert_eq!(back.entries.len(), 5);
+        for (a, b) in m.entries.iter().zip(&back.entries) {
+            let mut a = a.clone();
+            a.ctime = Time::default();
+            assert_eq!(&a, b);
+        }
+        let l = m.link_leaders();
+        assert_eq!(l.len(), 2, "d's other link is outside the tree");
+        assert_eq!(l[&b"c/z"[..]], b"a");
+        std::fs::write(&p, b"garbage!").unwrap();
+        assert!(load(&p).is_err());
+        assert!(is_under(b"a/b", b"a") && is_under(b"a", b"a") && !is_under(b"ab", b"a"));
+        assert!(is_under(b"x", b""));
+    }
+}
