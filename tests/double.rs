@@ -144,11 +144,9 @@ fn top_level_keys(json: &str) -> Vec<String> {
                 depth -= 1;
                 last_str = None;
             }
-            ':' => {
-                if depth == 1 {
-                    if let Some(k) = last_str.take() {
-                        keys.push(k);
-                    }
+            ':' if depth == 1 => {
+                if let Some(k) = last_str.take() {
+                    keys.push(k);
                 }
             }
             ',' => last_str = None,

@@ -52,6 +52,11 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitKind> {
     let src = inventory::source(&source, None)?;
     eprintln!("Inspecting {} …", target.label());
     let tgt = inventory::target(&target)?;
+    for (side, inv) in [(&source.label(), &src), (&target.label(), &tgt)] {
+        if let Some(why) = &inv.without_php {
+            eprintln!("note: {side}: PHP could not run ({why}); the config was read by ocmigrate's own reader");
+        }
+    }
     let text = render(&args.source, &args.target, &src, &tgt);
     // The file must parse as what we promise; a failure here is our bug, not the admin's.
     Config::from_toml(&text, &args.output)
@@ -167,6 +172,13 @@ fn render(source: &Side, target: &Side, src: &Inventory, tgt: &Inventory) -> Str
         src.datadir.as_deref().unwrap_or("?"),
         src.php.version
     ));
+    for (side, inv) in [("source", src), ("target", tgt)] {
+        if let Some(why) = &inv.without_php {
+            o.push_str(&format!(
+                "# Note: PHP could not run on the {side} ({why}): its config was read by ocmigrate's own\n#       reader, and its database and PHP modules are unknown. `ocmigrate plan` says what that means.\n"
+            ));
+        }
+    }
     o.push_str(&format!(
         "# Target: release {} {} installed, PHP {}.\n\n",
         tgt.flavor()

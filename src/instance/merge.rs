@@ -153,10 +153,9 @@ fn compare_left(a: &[u8], ai: &mut usize, b: &[u8], bi: &mut usize) -> Ordering 
 }
 
 /// PHP code (for `php -r`, no `<?php` tag) that prints a config directory's merged config as
-/// JSON, exactly as ownCloud's `Config::readData()` builds it: `config.php` (skipped if absent),
-/// then `glob('*.config.php')` in `natsort` order, each `include`d under a shared `flock` in a
-/// scope of its own, `$CONFIG` `array_merge`d when it is an array. Works on PHP 7.4 and 8.x.
-/// (Directories matching the glob are skipped: ownCloud's `include` of one sets no `$CONFIG`.)
+/// JSON, exactly as ownCloud's `Config::readData()` builds it: `merge.php`'s `ocm_merge_config`
+/// (the one PHP merge; the host programs' prelude uses the same file), then JSON. Works on PHP
+/// 7.0 to 8.x.
 ///
 /// Run it as the web user: `php -r "$MERGE_SNIPPET" -- /var/www/owncloud/config` (or pipe
 /// [`merge_snippet_file`] to `php -- <dir>`). On success it prints one JSON object and exits 0:
@@ -164,60 +163,19 @@ fn compare_left(a: &[u8], ai: &mut usize, b: &[u8], bi: &mut usize) -> Ordering 
 /// `output` counts the bytes a file echoed (a BOM or blank lines outside `<?php`). Exit 2: a file
 /// failed in PHP (message on stderr); exit 3: a file could not be opened, or the config cannot be
 /// JSON (a string that is not UTF-8, INF or NAN; read it with the Rust reader instead).
-pub const MERGE_SNIPPET: &str = r#"
+pub const MERGE_SNIPPET: &str = concat!(
+    include_str!("merge.php"),
+    r#"
 ini_set('display_errors', 'stderr');
 error_reporting(E_ALL);
-function ocmigrate_include_config($ocmigrate_file) {
-    unset($CONFIG);
-    include $ocmigrate_file;
-    return (isset($CONFIG) && is_array($CONFIG)) ? array($CONFIG) : array();
-}
-$dir = isset($argv[1]) ? rtrim($argv[1], '/') . '/' : '';
-if ($dir === '' || !is_dir($dir)) {
-    fwrite(STDERR, "ocmigrate: not a directory: " . ($dir === '' ? '(none given)' : $dir) . "\n");
-    exit(3);
-}
-$main = $dir . 'config.php';
-$files = array($main);
-$extra = glob($dir . '*.config.php');
-if (is_array($extra)) {
-    natsort($extra);
-    $files = array_merge($files, $extra);
-}
-$cache = array();
-$read = array();
-$output = array();
 try {
-    foreach ($files as $file) {
-        if (($file === $main && !file_exists($file)) || is_dir($file)) {
-            continue;
-        }
-        $fp = @fopen($file, 'r');
-        if ($fp === false) {
-            fwrite(STDERR, "ocmigrate: cannot open $file\n");
-            exit(3);
-        }
-        flock($fp, LOCK_SH);
-        ob_start();
-        $got = ocmigrate_include_config($file);
-        $echoed = ob_get_clean();
-        flock($fp, LOCK_UN);
-        fclose($fp);
-        $name = basename($file);
-        $read[] = $name;
-        if ($echoed !== false && $echoed !== '') {
-            $output[$name] = strlen($echoed);
-        }
-        if (count($got) === 1) {
-            $cache = array_merge($cache, $got[0]);
-        }
-    }
-} catch (Throwable $e) {
-    fwrite(STDERR, "ocmigrate: " . get_class($e) . ": " . $e->getMessage() . " in " . $e->getFile() . " on line " . $e->getLine() . "\n");
-    exit(2);
+    $merged = ocm_merge_config(isset($argv[1]) ? $argv[1] : '');
+} catch (OcmConfigError $e) {
+    fwrite(STDERR, "ocmigrate: " . $e->getMessage() . "\n");
+    exit($e->getCode());
 }
 $json = json_encode(
-    array('files' => $read, 'output' => (object)$output, 'config' => $cache),
+    array('files' => $merged['files'], 'output' => (object)$merged['output'], 'config' => $merged['config']),
     JSON_PRESERVE_ZERO_FRACTION | JSON_UNESCAPED_SLASHES
 );
 if ($json === false) {
@@ -226,11 +184,12 @@ if ($json === false) {
 }
 echo $json, "\n";
 exit(0);
-"#;
+"#
+);
 
 /// [`MERGE_SNIPPET`] as a whole PHP file, for `php -- <config dir> < file` (standard input).
 pub fn merge_snippet_file() -> String {
-    format!("<?php{MERGE_SNIPPET}")
+    format!("<?php\n{MERGE_SNIPPET}")
 }
 
 /// The merged config and where it came from.

@@ -43,7 +43,7 @@ pub use merge::{
 };
 pub use phpconfig::{parse_config, parse_php_file, ParseError, PhpFile};
 pub use secret::Secret;
-pub use value::{redact_sensitive, Key, PhpArray, PhpValue};
+pub use value::{redact_sensitive, typed_dump, Key, PhpArray, PhpValue};
 pub use version::{read_version_php, CodeVersion, Flavor, Version};
 
 use crate::exit::Failure;

@@ -1,7 +1,6 @@
 //! Test helpers that ask the real PHP: the comparison is mandatory (CI has `php`), so a missing
 //! `php` fails the test loudly instead of skipping it.
 
-use super::value::{Key, PhpValue};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -33,47 +32,11 @@ pub(crate) fn php(args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
     )
 }
 
-/// A typed, exact dump of a value: the same text from PHP ([`DUMP_PHP`]) and from Rust
-/// ([`dump`]).
-pub(crate) const DUMP_PHP: &str = r#"
-function ocm_dump($v) {
-    if (is_null($v)) return 'N';
-    if (is_bool($v)) return $v ? 'T' : 'F';
-    if (is_int($v)) return 'i' . $v;
-    if (is_float($v)) return 'f' . bin2hex(pack('E', $v));
-    if (is_string($v)) return 's' . bin2hex($v);
-    $o = 'a[';
-    foreach ($v as $k => $x) {
-        $o .= (is_int($k) ? 'i' . $k : 's' . bin2hex($k)) . '=' . ocm_dump($x) . ',';
-    }
-    return $o . ']';
-}
-"#;
+/// A typed, exact dump of a value: the same text from PHP ([`DUMP_PHP`], `ocm_dump`) and from
+/// Rust ([`dump`]).
+pub(crate) const DUMP_PHP: &str = include_str!("dump.php");
 
-pub(crate) fn dump(v: &PhpValue) -> String {
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    match v {
-        PhpValue::Null => "N".into(),
-        PhpValue::Bool(b) => if *b { "T" } else { "F" }.into(),
-        PhpValue::Int(i) => format!("i{i}"),
-        PhpValue::Float(f) => format!("f{}", hex(&f.to_be_bytes())),
-        PhpValue::Str(s) => format!("s{}", hex(s)),
-        PhpValue::Array(a) => {
-            let mut o = String::from("a[");
-            for (k, x) in a.iter() {
-                match k {
-                    Key::Int(i) => o.push_str(&format!("i{i}")),
-                    Key::Str(s) => o.push_str(&format!("s{}", hex(s))),
-                }
-                o.push('=');
-                o.push_str(&dump(x));
-                o.push(',');
-            }
-            o.push(']');
-            o
-        }
-    }
-}
+pub(crate) use super::value::typed_dump as dump;
 
 /// What PHP makes of a file: the dump of every variable it defines (as an array keyed by name)
 /// and the hex of what it echoes. `Err(stderr)` if PHP fails on it.

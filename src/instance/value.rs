@@ -429,6 +429,52 @@ impl serde::Serialize for PhpValue {
     }
 }
 
+/// A typed, exact text of a value, the same as PHP's `ocm_dump` (`src/instance/dump.php`): `N`,
+/// `T`/`F`, `i<int>`, `f<hex of the big-endian double>`, `s<hex of the bytes>`, and
+/// `a[<key>=<value>,…]` in order. PHP and Rust fingerprint non-string config values over it, and
+/// tests compare values byte for byte with it. It shows every byte: never print it for a config.
+pub fn typed_dump(v: &PhpValue) -> String {
+    fn hex(out: &mut String, b: &[u8]) {
+        for x in b {
+            out.push_str(&format!("{x:02x}"));
+        }
+    }
+    fn walk(v: &PhpValue, o: &mut String) {
+        match v {
+            PhpValue::Null => o.push('N'),
+            PhpValue::Bool(b) => o.push(if *b { 'T' } else { 'F' }),
+            PhpValue::Int(i) => o.push_str(&format!("i{i}")),
+            PhpValue::Float(f) => {
+                o.push('f');
+                hex(o, &f.to_be_bytes());
+            }
+            PhpValue::Str(s) => {
+                o.push('s');
+                hex(o, s);
+            }
+            PhpValue::Array(a) => {
+                o.push_str("a[");
+                for (k, x) in a.iter() {
+                    match k {
+                        Key::Int(i) => o.push_str(&format!("i{i}")),
+                        Key::Str(s) => {
+                            o.push('s');
+                            hex(o, s);
+                        }
+                    }
+                    o.push('=');
+                    walk(x, o);
+                    o.push(',');
+                }
+                o.push(']');
+            }
+        }
+    }
+    let mut o = String::new();
+    walk(v, &mut o);
+    o
+}
+
 /// What `occ config:list` prints instead of a secret.
 pub const REDACTED: &str = "***REMOVED SENSITIVE VALUE***";
 

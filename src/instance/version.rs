@@ -8,8 +8,10 @@ use super::value::PhpValue;
 use std::fmt;
 use std::str::FromStr;
 
-/// Which product the code is, from `version.php`'s `$vendor`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Which product the code is, from `version.php`'s `$vendor` (serialized as that `$vendor`;
+/// shown as the product's name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Flavor {
     OwnCloud,
     Nextcloud,
@@ -22,6 +24,14 @@ impl Flavor {
             "owncloud" => Some(Flavor::OwnCloud),
             "nextcloud" => Some(Flavor::Nextcloud),
             _ => None,
+        }
+    }
+
+    /// `$vendor` as `version.php` writes it.
+    pub fn vendor(self) -> &'static str {
+        match self {
+            Flavor::OwnCloud => "owncloud",
+            Flavor::Nextcloud => "nextcloud",
         }
     }
 

@@ -10,7 +10,9 @@ $out = array('root' => $root, 'php' => array(
     'modules' => array_map('strtolower', get_loaded_extensions()),
     'user' => function_exists('posix_getpwuid') ? posix_getpwuid(posix_geteuid())['name'] : null,
 ));
-function fp($v) { return $v === null ? null : substr(hash('sha256', is_string($v) ? $v : json_encode($v)), 0, 16); }
+// A secret's fingerprint: SHA-256 of a string's bytes, or of ocm_dump() of another value
+// (src/instance/dump.php); the Rust reader computes the same (inventory::without_php).
+function fp($v) { return $v === null ? null : substr(hash('sha256', is_string($v) ? $v : ocm_dump($v)), 0, 16); }
 function info_version($file) {
     $x = @file_get_contents($file);
     if ($x !== false && preg_match('#<version>\s*([^<\s]+)\s*</version>#', $x, $m)) return $m[1];
@@ -69,10 +71,10 @@ $out['apps_code'] = (object)scan_apps(array_merge(array("$root/apps"), array_dif
 
 $cfgfile = "$root/config/config.php";
 $out['config_exists'] = file_exists($cfgfile);
-if ($mode !== 'full' || !$out['config_exists']) { echo json_encode($out), "\n"; exit(0); }
+if ($mode !== 'full' || !$out['config_exists']) { echo json_encode($out, JSON_PRESERVE_ZERO_FRACTION), "\n"; exit(0); }
 $out['config_owner'] = function_exists('posix_getpwuid') ? posix_getpwuid(fileowner($cfgfile))['name'] : fileowner($cfgfile);
 $read = ocm_read_config($root);
-if (is_string($read)) { $out['error'] = $read; echo json_encode($out), "\n"; exit(0); }
+if (is_string($read)) { $out['error'] = $read; echo json_encode($out, JSON_PRESERVE_ZERO_FRACTION), "\n"; exit(0); }
 list($merged, $files) = $read;
 $out['config_files'] = $files;
 $secret_keys = array('instanceid', 'secret', 'passwordsalt', 'dbpassword', 'dbuser', 'redis', 'ldap_agent_password', 'mail_smtppassword', 'license-key', 'objectstore');
@@ -115,4 +117,4 @@ try {
     $db['error'] = $e->getMessage();
 }
 $out['db'] = $db;
-echo json_encode($out), "\n";
+echo json_encode($out, JSON_PRESERVE_ZERO_FRACTION), "\n";

@@ -1,25 +1,46 @@
 //! Inventory: what an instance and its host are, gathered read-only from a host.
 //!
-//! The facts come from one PHP program (`inventory.php`) run on the host as the web user: the
-//! config as ownCloud merges it, `version.php`, the apps' code versions, the PHP version and
+//! The facts come from one PHP program (`inventory.php`, after `src/instance/merge.php`, the one
+//! PHP config merge, and `prelude.php`) run on the host as the web user: the config as ownCloud
+//! merges it, `version.php`, the apps' code versions, the PHP version and
 //! modules, service units, free disk, and from the database SELECTs only (storages, homes,
 //! enabled apps, LDAP servers, external mounts, encryption, file count and bytes, stale locks).
 //! PHP is what ownCloud itself runs on, so it is on every source, knows every database driver the
 //! instance uses, and reads the credentials itself: secrets never leave the host (identity keys and
 //! passwords come back as SHA-256 fingerprints). Nothing here writes.
+//!
+//! When PHP cannot run on a host (not installed, or it does not start), [`without_php`] reads
+//! the config files over the host layer with ocmigrate's own reader instead and says so
+//! ([`Inventory::without_php`]; `plan` turns it into a warning). [`read_instance`] gives the
+//! [`Instance`] model (database parameters included) by the same two roads.
+
+mod without_php;
+
+pub use without_php::{fetch_instance_files, fingerprint, shown_config, SECRET_KEYS};
 
 use crate::exit::Failure;
-use crate::host::{Probe, Ran, SourceHost, TargetHost};
+use crate::host::{Probe, Ran, ReadSide, SourceHost, TargetHost};
+use crate::instance::{
+    merged_config_from_php, read_code_version, Instance, MergedConfig, MERGE_SNIPPET,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The PHP program, sent on stdin to `php` on the host.
-pub const INVENTORY_PHP: &str = concat!(include_str!("prelude.php"), include_str!("inventory.php"));
+pub const INVENTORY_PHP: &str = concat!(
+    include_str!("../instance/merge.php"),
+    include_str!("../instance/dump.php"),
+    include_str!("prelude.php"),
+    include_str!("inventory.php")
+);
 
 /// The shared PHP prelude (config merge, database connection) for other host programs.
-pub const PRELUDE_PHP: &str = include_str!("prelude.php");
+pub const PRELUDE_PHP: &str = concat!(
+    include_str!("../instance/merge.php"),
+    include_str!("prelude.php")
+);
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Inventory {
@@ -44,6 +65,10 @@ pub struct Inventory {
     #[serde(default)]
     pub apps_code: BTreeMap<String, AppCode>,
     pub db: Option<DbInfo>,
+    /// Set when PHP could not run on the host, saying why: the config was then read by
+    /// ocmigrate's own reader, and the PHP facts, the apps' code and the database are unknown.
+    #[serde(default)]
+    pub without_php: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -142,22 +167,7 @@ pub struct ExternalMount {
     pub datadir: Option<String>,
 }
 
-/// ownCloud or Nextcloud.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Flavor {
-    OwnCloud,
-    Nextcloud,
-}
-
-impl std::fmt::Display for Flavor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Flavor::OwnCloud => "ownCloud",
-            Flavor::Nextcloud => "Nextcloud",
-        })
-    }
-}
+pub use crate::instance::Flavor;
 
 /// A number read from JSON that PHP may have written as a number or a string.
 pub fn as_u64(v: &Value) -> Option<u64> {
@@ -190,11 +200,7 @@ impl Inventory {
     }
     /// The flavor, from `version.php`'s `$vendor` (or the data dir marker's name as fallback).
     pub fn flavor(&self) -> Option<Flavor> {
-        match self.release.as_ref()?.vendor.as_deref()? {
-            "nextcloud" => Some(Flavor::Nextcloud),
-            "owncloud" => Some(Flavor::OwnCloud),
-            _ => None,
-        }
+        Flavor::from_vendor(self.release.as_ref()?.vendor.as_deref()?)
     }
     /// The version recorded in config.php (the one the database schema is at).
     pub fn config_version(&self) -> Option<&str> {
@@ -274,19 +280,23 @@ impl Inventory {
     }
 }
 
-fn parse(label: &str, ran: &Ran) -> Result<Inventory, Failure> {
-    if ran.status == Some(127) {
-        return Err(
-            Failure::check(format!("{label}: php is not installed (command not found)")).hint(
-                "ownCloud runs on PHP; install the PHP CLI (e.g. apt install php-cli) on that host",
-            ),
-        );
+/// Why PHP could not run, when the command's outcome says so: the shell found no `php` (127) or
+/// could not execute it (126). Anything else (a PHP error) is PHP's answer, not its absence.
+pub fn php_cannot_run(ran: &Ran) -> Option<String> {
+    let first = ran.stderr_text().lines().next().unwrap_or("").to_string();
+    match ran.status {
+        Some(127) => Some(format!("php is not installed (command not found: {first})")),
+        Some(126) => Some(format!("php cannot be executed ({first})")),
+        _ => None,
     }
+}
+
+fn parse(label: &str, ran: &Ran) -> Result<Inventory, Failure> {
     let err = ran.stderr_text();
     if let Some(pos) = err.find("Parse error") {
-        // PHP names the file and line: "PHP Parse error:  syntax error, … in /x/config/config.php on line 3".
+        // PHP names the file and line: "PHP Parse error:  syntax error, … in /x/version.php on line 3".
         let what = err[pos..].lines().next().unwrap_or("").trim().to_string();
-        return Err(Failure::usage(format!("{label}: a config file cannot be parsed: {what}"))
+        return Err(Failure::usage(format!("{label}: a PHP file of the instance cannot be parsed: {what}"))
             .hint("fix the PHP syntax in that file (ownCloud cannot read it either); `php -l FILE` checks it"));
     }
     let text = ran.stdout_text();
@@ -303,52 +313,103 @@ fn parse(label: &str, ran: &Ran) -> Result<Inventory, Failure> {
     })
 }
 
+/// Run the inventory program on a side (as `user`, or as the login user), or, when PHP cannot
+/// run there, read the side without PHP. `full`: the config and the database too.
+fn run_inventory(side: &ReadSide, user: Option<&str>, full: bool) -> Result<Inventory, Failure> {
+    let probe = Probe::PhpRead {
+        snippet: INVENTORY_PHP,
+        args: vec![
+            side.root().display().to_string(),
+            if full { "full" } else { "release" }.into(),
+        ],
+    };
+    let ran = match user {
+        Some(u) => side.probe_as(u, &probe)?,
+        None => side.probe(&probe)?,
+    };
+    match php_cannot_run(&ran) {
+        Some(why) => without_php::inventory(side, full, why),
+        None => parse(side.label(), &ran),
+    }
+}
+
+/// The owner of `<root>/config/config.php`, or the failure that says this is not an instance
+/// (no such folder, a folder without a config, or a release that is not configured yet).
+fn config_owner(side: &ReadSide) -> Result<String, Failure> {
+    let root = side.root();
+    let owner = side.probe(&Probe::Owner(root.join("config/config.php")))?;
+    if owner.ok() {
+        return Ok(owner.stdout_text().trim().to_string());
+    }
+    let what = if !side.probe(&Probe::Owner(root.to_path_buf()))?.ok() {
+        format!("{} does not exist", root.display())
+    } else if side.read_file(&root.join("version.php"))?.is_some() {
+        format!(
+            "{} holds ownCloud code but no config/config.php: the instance is not configured (a release without an installation)",
+            root.display()
+        )
+    } else {
+        format!("{} has no config/config.php", root.display())
+    };
+    Err(Failure::usage(format!(
+        "{}: {what}: this is not an ownCloud instance",
+        side.label()
+    ))
+    .hint("give the instance root, the folder that holds config/ and occ (e.g. /var/www/owncloud)"))
+}
+
 /// Inventory of the source instance: config, release, database. Fails with a clear message when
 /// the path is not an instance or the instance is not installed.
 pub fn source(src: &SourceHost, web_user: Option<&str>) -> Result<Inventory, Failure> {
-    let root = src.root().to_path_buf();
-    let cfg = root.join("config/config.php");
-    let owner = src.probe(&Probe::Owner(cfg.clone()))?;
-    if !owner.ok() {
-        let what = if src.probe(&Probe::Owner(root.clone()))?.ok() {
-            format!("{} has no config/config.php", root.display())
-        } else {
-            format!("{} does not exist", root.display())
-        };
-        return Err(Failure::usage(format!("{}: {what}: this is not an ownCloud instance", src.label()))
-            .hint("give the instance root, the folder that holds config/ and occ (e.g. /var/www/owncloud)"));
-    }
-    let owner = owner.stdout_text().trim().to_string();
+    let owner = config_owner(src)?;
     let user = web_user.unwrap_or(&owner).to_string();
-    let probe = Probe::PhpRead {
-        snippet: INVENTORY_PHP,
-        args: vec![root.display().to_string(), "full".into()],
-    };
-    let ran = src.probe_as(&user, &probe)?;
-    let inv = parse(src.label(), &ran)?;
-    check_instance(src.label(), &root, &inv)?;
+    let inv = run_inventory(src, Some(&user), true)?;
+    check_instance(src.label(), src.root(), &inv)?;
+    Ok(inv)
+}
+
+/// [`source`] with ocmigrate's own reader even where PHP runs: for comparing the two roads.
+pub fn source_without_php(src: &SourceHost) -> Result<Inventory, Failure> {
+    config_owner(src)?;
+    let inv = without_php::inventory(src, true, "asked to read without PHP".into())?;
+    check_instance(src.label(), src.root(), &inv)?;
     Ok(inv)
 }
 
 fn check_instance(label: &str, root: &Path, inv: &Inventory) -> Result<(), Failure> {
-    match inv.error.as_deref() {
-        Some("config_unreadable") => {
+    let error = inv
+        .error
+        .as_deref()
+        .map(|e| e.split_once(": ").unwrap_or((e, "")));
+    match error {
+        Some(("config_unreadable", detail)) => {
             return Err(Failure::usage(format!(
-                "{label}: {}/config/config.php cannot be read",
-                root.display()
+                "{label}: the config in {}/config cannot be read{}",
+                root.display(),
+                if detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({detail})")
+                }
             ))
             .hint("set [source] web_user to the owner of config.php, or connect as root"))
         }
-        Some("config_no_array") => {
+        Some(("config_failed", detail)) => return Err(Failure::usage(format!(
+            "{label}: a config file cannot be parsed: {detail}"
+        ))
+        .hint(
+            "fix that file (ownCloud cannot read it either); `php -l FILE` shows PHP's view of it",
+        )),
+        Some(("config_no_array", _)) => {
             return Err(Failure::usage(format!(
                 "{label}: {}/config/config.php does not define $CONFIG as an array",
                 root.display()
             ))
             .hint("fix config.php: it must read `<?php $CONFIG = array ( ... );`"))
         }
-        Some(other) => {
+        Some((other, detail)) => {
             return Err(Failure::check(format!(
-                "{label}: inventory failed: {other}"
+                "{label}: inventory failed: {other} {detail}"
             )))
         }
         None => {}
@@ -370,12 +431,7 @@ fn check_instance(label: &str, root: &Path, inv: &Inventory) -> Result<(), Failu
 
 /// Full inventory of the target once its config is in place (as its web user).
 pub fn source_like_target(tgt: &TargetHost, web_user: &str) -> Result<Inventory, Failure> {
-    let probe = Probe::PhpRead {
-        snippet: INVENTORY_PHP,
-        args: vec![tgt.root().display().to_string(), "full".into()],
-    };
-    let ran = tgt.probe_as(web_user, &probe)?;
-    let inv = parse(tgt.label(), &ran)?;
+    let inv = run_inventory(tgt, Some(web_user), true)?;
     check_instance(tgt.label(), tgt.root(), &inv)?;
     Ok(inv)
 }
@@ -383,12 +439,63 @@ pub fn source_like_target(tgt: &TargetHost, web_user: &str) -> Result<Inventory,
 /// Inventory of the target: the release installed there, PHP, services, disk. A config there is
 /// read when present (a re-run after the config step).
 pub fn target(tgt: &TargetHost) -> Result<Inventory, Failure> {
-    let probe = Probe::PhpRead {
-        snippet: INVENTORY_PHP,
-        args: vec![tgt.root().display().to_string(), "release".into()],
+    run_inventory(tgt, None, false)
+}
+
+/// The instance model of a side and how its config was read.
+#[derive(Debug)]
+pub struct ReadInstance {
+    pub instance: Instance,
+    /// `None`: PHP read the config; else why ocmigrate's own reader did.
+    pub without_php: Option<String>,
+}
+
+/// The merged config read by PHP on the host ([`MERGE_SNIPPET`], as `user`), or `Ok(Err(why))`
+/// when PHP cannot run there.
+pub fn merged_config_with_php(
+    side: &ReadSide,
+    user: &str,
+) -> Result<Result<MergedConfig, String>, Failure> {
+    let config_dir = side.root().join("config");
+    let ran = side.probe_as(
+        user,
+        &Probe::PhpRead {
+            snippet: MERGE_SNIPPET,
+            args: vec![config_dir.display().to_string()],
+        },
+    )?;
+    if let Some(why) = php_cannot_run(&ran) {
+        return Ok(Err(why));
+    }
+    merged_config_from_php(side.root(), ran.status, &ran.stdout, &ran.stderr_text())
+        .map(Ok)
+        .map_err(|f| labelled(side, f))
+}
+
+/// A failure from the host-free [`crate::instance`] code, with the side's label in front.
+fn labelled(side: &ReadSide, f: Failure) -> Failure {
+    Failure {
+        message: format!("{}: {}", side.label(), f.message),
+        ..f
+    }
+}
+
+/// The instance of a side (config merged as ownCloud does, `version.php`): read by PHP on the
+/// host as `user`, or by ocmigrate's own reader when PHP cannot run there.
+pub fn read_instance(side: &ReadSide, user: &str) -> Result<ReadInstance, Failure> {
+    config_owner(side)?;
+    let root = side.root();
+    let (merged, without_php) = match merged_config_with_php(side, user)? {
+        Ok(m) => (m, None),
+        Err(why) => (without_php::merged_config(side)?, Some(why)),
     };
-    let ran = tgt.probe(&probe)?;
-    parse(tgt.label(), &ran)
+    let version = side.read_file(&root.join("version.php"))?;
+    let code = read_code_version(root, version.as_deref())?;
+    let instance = Instance::from_parts(root, merged, code)?;
+    Ok(ReadInstance {
+        instance,
+        without_php,
+    })
 }
 
 #[cfg(test)]
@@ -417,6 +524,66 @@ mod tests {
         assert_eq!(inv.code_version(), Some("10.15.2.0"));
         assert!(!inv.config_exists);
         assert!(!inv.php.version.is_empty());
+    }
+
+    /// The top-level keys whose shown values differ (names only: values may be secrets).
+    pub(crate) fn differing_keys(a: &Inventory, b: &Inventory) -> Vec<String> {
+        let empty = serde_json::Map::new();
+        let (a, b) = (
+            a.config.as_ref().unwrap_or(&empty),
+            b.config.as_ref().unwrap_or(&empty),
+        );
+        let mut keys: Vec<String> = a
+            .iter()
+            .filter(|(k, v)| b.get(*k) != Some(*v))
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.extend(b.keys().filter(|k| !a.contains_key(*k)).cloned());
+        keys
+    }
+
+    /// The PHP merge of the inventory program (merge.php through prelude.php) and the Rust reader
+    /// make the same inventory of the fixture instance (secrets compared by fingerprint).
+    #[test]
+    fn php_and_rust_inventories_agree_on_the_fixture_instance() {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/phpconfig_fixtures/instance");
+        let host = crate::host::Host::connect(
+            "source",
+            &crate::config::Side::Local { root: root.clone() },
+            &Default::default(),
+        )
+        .unwrap();
+        let src = SourceHost::new(host, root.clone());
+        let php = source(&src, None).expect("php must be installed for this test (php-cli)");
+        assert_eq!(php.without_php, None);
+        let rust = source_without_php(&src).unwrap();
+        assert!(rust.without_php.is_some());
+        assert_eq!(differing_keys(&php, &rust), Vec::<String>::new());
+        assert_eq!(
+            php.config.as_ref().map(|c| c.len()),
+            rust.config.as_ref().map(|c| c.len())
+        );
+        assert!(php.fingerprint("secret").is_some_and(|f| f.len() == 16));
+        assert!(php
+            .cfg("redis")
+            .and_then(|r| r.get("fingerprint"))
+            .is_some());
+        assert_eq!(php.config_files, rust.config_files);
+        assert_eq!(php.config_files.len(), 5);
+        assert_eq!(php.datadir, rust.datadir);
+        assert_eq!(php.release, rust.release);
+        assert_eq!(php.config_owner, rust.config_owner);
+        assert_eq!(php.occ, rust.occ);
+        assert_eq!(php.services.units, rust.services.units);
+        assert_eq!(php.services.systemd, rust.services.systemd);
+        assert_eq!(
+            php.disk.keys().collect::<Vec<_>>(),
+            rust.disk.keys().collect::<Vec<_>>()
+        );
+        let (pd, rd) = (php.db.unwrap(), rust.db.unwrap());
+        assert_eq!((pd.kind, pd.prefix), (rd.kind, rd.prefix));
+        assert!(!rd.ok && rd.error.unwrap().contains("not read"));
     }
 
     #[test]

@@ -1,23 +1,23 @@
 // ocmigrate PHP prelude: reading an instance's config and database the way ownCloud does.
-// Shared by the programs ocmigrate runs on a host (inventory, file cache check, …). Read-only:
+// Comes after src/instance/merge.php (PRELUDE_PHP joins them). Shared by the programs ocmigrate runs on a host (inventory, file cache check, …). Read-only:
 // the SQLite database is opened with SQLITE3_OPEN_READONLY and the callers run SELECTs only.
 // Works on PHP 7.0 and later.
 error_reporting(E_ALL & ~E_NOTICE & ~E_DEPRECATED);
 
-/** The config as ownCloud merges it: config.php, then every *.config.php in natural order.
- *  Returns array(merged, file names) or a string naming the error. */
+/** The config as ownCloud merges it (ocm_merge_config, src/instance/merge.php, which precedes
+ *  this file). Returns array(merged, file names) or a string naming the error: no_config,
+ *  config_unreadable, config_no_array, or "config_failed: <PHP's message>". */
 function ocm_read_config($root) {
     $cfgfile = "$root/config/config.php";
     if (!file_exists($cfgfile)) return 'no_config';
     if (!is_readable($cfgfile)) return 'config_unreadable';
-    $read = function ($f) { $CONFIG = null; include $f; return $CONFIG; };
-    $merged = $read($cfgfile);
-    if (!is_array($merged)) return 'config_no_array';
-    $files = array('config.php');
-    $extra = glob("$root/config/*.config.php") ?: array();
-    natsort($extra);
-    foreach ($extra as $f) { $c = $read($f); $files[] = basename($f); if (is_array($c)) $merged = array_merge($merged, $c); }
-    return array($merged, $files);
+    try {
+        $r = ocm_merge_config("$root/config");
+    } catch (OcmConfigError $e) {
+        return $e->getCode() === 2 ? 'config_failed: ' . $e->getMessage() : 'config_unreadable: ' . $e->getMessage();
+    }
+    if (count($r['config']) === 0) return 'config_no_array';
+    return array($r['config'], $r['files']);
 }
 
 function ocm_datadir($root, $merged) {

@@ -160,6 +160,7 @@ pub fn run(cfg: &Config, source: &SourceHost, target: &TargetHost) -> Result<Pla
     let src = inventory::source(source, cfg.source.web_user.as_deref())?;
     let tgt = inventory::target(target)?;
     let mut out = Out(Vec::new());
+    check_php_runs(&src, &tgt, &mut out);
     check_release(&src, &tgt, &mut out);
     check_php(&src, &tgt, &mut out);
     let copy_data = check_storage(&src, &mut out);
@@ -260,7 +261,36 @@ fn release_php_bounds(src: &Inventory, tgt: &Inventory) -> Option<((u32, u32), (
     }
 }
 
+/// PHP could not run on a side: its config was read by ocmigrate's own reader (said as a
+/// warning, with what could not be checked), and `occ` cannot run there (a blocker).
+fn check_php_runs(src: &Inventory, tgt: &Inventory, out: &mut Out) {
+    if let Some(why) = &src.without_php {
+        out.warning(
+            "read-without-php",
+            format!(
+                "PHP could not run on the source ({why}): ocmigrate read config.php with its own reader; the database (files, apps, LDAP, homes, external mounts, locks) and the apps' code were not checked"
+            ),
+            "install the PHP command line on the source (the version the web server runs, e.g. apt install php7.4-cli) and run plan again for a complete check",
+        );
+        out.blocker(
+            "source-php-missing",
+            format!("occ cannot run on the source: {why}"),
+            "the migration puts the source in maintenance mode with occ, which needs the PHP command line: install it (e.g. apt install php7.4-cli)",
+        );
+    }
+    if let Some(why) = &tgt.without_php {
+        out.blocker(
+            "target-php-missing",
+            format!("PHP cannot run on the target: {why}"),
+            "install PHP on the target, the version the release supports, with the modules the source uses (e.g. apt install php-cli php-mysql …)",
+        );
+    }
+}
+
 fn check_php(src: &Inventory, tgt: &Inventory, out: &mut Out) {
+    if tgt.without_php.is_some() {
+        return; // target-php-missing says it
+    }
     if let Some(((lo_maj, lo_min), (hi_maj, hi_min))) = release_php_bounds(src, tgt) {
         let v = major_minor(&tgt.php.version);
         if v < (lo_maj, lo_min) || v >= (hi_maj, hi_min) {

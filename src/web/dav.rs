@@ -106,10 +106,8 @@ pub fn parse_multistatus(xml: &str) -> Result<Multistatus, Failure> {
                 stack.push(name);
                 text.clear();
             }
-            Event::Empty(e) => {
-                if e.local_name().as_ref() == "collection" {
-                    pending_collection = true;
-                }
+            Event::Empty(e) if e.local_name().as_ref() == "collection" => {
+                pending_collection = true;
             }
             Event::Text(t) => text.push_str(&t.xml10_content()),
             Event::GeneralRef(r) => text.push_str(&entity(&r.xml10_content())),
