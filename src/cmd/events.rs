@@ -41,6 +41,7 @@ impl Events for Console {
                 State::Skipped => "skipped",
                 State::Failed => "FAILED",
                 State::Running => "running",
+                State::Interrupted => "INTERRUPTED",
             };
             eprintln!("    {tag}: {outcome}");
         }
@@ -69,7 +70,7 @@ impl Events for Console {
             if secs <= 1 {
                 eprintln!();
             }
-        } else if secs % 30 == 0 || secs <= 5 {
+        } else if secs.is_multiple_of(30) || secs <= 5 {
             eprintln!("    {what}: {secs} s left");
         }
     }

@@ -43,7 +43,53 @@ fn parse_step(s: &str) -> Result<Step, String> {
         })
 }
 
+/// SIGINT, SIGTERM and SIGHUP end the run at once: the journal marks the running step
+/// interrupted, and the exit status is 4. Every step is safe to run again from its start, so
+/// the same command resumes. (Blocked in every thread but the one that waits for them; children
+/// start with an empty signal mask, as std's `Command` resets it.)
+fn watch_signals(state_dir: std::path::PathBuf, json: bool) {
+    // SAFETY: plain libc calls on a local, zero-initialised sigset_t.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    std::thread::spawn(move || {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: `set` lives in this closure; sigwait only writes `sig`.
+        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+            return;
+        }
+        let name = match sig {
+            libc::SIGINT => "SIGINT",
+            libc::SIGTERM => "SIGTERM",
+            _ => "SIGHUP",
+        };
+        let (step, _keep_journal_writers_out) =
+            runbook::journal::record_interrupt(&state_dir, name);
+        let at = step.map(|s| s.name()).unwrap_or("between steps");
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"event": "interrupted", "signal": name, "step": at})
+            );
+        }
+        eprintln!(
+            "ocmigrate: interrupted by {name} during {at}; the journal says so. Run the same `ocmigrate migrate` again to resume (or `ocmigrate rollback` to put the source back in service)."
+        );
+        std::process::exit(ExitKind::Interrupted.code().into());
+    });
+}
+
 pub fn run(args: MigrateArgs) -> anyhow::Result<ExitKind> {
+    watch_signals(
+        crate::migration::state_dir_for(&args.file.config),
+        args.json,
+    );
     let m = Migration::open(&args.file.config)?;
     let mut console = Console::new(args.json, args.no_progress);
     let opts = runbook::Options {

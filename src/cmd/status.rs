@@ -56,6 +56,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitKind> {
                     State::Skipped => "skipped",
                     State::Running => "RUNNING",
                     State::Failed => "FAILED",
+                    State::Interrupted => "STOPPED",
                 };
                 (tag, format!("{}{secs}", e.outcome))
             }

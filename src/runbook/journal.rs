@@ -94,6 +94,8 @@ pub enum State {
     Done,
     Failed,
     Skipped,
+    /// Stopped by SIGINT/SIGTERM while it ran; `migrate` runs it again.
+    Interrupted,
 }
 
 /// Seconds since the epoch, with milliseconds.
@@ -166,6 +168,11 @@ impl Journal {
 
     /// Write the journal atomically (temporary name, fsync, rename, fsync of the folder).
     pub fn save(&self, state_dir: &Path) -> Result<(), Failure> {
+        let _g = SAVE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        self.save_locked(state_dir)
+    }
+
+    fn save_locked(&self, state_dir: &Path) -> Result<(), Failure> {
         create_state_dir(state_dir)?;
         let p = Self::path(state_dir);
         let tmp = state_dir.join(format!(".{}.tmp", Self::FILE));
@@ -236,6 +243,36 @@ impl Journal {
     pub fn mark(&mut self, name: &str) {
         self.marks.insert(name.to_string(), now());
     }
+}
+
+/// Held while the journal is written, so that a signal handler's entry is the last one.
+static SAVE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Record in the journal that the running step was interrupted (by `why`, e.g. "SIGINT").
+/// Returns the step, and a guard that keeps every other writer of the journal out until the
+/// process exits (hold it, then exit).
+pub fn record_interrupt(
+    state_dir: &Path,
+    why: &str,
+) -> (Option<Step>, std::sync::MutexGuard<'static, ()>) {
+    let g = SAVE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let mut step = None;
+    if let Ok(Some(mut j)) = Journal::load(state_dir) {
+        if let Some(e) = j
+            .entries
+            .iter_mut()
+            .rev()
+            .find(|e| e.state == State::Running)
+        {
+            e.state = State::Interrupted;
+            e.ended = Some(now());
+            e.outcome = format!("interrupted by {why}");
+            step = Some(e.step);
+        }
+        j.mark("interrupted");
+        let _ = j.save_locked(state_dir);
+    }
+    (step, g)
 }
 
 /// Create the state folder with mode 0700 (or tighten it).

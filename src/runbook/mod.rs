@@ -114,6 +114,10 @@ pub fn run(m: &Migration, opts: &Options, ev: &mut dyn Events) -> Result<ExitKin
                 };
                 journal.finish(step, state, &outcome.summary, outcome.figures);
                 journal.save(&state_dir)?;
+                if step == Step::Report {
+                    // Again, now that the report step itself is done in the journal.
+                    write_report(&state_dir, &journal)?;
+                }
                 ev.step_ended(step, state, &outcome.summary);
             }
             Err(f) => {

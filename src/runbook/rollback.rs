@@ -65,9 +65,9 @@ pub fn changes_since_live(
     }
     // Write requests in the target's access log since go-live.
     if let Some(live) = j.marks.get("target_live") {
-        let r = m
-            .target
-            .probe(&Probe::ReadFrom("/var/log/apache2/access.log".into(), 0))?;
+        let inv = crate::inventory::source_like_target(&m.target, tgt_user)?;
+        let (access_log, _) = super::steps::web_logs(&inv);
+        let r = m.target.probe(&Probe::ReadFrom(access_log, 0))?;
         let text = r.stdout_text();
         let writes = text
             .lines()
@@ -163,9 +163,11 @@ pub fn rollback(
                 m.config.target.side, m.config.source.side
             )));
         }
-        ev.warning(
-            "the target went live, but nothing changed on it since: going back loses nothing",
-        );
+        if force_check_only {
+            ev.warning(
+                "the target went live, but nothing changed on it since: going back loses nothing",
+            );
+        }
     }
     if force_check_only {
         return Ok(RollbackReport {

@@ -185,9 +185,9 @@ impl<'a> Ctx<'a> {
 
     fn maintenance_on(&mut self, j: &mut Journal, ev: &mut dyn Events) -> Result<Outcome, Failure> {
         if !self.opts.yes
-            && !ev.confirm(&format!(
-                "The source goes into maintenance mode now: users are locked out until the target is live (or `ocmigrate rollback`). Continue?"
-            ))
+            && !ev.confirm(
+                "The source goes into maintenance mode now: users are locked out until the target is live (or `ocmigrate rollback`). Continue?",
+            )
         {
             return Err(Failure::new(crate::exit::ExitKind::Interrupted, "stopped before maintenance mode, as asked")
                 .hint("run `ocmigrate migrate` again when ready, or with --yes"));
@@ -309,7 +309,20 @@ impl<'a> Ctx<'a> {
     }
 
     fn database(&mut self, ev: &mut dyn Events) -> Result<Outcome, Failure> {
-        let copy = crate::db::copy(self.m)?;
+        let mut opts = crate::db::CopyOptions::for_migration(self.m);
+        // This step is not done in the journal, yet the import marker says an import of ours
+        // into this target finished: an earlier attempt (cut short before its journal entry, or
+        // undone by `rollback`). The source has been in maintenance since, so import it again.
+        if let Some(mk) = crate::db::read_marker(&opts.state_dir) {
+            if mk.state == "done" && mk.target == self.m.target.label() && !opts.replace_target {
+                ev.info(&format!(
+                    "the target's database '{}' holds an earlier import of this migration: replacing it",
+                    mk.database
+                ));
+                opts.replace_target = true;
+            }
+        }
+        let copy = crate::db::copy_between(&self.m.source, &self.m.target, &opts)?;
         for w in &copy.warnings {
             ev.warning(w);
         }
@@ -338,7 +351,7 @@ impl<'a> Ctx<'a> {
         .figure("tables", check.tables.len()))
     }
 
-    fn target_config(&mut self, _ev: &mut dyn Events) -> Result<Outcome, Failure> {
+    fn target_config(&mut self, ev: &mut dyn Events) -> Result<Outcome, Failure> {
         let src_cfg = self.m.source.root().join("config");
         let tgt_cfg = self.m.target.root().join("config");
         let list = self.m.source.probe(&Probe::ListFiles(src_cfg.clone()))?;
@@ -351,7 +364,7 @@ impl<'a> Ctx<'a> {
             )));
         }
         let r = self.m.target.run(&format!(
-            "mkdir -p {0} && chown {1} {0}",
+            "mkdir -p {0} && chown {1}: {0}",
             crate::host::shell_quote(&tgt_cfg.to_string_lossy()),
             crate::host::shell_quote(&self.tgt_user)
         ))?;
@@ -364,6 +377,7 @@ impl<'a> Ctx<'a> {
             )));
         }
         let mut copied = 0;
+        let mut names = Vec::new();
         for line in list.stdout_text().lines() {
             let mut parts = line.splitn(3, '\t');
             let (Some(mode), Some(mtime), Some(name)) = (parts.next(), parts.next(), parts.next())
@@ -384,6 +398,51 @@ impl<'a> Ctx<'a> {
                 Some(mtime),
             )?;
             copied += 1;
+            names.push(name.to_string());
+        }
+        // A `*.config.php` on the target that the source does not have would be merged into the
+        // config (ownCloud reads them all): take it away, and say so.
+        let tlist = self.m.target.probe(&Probe::ListFiles(tgt_cfg.clone()))?;
+        let mut removed = Vec::new();
+        for line in tlist.stdout_text().lines() {
+            let Some(name) = line.splitn(3, '\t').nth(2) else {
+                continue;
+            };
+            if name.ends_with(".config.php") && !names.iter().any(|n| n == name) {
+                let p = tgt_cfg.join(name);
+                let r = self.m.target.run(&format!(
+                    "rm -f {}",
+                    crate::host::shell_quote(&p.to_string_lossy())
+                ))?;
+                if !r.ok() {
+                    return Err(Failure::check(format!(
+                        "{}: cannot remove {}: {}",
+                        self.m.target.label(),
+                        p.display(),
+                        r.stderr_text()
+                    )));
+                }
+                ev.warning(&format!(
+                    "removed {} from the target: the source has no such config file",
+                    p.display()
+                ));
+                removed.push(name.to_string());
+            }
+        }
+        // Files keep the source's modes; owner and group are the target's web user's.
+        let r = self.m.target.run(&format!(
+            "chown {1}: {0}/* {0}/.[!.]* 2>/dev/null; chown {1}: {0}",
+            crate::host::shell_quote(&tgt_cfg.to_string_lossy()),
+            crate::host::shell_quote(&self.tgt_user)
+        ))?;
+        if !r.ok() {
+            return Err(Failure::check(format!(
+                "{}: cannot give {} to {}: {}",
+                self.m.target.label(),
+                tgt_cfg.display(),
+                self.tgt_user,
+                r.stderr_text()
+            )));
         }
         // The identity keys must be equal, compared by fingerprint (never printed).
         let tgt = inventory::source_like_target(&self.m.target, &self.tgt_user)?;
@@ -412,7 +471,7 @@ impl<'a> Ctx<'a> {
                 "the target's config is not in maintenance mode after the copy",
             ));
         }
-        Ok(Outcome::done(format!("{copied} file(s) of config/ copied; instanceid, secret, passwordsalt, version, datadirectory equal")).figure("files", copied))
+        Ok(Outcome::done(format!("{copied} file(s) of config/ copied; instanceid, secret, passwordsalt, version, datadirectory equal")).figure("files", copied).figure("removed_on_target", removed))
     }
 
     fn target_up(&mut self, ev: &mut dyn Events) -> Result<Outcome, Failure> {
@@ -599,10 +658,13 @@ impl<'a> Ctx<'a> {
         }
         let seen = logs.check(self, "", false)?;
         j.mark("target_live");
+        // What rollback compares against: every user's root and the highest file id now.
+        let at_live = serde_json::to_value(&roots).unwrap_or_default();
         Ok(Outcome::done(format!(
             "admin PROPFIND 207, root ETag equals the database's, OCS answers, logs clean ({seen})"
         ))
-        .figure("root_etag", etag))
+        .figure("root_etag", etag)
+        .figure("at_live", at_live))
     }
 
     fn dns(&mut self, ev: &mut dyn Events) -> Result<Outcome, Failure> {
@@ -670,7 +732,7 @@ pub fn roots(tgt: &crate::host::TargetHost, web_user: &str) -> Result<Roots, Fai
     })
 }
 
-fn read_secret_file(path: &PathBuf) -> Result<Secret, Failure> {
+fn read_secret_file(path: &std::path::Path) -> Result<Secret, Failure> {
     let bytes = std::fs::read(path).map_err(|e| {
         Failure::usage(format!(
             "cannot read the admin password file {}: {e}",
@@ -737,8 +799,8 @@ impl LogWatch {
         })
     }
 
-    fn read(ctx: &Ctx, p: &PathBuf, from: u64) -> Result<String, Failure> {
-        let r = ctx.m.target.probe(&Probe::ReadFrom(p.clone(), from))?;
+    fn read(ctx: &Ctx, p: &std::path::Path, from: u64) -> Result<String, Failure> {
+        let r = ctx.m.target.probe(&Probe::ReadFrom(p.to_path_buf(), from))?;
         let text = r.stdout_text();
         Ok(text
             .split_once('\n')
@@ -799,7 +861,7 @@ impl LogWatch {
 }
 
 /// The web server's access and error logs, by the server the host runs.
-fn web_logs(inv: &Inventory) -> (PathBuf, PathBuf) {
+pub(super) fn web_logs(inv: &Inventory) -> (PathBuf, PathBuf) {
     let units = &inv.services.units;
     if units.iter().any(|u| u == "nginx") {
         (
