@@ -193,6 +193,25 @@ impl Master {
         c
     }
 
+    /// `ssh … host -- script` over a connection of its own (same user, host, port, config and
+    /// options as the master, batch mode, strict host keys), not through the master: the
+    /// transfer engine's parallel streams each get one, so encryption runs on every core.
+    pub fn dedicated_command(&self, script: &str) -> Command {
+        let mut c = Command::new("ssh");
+        c.args(&self.base)
+            .args([
+                "-o",
+                "ControlMaster=no",
+                "-o",
+                "ControlPath=none",
+                "-T",
+                "--",
+            ])
+            .arg(&self.host)
+            .arg(script);
+        c
+    }
+
     /// True if the master still answers.
     pub fn alive(&self) -> bool {
         Command::new("ssh")
