@@ -1,9 +1,11 @@
 //! The operator's side of a connection: [`AgentClient`], the handshake and one typed call per
 //! request, over any byte streams (a child's stdio in practice).
 //!
-//! Calls are sequential: each sends one request and reads frames with that request's id until
-//! the terminal one. An `Error` frame for the request is [`AgentError::Failed`] and the
-//! connection stays usable; anything else that goes wrong (closed pipe, bytes that are not a
+//! The convenience calls are sequential: each sends one request and reads frames with that
+//! request's id until the terminal one. For pipelining, [`AgentClient::into_split`] gives an
+//! [`AgentSender`] and an [`AgentReceiver`] for two threads. An `Error` frame for a request is
+//! [`AgentError::Failed`] (or `Response::Error` from the receiver) and the connection stays
+//! usable; anything else that goes wrong (closed pipe, bytes that are not a
 //! frame, a frame out of place) is fatal and the client should be dropped. The agent's stderr
 //! is kept (its last lines) and shown in fatal errors: it is never lost.
 //!
@@ -14,11 +16,12 @@
 
 use super::frame::{self, Frame, FrameReader, Kind, ReadError};
 use super::proto::{
-    Entry, ErrorCode, Hello, RelPath, Request, Response, Target, Welcome, BINARY_VERSION,
-    PROTOCOL_VERSION,
+    Account, Entry, ErrorCode, Hello, RelPath, Request, Response, Target, Time, Welcome,
+    BINARY_VERSION, CHUNK, MAX_CHUNK, PROTOCOL_VERSION,
 };
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::process::Child;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -106,183 +109,19 @@ pub struct Hashed {
 
 type Tail = Arc<Mutex<Vec<String>>>;
 
-/// A connection to one agent.
-pub struct AgentClient {
+/// What both halves of a connection share: who the agent is, its process and its stderr. The
+/// process is reaped when the last half goes (after the sender closed the agent's stdin).
+struct Link {
     label: String,
-    reader: FrameReader<Box<dyn Read + Send>>,
-    writer: Option<BufWriter<Box<dyn Write + Send>>>,
-    child: Option<Child>,
     stderr: Tail,
-    stderr_thread: Option<std::thread::JoinHandle<()>>,
-    next_id: u32,
-    welcome: Welcome,
-    /// How long the handshake took, from sending `Hello` to reading `Welcome`.
-    pub handshake_time: Duration,
+    child: Mutex<Option<Child>>,
+    stderr_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    welcome: Mutex<Welcome>,
+    /// Requests sent so far: an answer for an id never sent is a broken agent.
+    sent: AtomicU64,
 }
 
-impl AgentClient {
-    /// Take over a spawned agent (stdin, stdout and stderr piped) and do the handshake.
-    /// `expected_exe` is the BLAKE3 of the binary deployed, checked against the agent's own.
-    pub fn from_child(
-        label: &str,
-        mut child: Child,
-        roots: Vec<Vec<u8>>,
-        expected_exe: Option<[u8; 32]>,
-    ) -> Result<AgentClient, AgentError> {
-        let stdin = child.stdin.take().expect("agent stdin piped");
-        let stdout = child.stdout.take().expect("agent stdout piped");
-        let tail: Tail = Arc::default();
-        let stderr_thread = child.stderr.take().map(|err| {
-            let tail = tail.clone();
-            // Drain stderr on its own thread: a noisy agent must not block on a full pipe.
-            std::thread::spawn(move || {
-                for line in BufReader::new(err).lines() {
-                    let Ok(line) = line else { break };
-                    let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
-                    if t.len() == STDERR_LINES {
-                        t.remove(0);
-                    }
-                    t.push(line);
-                }
-            })
-        });
-        let mut c = AgentClient::new(label, Box::new(stdout), Box::new(stdin), tail);
-        c.child = Some(child);
-        c.stderr_thread = stderr_thread;
-        match c.handshake(roots, expected_exe) {
-            Ok(()) => Ok(c),
-            Err(e) => {
-                let e = c.with_stderr(e);
-                c.close();
-                Err(e)
-            }
-        }
-    }
-
-    /// Do the handshake over any streams (tests connect it to an in-process server).
-    pub fn connect(
-        label: &str,
-        input: Box<dyn Read + Send>,
-        output: Box<dyn Write + Send>,
-        roots: Vec<Vec<u8>>,
-    ) -> Result<AgentClient, AgentError> {
-        let mut c = AgentClient::new(label, input, output, Arc::default());
-        c.handshake(roots, None)?;
-        Ok(c)
-    }
-
-    fn new(
-        label: &str,
-        input: Box<dyn Read + Send>,
-        output: Box<dyn Write + Send>,
-        stderr: Tail,
-    ) -> AgentClient {
-        AgentClient {
-            label: label.to_string(),
-            reader: FrameReader::new(input),
-            writer: Some(BufWriter::new(output)),
-            child: None,
-            stderr,
-            stderr_thread: None,
-            next_id: 1,
-            welcome: Welcome {
-                proto: 0,
-                version: String::new(),
-                exe_hash: [0; 32],
-                pid: 0,
-                uid: 0,
-                roots: Vec::new(),
-            },
-            handshake_time: Duration::ZERO,
-        }
-    }
-
-    fn handshake(
-        &mut self,
-        roots: Vec<Vec<u8>>,
-        expected_exe: Option<[u8; 32]>,
-    ) -> Result<(), AgentError> {
-        let t0 = Instant::now();
-        self.send(&Hello::ours(roots).into_frame())?;
-        let f = self.read()?;
-        let w = match Welcome::from_frame(&f) {
-            Ok(w) => w,
-            Err(frame::Error::VersionMismatch {
-                theirs, version, ..
-            }) => {
-                return Err(AgentError::Mismatch {
-                    proto: theirs,
-                    version,
-                })
-            }
-            Err(_) if f.kind == Kind::Error => return Err(self.remote_fatal(&f)),
-            Err(e) => return Err(self.broken(format!("bad Welcome: {e}"))),
-        };
-        self.handshake_time = t0.elapsed();
-        if w.version != BINARY_VERSION {
-            return Err(AgentError::Mismatch {
-                proto: w.proto,
-                version: w.version,
-            });
-        }
-        if let Some(exp) = expected_exe {
-            if w.exe_hash != exp {
-                return Err(AgentError::WrongBinary {
-                    expected: hex(&exp),
-                    found: hex(&w.exe_hash),
-                });
-            }
-        }
-        self.welcome = w;
-        Ok(())
-    }
-
-    /// What the agent said in the handshake.
-    pub fn welcome(&self) -> &Welcome {
-        &self.welcome
-    }
-
-    pub fn label(&self) -> &str {
-        &self.label
-    }
-
-    /// The last lines the agent wrote to stderr.
-    pub fn stderr_tail(&self) -> Vec<String> {
-        self.stderr
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    fn send(&mut self, f: &Frame) -> Result<(), AgentError> {
-        let r = match self.writer.as_mut() {
-            Some(w) => frame::write_frame(w, f),
-            None => Err(io::Error::new(io::ErrorKind::BrokenPipe, "closed")),
-        };
-        r.map_err(|e| self.broken(format!("sending to the agent: {e}")))
-    }
-
-    fn read(&mut self) -> Result<Frame, AgentError> {
-        match self.reader.read_frame() {
-            Ok(Some(f)) => Ok(f),
-            Ok(None) => {
-                let e = self.broken("the agent closed the connection".into());
-                Err(self.with_stderr(e))
-            }
-            Err(ReadError::Frame(e)) => {
-                let shown = String::from_utf8_lossy(
-                    &self.reader.pending()[..self.reader.pending().len().min(80)],
-                )
-                .into_owned();
-                Err(self.broken(format!(
-                    "the agent sent bytes that are not a frame ({e}): {shown:?} \
-                     (does a login script print to stdout?)"
-                )))
-            }
-            Err(e) => Err(self.broken(format!("reading from the agent: {e}"))),
-        }
-    }
-
+impl Link {
     fn broken(&self, what: String) -> AgentError {
         AgentError::Broken {
             what: format!("{}: {what}", self.label),
@@ -290,24 +129,39 @@ impl AgentClient {
         }
     }
 
+    fn stderr_tail(&self) -> Vec<String> {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Give the agent a moment to exit and the stderr thread to collect its last words, then
     /// say how it ended (`exit status 1`, `signal 9`), if it did.
-    fn last_words(&mut self) -> Option<String> {
-        let status = self.child.as_mut().and_then(|c| {
-            let t0 = Instant::now();
-            loop {
-                match c.try_wait() {
-                    Ok(Some(s)) => return Some(s),
-                    Ok(None) if t0.elapsed() < Duration::from_secs(2) => {
-                        std::thread::sleep(Duration::from_millis(10))
+    fn last_words(&self) -> Option<String> {
+        let status = {
+            let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+            child.as_mut().and_then(|c| {
+                let t0 = Instant::now();
+                loop {
+                    match c.try_wait() {
+                        Ok(Some(s)) => return Some(s),
+                        Ok(None) if t0.elapsed() < Duration::from_secs(2) => {
+                            std::thread::sleep(Duration::from_millis(10))
+                        }
+                        _ => return None,
                     }
-                    _ => return None,
                 }
-            }
-        });
+            })
+        };
         if status.is_some() {
             // The process is gone, so its stderr reaches EOF: the thread ends.
-            if let Some(t) = self.stderr_thread.take() {
+            let t = self
+                .stderr_thread
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(t) = t {
                 let _ = t.join();
             }
         }
@@ -322,7 +176,7 @@ impl AgentClient {
     }
 
     /// A broken connection, with how the agent ended and its stderr.
-    fn with_stderr(&mut self, e: AgentError) -> AgentError {
+    fn with_stderr(&self, e: AgentError) -> AgentError {
         match e {
             AgentError::Broken { what, .. } => {
                 let what = match self.last_words() {
@@ -345,50 +199,498 @@ impl AgentClient {
         };
         self.broken(format!("the agent gave up: {msg}"))
     }
+}
+
+impl Drop for Link {
+    /// Reap the child (killing it if it does not exit within 5 s of its stdin closing).
+    fn drop(&mut self) {
+        let child = self
+            .child
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(mut c) = child {
+            let t0 = Instant::now();
+            loop {
+                match c.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if t0.elapsed() > Duration::from_secs(5) => {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        }
+        let t = self
+            .stderr_thread
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(t) = t {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The sending half of a connection (see [`AgentClient::into_split`]): requests, `Data` and
+/// `PutEnd` frames, buffered until [`AgentSender::flush`] (or until the buffer fills).
+pub struct AgentSender {
+    link: Arc<Link>,
+    writer: Option<BufWriter<Box<dyn Write + Send>>>,
+    next_id: u32,
+}
+
+/// The receiving half of a connection (see [`AgentClient::into_split`]): every frame the agent
+/// sends, with its request id.
+pub struct AgentReceiver {
+    link: Arc<Link>,
+    reader: FrameReader<Box<dyn Read + Send>>,
+}
+
+impl AgentSender {
+    /// Queue a request; returns its id (ids count up from 1). Nothing leaves before
+    /// [`AgentSender::flush`] unless the buffer (256 KiB) fills. For a `Put`, follow with
+    /// [`AgentSender::send_data`] and [`AgentSender::send_end`] under the returned id.
+    pub fn send(&mut self, r: &Request) -> Result<u32, AgentError> {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        self.write(|w| frame::write_frame_buffered(w, &r.into_frame(id)))?;
+        self.link.sent.fetch_add(1, Ordering::Release);
+        Ok(id)
+    }
+
+    /// Queue a `Data` frame for the open `Put` `id`: file bytes (`compressed` false), or one
+    /// zstd frame of at most [`MAX_CHUNK`] bytes once decompressed (`compressed` true), such as
+    /// a chunk a source agent sent compressed, forwarded unchanged. At most [`MAX_CHUNK`] bytes.
+    pub fn send_data(&mut self, id: u32, bytes: &[u8], compressed: bool) -> Result<(), AgentError> {
+        if bytes.len() > MAX_CHUNK {
+            return Err(self.link.broken(format!(
+                "a Data chunk of {} bytes is over the limit of {MAX_CHUNK}",
+                bytes.len()
+            )));
+        }
+        let flag = [compressed as u8];
+        self.write(|w| frame::write_parts(w, Kind::Data, id, &[bytes, &flag]))
+    }
+
+    /// Queue the `PutEnd` of the open `Put` `id`. Send it even after the `Put` was answered
+    /// with an error (the agent drops it then).
+    pub fn send_end(&mut self, id: u32) -> Result<(), AgentError> {
+        self.write(|w| frame::write_frame_buffered(w, &Request::PutEnd.into_frame(id)))
+    }
+
+    /// Send everything queued.
+    pub fn flush(&mut self) -> Result<(), AgentError> {
+        self.write(|w| w.flush())
+    }
+
+    /// Close the agent's stdin: after the answers to what was sent, it exits.
+    pub fn close(mut self) -> Result<(), AgentError> {
+        let r = self.flush();
+        self.writer = None;
+        r
+    }
+
+    /// What the agent said in the handshake.
+    pub fn welcome(&self) -> Welcome {
+        self.link
+            .welcome
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn write(
+        &mut self,
+        f: impl FnOnce(&mut BufWriter<Box<dyn Write + Send>>) -> io::Result<()>,
+    ) -> Result<(), AgentError> {
+        let r = match self.writer.as_mut() {
+            Some(w) => f(w),
+            None => Err(io::Error::new(io::ErrorKind::BrokenPipe, "closed")),
+        };
+        r.map_err(|e| self.link.broken(format!("sending to the agent: {e}")))
+    }
+}
+
+impl AgentReceiver {
+    /// The next frame from the agent, with the id of the request it answers. An `Error` for a
+    /// request is returned as `Response::Error` (the connection goes on; see [`failed`]); an
+    /// `Error` of the connection (id 0), a closed pipe, bytes that are not a frame or an id
+    /// never sent are [`AgentError::Broken`]. A `Data` chunk comes as the agent sent it
+    /// (possibly compressed: see [`decompress`]).
+    pub fn recv(&mut self) -> Result<(u32, Response), AgentError> {
+        let f = match self.reader.read_frame() {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                let e = self.link.broken("the agent closed the connection".into());
+                return Err(self.link.with_stderr(e));
+            }
+            Err(ReadError::Frame(e)) => {
+                let pending = self.reader.pending();
+                let shown = String::from_utf8_lossy(&pending[..pending.len().min(80)]).into_owned();
+                return Err(self.link.broken(format!(
+                    "the agent sent bytes that are not a frame ({e}): {shown:?} \
+                     (does a login script print to stdout?)"
+                )));
+            }
+            Err(e) => {
+                let e = self.link.broken(format!("reading from the agent: {e}"));
+                return Err(self.link.with_stderr(e));
+            }
+        };
+        if f.id == 0 {
+            if f.kind == Kind::Error {
+                let e = self.link.remote_fatal(&f);
+                return Err(self.link.with_stderr(e));
+            }
+            return Err(self.link.broken(format!("a {:?} frame with id 0", f.kind)));
+        }
+        let sent = self.link.sent.load(Ordering::Acquire);
+        if sent < u32::MAX as u64 && f.id as u64 > sent {
+            return Err(self.link.broken(format!(
+                "a {:?} frame for request {}, which was never sent",
+                f.kind, f.id
+            )));
+        }
+        let id = f.id;
+        match Response::from_owned(f) {
+            Ok(r) => Ok((id, r)),
+            Err(e) => Err(self.link.broken(format!("bad response: {e}"))),
+        }
+    }
+
+    /// What the agent said in the handshake.
+    pub fn welcome(&self) -> Welcome {
+        self.link
+            .welcome
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The last lines the agent wrote to stderr.
+    pub fn stderr_tail(&self) -> Vec<String> {
+        self.link.stderr_tail()
+    }
+}
+
+/// An `Error` response as [`AgentError::Failed`]; any other response as it is.
+pub fn failed(r: Response) -> Result<Response, AgentError> {
+    match r {
+        Response::Error {
+            code,
+            message,
+            path,
+        } => Err(AgentError::Failed {
+            code,
+            message,
+            path,
+        }),
+        r => Ok(r),
+    }
+}
+
+/// The file bytes of a compressed `Data` chunk (at most [`MAX_CHUNK`] of them: a chunk that
+/// would be larger is refused, so a zstd bomb from a compromised source costs nothing).
+pub fn decompress(chunk: &[u8]) -> Result<Vec<u8>, AgentError> {
+    zstd::bulk::decompress(chunk, MAX_CHUNK).map_err(|e| AgentError::Broken {
+        what: format!("a compressed chunk is not a zstd frame of at most {MAX_CHUNK} bytes: {e}"),
+        stderr: Vec::new(),
+    })
+}
+
+/// A connection to one agent.
+pub struct AgentClient {
+    tx: AgentSender,
+    rx: AgentReceiver,
+    /// How long the handshake took, from sending `Hello` to reading `Welcome`.
+    pub handshake_time: Duration,
+}
+
+impl AgentClient {
+    /// Take over a spawned agent (stdin, stdout and stderr piped) and do a read-only handshake.
+    /// `expected_exe` is the BLAKE3 of the binary deployed, checked against the agent's own.
+    pub fn from_child(
+        label: &str,
+        child: Child,
+        roots: Vec<Vec<u8>>,
+        expected_exe: Option<[u8; 32]>,
+    ) -> Result<AgentClient, AgentError> {
+        AgentClient::from_child_with(label, child, roots, expected_exe, false)
+    }
+
+    /// Like [`AgentClient::from_child`]; with `writable`, the `Hello` asks for write requests,
+    /// and an agent that does not grant them (not started `agent --writable`, which only
+    /// `TargetHost` does) is an error.
+    pub fn from_child_with(
+        label: &str,
+        mut child: Child,
+        roots: Vec<Vec<u8>>,
+        expected_exe: Option<[u8; 32]>,
+        writable: bool,
+    ) -> Result<AgentClient, AgentError> {
+        let stdin = child.stdin.take().expect("agent stdin piped");
+        let stdout = child.stdout.take().expect("agent stdout piped");
+        let tail: Tail = Arc::default();
+        let stderr_thread = child.stderr.take().map(|err| {
+            let tail = tail.clone();
+            // Drain stderr on its own thread: a noisy agent must not block on a full pipe.
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines() {
+                    let Ok(line) = line else { break };
+                    let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+                    if t.len() == STDERR_LINES {
+                        t.remove(0);
+                    }
+                    t.push(line);
+                }
+            })
+        });
+        let mut c = AgentClient::new(
+            label,
+            Box::new(stdout),
+            Box::new(stdin),
+            tail,
+            Some(child),
+            stderr_thread,
+        );
+        match c.handshake(roots, expected_exe, writable) {
+            Ok(()) => Ok(c),
+            Err(e) => Err(c.rx.link.with_stderr(e)),
+        }
+    }
+
+    /// Do the handshake over any streams (tests connect it to an in-process server).
+    pub fn connect(
+        label: &str,
+        input: Box<dyn Read + Send>,
+        output: Box<dyn Write + Send>,
+        roots: Vec<Vec<u8>>,
+        writable: bool,
+    ) -> Result<AgentClient, AgentError> {
+        let mut c = AgentClient::new(label, input, output, Arc::default(), None, None);
+        c.handshake(roots, None, writable)?;
+        Ok(c)
+    }
+
+    fn new(
+        label: &str,
+        input: Box<dyn Read + Send>,
+        output: Box<dyn Write + Send>,
+        stderr: Tail,
+        child: Option<Child>,
+        stderr_thread: Option<std::thread::JoinHandle<()>>,
+    ) -> AgentClient {
+        let link = Arc::new(Link {
+            label: label.to_string(),
+            stderr,
+            child: Mutex::new(child),
+            stderr_thread: Mutex::new(stderr_thread),
+            welcome: Mutex::new(Welcome {
+                proto: 0,
+                version: String::new(),
+                exe_hash: [0; 32],
+                pid: 0,
+                uid: 0,
+                writable: false,
+                roots: Vec::new(),
+            }),
+            sent: AtomicU64::new(0),
+        });
+        AgentClient {
+            tx: AgentSender {
+                link: link.clone(),
+                writer: Some(BufWriter::with_capacity(256 * 1024, output)),
+                next_id: 1,
+            },
+            rx: AgentReceiver {
+                link,
+                reader: FrameReader::new(input),
+            },
+            handshake_time: Duration::ZERO,
+        }
+    }
+
+    fn handshake(
+        &mut self,
+        roots: Vec<Vec<u8>>,
+        expected_exe: Option<[u8; 32]>,
+        writable: bool,
+    ) -> Result<(), AgentError> {
+        let t0 = Instant::now();
+        let mut hello = Hello::ours(roots);
+        hello.writable = writable;
+        let link = self.rx.link.clone();
+        self.tx
+            .write(|w| frame::write_frame(w, &hello.into_frame()))?;
+        let f = match self.rx.reader.read_frame() {
+            Ok(Some(f)) => f,
+            Ok(None) => return Err(link.broken("the agent closed the connection".into())),
+            Err(ReadError::Frame(e)) => {
+                let pending = self.rx.reader.pending();
+                let shown = String::from_utf8_lossy(&pending[..pending.len().min(80)]).into_owned();
+                return Err(link.broken(format!(
+                    "the agent sent bytes that are not a frame ({e}): {shown:?} \
+                     (does a login script print to stdout?)"
+                )));
+            }
+            Err(e) => return Err(link.broken(format!("reading from the agent: {e}"))),
+        };
+        let w = match Welcome::from_frame(&f) {
+            Ok(w) => w,
+            Err(frame::Error::VersionMismatch {
+                theirs, version, ..
+            }) => {
+                return Err(AgentError::Mismatch {
+                    proto: theirs,
+                    version,
+                })
+            }
+            Err(_) if f.kind == Kind::Error => return Err(link.remote_fatal(&f)),
+            Err(e) => return Err(link.broken(format!("bad Welcome: {e}"))),
+        };
+        self.handshake_time = t0.elapsed();
+        if w.version != BINARY_VERSION {
+            return Err(AgentError::Mismatch {
+                proto: w.proto,
+                version: w.version,
+            });
+        }
+        if let Some(exp) = expected_exe {
+            if w.exe_hash != exp {
+                return Err(AgentError::WrongBinary {
+                    expected: hex(&exp),
+                    found: hex(&w.exe_hash),
+                });
+            }
+        }
+        if w.writable != writable {
+            return Err(link.broken(format!(
+                "asked for a {} connection, the agent granted a {} one",
+                if writable { "writable" } else { "read-only" },
+                if w.writable { "writable" } else { "read-only" },
+            )));
+        }
+        *link.welcome.lock().unwrap_or_else(|p| p.into_inner()) = w;
+        Ok(())
+    }
+
+    /// Split into a sender and a receiver, for pipelining from two threads: one sends requests
+    /// (and `Put` data) without waiting, the other reads the answers. The agent answers in the
+    /// order of the requests (a `Put` when its `PutEnd` arrives). Both halves must keep moving:
+    /// the agent stops reading when its answers are not read, so a single thread must not send
+    /// an unbounded number of requests before it reads. The agent exits when the sender is
+    /// closed or dropped; its process is reaped when both halves are gone.
+    pub fn into_split(self) -> (AgentSender, AgentReceiver) {
+        (self.tx, self.rx)
+    }
+
+    /// What the agent said in the handshake.
+    pub fn welcome(&self) -> Welcome {
+        self.rx.welcome()
+    }
+
+    pub fn label(&self) -> &str {
+        &self.rx.link.label
+    }
+
+    /// The last lines the agent wrote to stderr.
+    pub fn stderr_tail(&self) -> Vec<String> {
+        self.rx.link.stderr_tail()
+    }
+
+    fn broken(&self, what: String) -> AgentError {
+        self.rx.link.broken(what)
+    }
 
     /// Send a request and return its id.
     fn request(&mut self, r: &Request) -> Result<u32, AgentError> {
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        self.send(&r.into_frame(id))?;
+        let id = self.tx.send(r)?;
+        self.tx.flush()?;
         Ok(id)
     }
 
     /// The next response to request `id`; `Error` frames become [`AgentError::Failed`].
     fn response(&mut self, id: u32) -> Result<Response, AgentError> {
-        let f = self.read()?;
-        if f.id == 0 && f.kind == Kind::Error {
-            return Err(self.remote_fatal(&f));
-        }
-        if f.id != id {
+        let (got, r) = self.rx.recv()?;
+        if got != id {
             return Err(self.broken(format!(
-                "a {:?} frame for request {} while waiting for {id}",
-                f.kind, f.id
+                "an answer for request {got} while waiting for {id}"
             )));
         }
-        match Response::from_frame(&f) {
-            Ok(Response::Error {
-                code,
-                message,
-                path,
-            }) => Err(AgentError::Failed {
-                code,
-                message,
-                path,
-            }),
-            Ok(r) => Ok(r),
-            Err(e) => Err(self.broken(format!("bad response: {e}"))),
-        }
+        failed(r)
     }
 
     fn unexpected(&self, r: &Response) -> AgentError {
         self.broken(format!("unexpected response {r:?}"))
     }
 
+    /// Send one request whose answer is a single frame (`Stat`, `Hash`, `Mkdir`, `Symlink`,
+    /// `Link`, `SetMeta`, `Remove`, `Cleanup`, `Sync`, `Accounts`) and return that answer;
+    /// `Error` is [`AgentError::Failed`].
+    pub fn call(&mut self, r: &Request) -> Result<Response, AgentError> {
+        if matches!(
+            r,
+            Request::Scan(_) | Request::ReadFile { .. } | Request::Put { .. } | Request::PutEnd
+        ) {
+            return Err(self.broken(format!("call() cannot carry a streaming request {r:?}")));
+        }
+        let id = self.request(r)?;
+        self.response(id)
+    }
+
+    /// Write a whole file (`Put`): the bytes of `data`, which must be exactly `size` long, sent
+    /// raw. Returns the size written.
+    #[allow(clippy::too_many_arguments)]
+    pub fn put(
+        &mut self,
+        target: Target,
+        size: u64,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        mtime: Time,
+        data: &mut dyn Read,
+    ) -> Result<u64, AgentError> {
+        let id = self.tx.send(&Request::Put {
+            target,
+            size,
+            mode,
+            uid,
+            gid,
+            mtime,
+        })?;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = match data.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.broken(format!("reading the data to put: {e}"))),
+            };
+            self.tx.send_data(id, &buf[..n], false)?;
+        }
+        self.tx.send_end(id)?;
+        self.tx.flush()?;
+        match self.response(id)? {
+            Response::Done { bytes, .. } => Ok(bytes),
+            r => Err(self.unexpected(&r)),
+        }
+    }
+
+    /// The host's users and groups.
+    pub fn accounts(&mut self) -> Result<(Vec<Account>, Vec<Account>), AgentError> {
+        match self.call(&Request::Accounts)? {
+            Response::AccountList { users, groups } => Ok((users, groups)),
+            r => Err(self.unexpected(&r)),
+        }
+    }
+
     /// The entry at a path (`lstat`).
     pub fn stat(&mut self, t: Target) -> Result<Entry, AgentError> {
-        let id = self.request(&Request::Stat(t))?;
-        match self.response(id)? {
+        match self.call(&Request::Stat(t))? {
             Response::Meta(e) => Ok(e),
             r => Err(self.unexpected(&r)),
         }
@@ -422,7 +724,8 @@ impl AgentClient {
     }
 
     /// Bytes of a regular file from `offset`, at most `len` (`u64::MAX`: to the end), written to
-    /// `out` as they arrive. On an error part of the bytes may already be in `out`.
+    /// `out` as they arrive (compressed on the wire when `compress`, decompressed here). On an
+    /// error part of the bytes may already be in `out`.
     pub fn read_file(
         &mut self,
         t: Target,
@@ -430,10 +733,23 @@ impl AgentClient {
         len: u64,
         out: &mut dyn Write,
     ) -> Result<ReadDone, AgentError> {
+        self.read_file_with(t, offset, len, false, out)
+    }
+
+    /// [`AgentClient::read_file`], with compression on the wire when `compress`.
+    pub fn read_file_with(
+        &mut self,
+        t: Target,
+        offset: u64,
+        len: u64,
+        compress: bool,
+        out: &mut dyn Write,
+    ) -> Result<ReadDone, AgentError> {
         let id = self.request(&Request::ReadFile {
             target: t,
             offset,
             len,
+            compress,
         })?;
         let meta = match self.response(id)? {
             Response::Opened(e) => e,
@@ -442,9 +758,14 @@ impl AgentClient {
         let mut got = 0u64;
         loop {
             match self.response(id)? {
-                Response::Data(d) => {
-                    got += d.len() as u64;
-                    out.write_all(&d)
+                Response::Data { bytes, compressed } => {
+                    let bytes = if compressed {
+                        decompress(&bytes)?
+                    } else {
+                        bytes
+                    };
+                    got += bytes.len() as u64;
+                    out.write_all(&bytes)
                         .map_err(|e| self.broken(format!("writing file data: {e}")))?;
                 }
                 Response::Done { bytes, changed, .. } => {
@@ -464,8 +785,7 @@ impl AgentClient {
 
     /// BLAKE3 of a regular file, computed by the agent.
     pub fn hash(&mut self, t: Target) -> Result<Hashed, AgentError> {
-        let id = self.request(&Request::Hash(t))?;
-        match self.response(id)? {
+        match self.call(&Request::Hash(t))? {
             Response::Hashed {
                 hash,
                 size,
@@ -486,36 +806,7 @@ impl AgentClient {
         if r != Response::Bye {
             return Err(self.unexpected(&r));
         }
-        self.close();
         Ok(())
-    }
-
-    /// Close our end and reap the child (killing it if it does not exit within 5 s).
-    fn close(&mut self) {
-        self.writer = None;
-        if let Some(mut c) = self.child.take() {
-            let t0 = Instant::now();
-            loop {
-                match c.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if t0.elapsed() > Duration::from_secs(5) => {
-                        let _ = c.kill();
-                        let _ = c.wait();
-                        break;
-                    }
-                    Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        }
-        if let Some(t) = self.stderr_thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for AgentClient {
-    fn drop(&mut self) {
-        self.close();
     }
 }
 
@@ -538,7 +829,7 @@ mod tests {
             let _ = serve(b, b2);
         });
         let a2 = a.try_clone().unwrap();
-        let c = AgentClient::connect("test", Box::new(a), Box::new(a2), roots).unwrap();
+        let c = AgentClient::connect("test", Box::new(a), Box::new(a2), roots, false).unwrap();
         (c, srv)
     }
 

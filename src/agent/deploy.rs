@@ -4,13 +4,15 @@
 //! The binary is the running executable, unless `OCMIGRATE_AGENT_BINARY` names a portable build
 //! (the glibc 2.17 one from `ci/build-agent`, for old sources). It is copied through
 //! `SourceHost::install_agent`/`TargetHost::install_agent` (the only write this module causes,
-//! into the login user's cache folder), started with `spawn_agent`, and its `Welcome` must carry
-//! our protocol version, our binary version and the BLAKE3 of exactly the bytes we deployed.
+//! into the login user's cache folder), started with `spawn_agent` (read-only, on the source) or
+//! `spawn_writable_agent` (on the target), through the host's master ssh connection or over one
+//! of its own ([`AgentChannel`]), and its `Welcome` must carry our protocol version, our binary
+//! version, the BLAKE3 of exactly the bytes we deployed and the access we asked for.
 //! This module never runs any other command on a host.
 
 use super::client::{hex, AgentClient, AgentError};
 use crate::exit::Failure;
-use crate::host::{AgentInstall, SourceHost, TargetHost};
+use crate::host::{AgentChannel, AgentInstall, SourceHost, TargetHost};
 use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -88,11 +90,15 @@ impl AgentBinary {
     }
 }
 
-/// A side the agent can be deployed to and started on.
+/// A side the agent can be deployed to and started on. The source's agents are read-only,
+/// the target's writable: [`AgentSide::writable`] says which, and only `TargetHost` can start
+/// an agent that writes.
 pub trait AgentSide {
     fn label(&self) -> &str;
     fn install(&self, bin: &AgentBinary) -> Result<AgentInstall, Failure>;
-    fn spawn(&self, install: &AgentInstall) -> Result<Child, Failure>;
+    fn spawn(&self, install: &AgentInstall, channel: AgentChannel) -> Result<Child, Failure>;
+    /// Returns true if and only if [`AgentSide::spawn`] starts agents that write.
+    fn writable(&self) -> bool;
 }
 
 impl AgentSide for SourceHost {
@@ -102,8 +108,11 @@ impl AgentSide for SourceHost {
     fn install(&self, bin: &AgentBinary) -> Result<AgentInstall, Failure> {
         self.install_agent(&bin.bytes, &bin.sha256)
     }
-    fn spawn(&self, install: &AgentInstall) -> Result<Child, Failure> {
-        self.spawn_agent(install)
+    fn spawn(&self, install: &AgentInstall, channel: AgentChannel) -> Result<Child, Failure> {
+        self.spawn_agent(install, channel)
+    }
+    fn writable(&self) -> bool {
+        false
     }
 }
 
@@ -114,26 +123,42 @@ impl AgentSide for TargetHost {
     fn install(&self, bin: &AgentBinary) -> Result<AgentInstall, Failure> {
         self.install_agent(&bin.bytes, &bin.sha256)
     }
-    fn spawn(&self, install: &AgentInstall) -> Result<Child, Failure> {
-        self.spawn_agent(install)
+    fn spawn(&self, install: &AgentInstall, channel: AgentChannel) -> Result<Child, Failure> {
+        self.spawn_writable_agent(install, channel)
+    }
+    fn writable(&self) -> bool {
+        true
     }
 }
 
-/// Deploy the agent to a side when needed, start it with these roots, and do the handshake.
-/// On a local side the running executable serves (nothing is copied).
+/// Deploy the agent to a side when needed, start it with these roots through the host's master
+/// connection, and do the handshake. On a local side the running executable serves (nothing is
+/// copied). The source's agent is read-only, the target's writable.
 pub fn start(
     side: &dyn AgentSide,
     bin: &AgentBinary,
     roots: Vec<Vec<u8>>,
 ) -> Result<(AgentClient, AgentInstall), Failure> {
     let install = side.install(bin)?;
-    let child = side.spawn(&install)?;
+    let c = connect(side, bin, &install, roots, AgentChannel::Master)?;
+    Ok((c, install))
+}
+
+/// Start one more agent from an install made by [`start`] (or `install_agent`), over `channel`
+/// (the transfer engine's parallel streams use [`AgentChannel::Dedicated`]), and do the
+/// handshake.
+pub fn connect(
+    side: &dyn AgentSide,
+    bin: &AgentBinary,
+    install: &AgentInstall,
+    roots: Vec<Vec<u8>>,
+    channel: AgentChannel,
+) -> Result<AgentClient, Failure> {
+    let child = side.spawn(install, channel)?;
     let expected = (!install.local()).then_some(bin.blake3);
     let label = format!("agent@{}", side.label());
-    match AgentClient::from_child(&label, child, roots, expected) {
-        Ok(c) => Ok((c, install)),
-        Err(e) => Err(failure_of(e)),
-    }
+    AgentClient::from_child_with(&label, child, roots, expected, side.writable())
+        .map_err(failure_of)
 }
 
 /// An agent error as a failure with a hint, for the exit-code table.

@@ -11,7 +11,7 @@
 //! ```text
 //! offset size  field
 //! 0      1     kind      (see Kind; an unknown value is an error)
-//! 1      1     flags     (must be 0 in protocol version 1)
+//! 1      1     flags     (must be 0 in protocol versions 1 and 2)
 //! 2      2     reserved  (must be 0)
 //! 4      4     id        u32 big-endian: the request id this frame belongs to (0: the connection)
 //! 8      4     len       u32 big-endian: payload length, at most MAX_PAYLOAD
@@ -33,7 +33,7 @@ pub const MAX_PAYLOAD: usize = 16 << 20;
 macro_rules! kinds {
     ($( $(#[$doc:meta])* $name:ident = $val:literal, terminal = $term:literal; )*) => {
         /// What a frame is. Requests go from the operator to the agent (values below 0x80),
-        /// responses from the agent to the operator (0x80 and up).
+        /// responses from the agent to the operator (0x80 and up); `Data` goes both ways.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         #[repr(u8)]
         pub enum Kind {
@@ -71,6 +71,26 @@ kinds! {
     ReadFile = 0x04, terminal = false;
     /// Operator → agent: the BLAKE3 of a regular file.
     Hash = 0x05, terminal = false;
+    /// Operator → agent: write a regular file (its bytes follow as `Data` frames of the same id).
+    Put = 0x06, terminal = false;
+    /// Operator → agent: the end of a `Put`'s data (same id as the `Put`).
+    PutEnd = 0x07, terminal = false;
+    /// Operator → agent: create a directory (or set an existing one's owner and mode).
+    Mkdir = 0x08, terminal = false;
+    /// Operator → agent: create a symlink.
+    Symlink = 0x09, terminal = false;
+    /// Operator → agent: create a hard link to an existing file.
+    Link = 0x0A, terminal = false;
+    /// Operator → agent: change owner, mode or mtime of an entry.
+    SetMeta = 0x0B, terminal = false;
+    /// Operator → agent: remove an entry (a directory with everything in it).
+    Remove = 0x0C, terminal = false;
+    /// Operator → agent: remove temporary files left by an interrupted run.
+    Cleanup = 0x0D, terminal = false;
+    /// Operator → agent: flush every root's file system to disk.
+    Sync = 0x0E, terminal = false;
+    /// Operator → agent: the host's users and groups.
+    Accounts = 0x10, terminal = false;
     /// Operator → agent: finish and exit.
     Exit = 0x0F, terminal = false;
     /// Agent → operator: the answer to `Hello`.
@@ -79,7 +99,8 @@ kinds! {
     Meta = 0x82, terminal = true;
     /// Agent → operator: a batch of entries within a `Scan`.
     Entries = 0x83, terminal = false;
-    /// Agent → operator: a chunk of file bytes within a `ReadFile`.
+    /// Both ways: a chunk of file bytes, within a `ReadFile` (agent → operator) or a `Put`
+    /// (operator → agent).
     Data = 0x84, terminal = false;
     /// Agent → operator: one item of a stream that could not be read; the stream goes on.
     Skipped = 0x85, terminal = false;
@@ -87,8 +108,11 @@ kinds! {
     Opened = 0x86, terminal = false;
     /// Agent → operator: the answer to `Hash`.
     Hashed = 0x87, terminal = true;
-    /// Agent → operator: the end of a stream (`Scan`, `ReadFile`), with its totals.
+    /// Agent → operator: the end of a stream (`Scan`, `ReadFile`) or a write request, with its
+    /// totals.
     Done = 0x88, terminal = true;
+    /// Agent → operator: the answer to `Accounts`.
+    AccountList = 0x89, terminal = true;
     /// Agent → operator: the request failed (or, with id 0, the connection).
     Error = 0x8E, terminal = true;
     /// Agent → operator: the answer to `Exit`; the agent exits after sending it.
@@ -259,6 +283,13 @@ impl<R: Read> FrameReader<R> {
         &self.buf[self.start..]
     }
 
+    /// Returns true if and only if a whole frame (or bytes that are not one) is already
+    /// buffered, so the next `read_frame` will not block: the agent flushes its answers only
+    /// when this is false, so a pipeline of small requests gets its answers in few writes.
+    pub fn has_buffered_frame(&self) -> bool {
+        !matches!(check(&self.buf[self.start..]), Err(Error::Incomplete))
+    }
+
     /// The next frame, or `None` on a clean close.
     pub fn read_frame(&mut self) -> Result<Option<Frame>, ReadError> {
         loop {
@@ -293,6 +324,32 @@ impl<R: Read> FrameReader<R> {
             }
         }
     }
+}
+
+/// Write one frame from its parts (the payload is the concatenation of `parts`) without
+/// flushing and without copying the parts into a frame first: how file data goes out.
+pub fn write_parts<W: Write>(w: &mut W, kind: Kind, id: u32, parts: &[&[u8]]) -> io::Result<()> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    if len > MAX_PAYLOAD {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            Error::TooLarge(len as u64),
+        ));
+    }
+    let mut h = [0u8; HEADER_LEN];
+    h[0] = kind as u8;
+    h[4..8].copy_from_slice(&id.to_be_bytes());
+    h[8..12].copy_from_slice(&(len as u32).to_be_bytes());
+    w.write_all(&h)?;
+    for p in parts {
+        w.write_all(p)?;
+    }
+    Ok(())
+}
+
+/// Write one frame without flushing.
+pub fn write_frame_buffered<W: Write>(w: &mut W, frame: &Frame) -> io::Result<()> {
+    write_parts(w, frame.kind, frame.id, &[&frame.payload])
 }
 
 /// Write one frame and flush it.

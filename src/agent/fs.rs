@@ -4,9 +4,9 @@
 //! handshake. Each component is opened with `openat(…, O_NOFOLLOW)` relative to the directory
 //! descriptor of the one before, so neither a `..` (refused by `RelPath` already) nor a symlink
 //! placed anywhere along the path, even one swapped in while we walk, can lead outside the root.
-//! Metadata is `fstatat(…, AT_SYMLINK_NOFOLLOW)`. This holds for reads now and is what later write
-//! requests must build on. Nothing here writes: this module has no call that creates, changes or
-//! removes anything.
+//! Metadata is `fstatat(…, AT_SYMLINK_NOFOLLOW)`. Nothing here writes: this module has no call
+//! that creates, changes or removes anything; the writes of protocol version 2 are in
+//! [`super::write`], built on the same walk.
 //!
 //! Only functions that exist in glibc 2.17 are used (the agent must run on CentOS 7).
 
@@ -44,11 +44,11 @@ impl From<io::Error> for Fail {
     }
 }
 
-fn cstr(name: &[u8]) -> Result<CString, Fail> {
+pub(super) fn cstr(name: &[u8]) -> Result<CString, Fail> {
     CString::new(name).map_err(|_| Fail::new(ErrorCode::BadRequest, "a name contains NUL"))
 }
 
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+pub(super) fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -57,10 +57,20 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 /// `openat` with close-on-exec, retried on EINTR.
-fn openat(dir: RawFd, name: &CString, flags: libc::c_int) -> io::Result<OwnedFd> {
+pub(super) fn openat(dir: RawFd, name: &CString, flags: libc::c_int) -> io::Result<OwnedFd> {
+    openat_mode(dir, name, flags, 0)
+}
+
+/// `openat` with a creation mode (for `O_CREAT`).
+pub(super) fn openat_mode(
+    dir: RawFd,
+    name: &CString,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> io::Result<OwnedFd> {
     loop {
         // SAFETY: `name` is a valid C string; the returned descriptor is owned by us alone.
-        let fd = unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC, 0) };
+        let fd = unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC, mode) };
         if fd >= 0 {
             // SAFETY: a fresh descriptor from openat.
             return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
@@ -72,12 +82,12 @@ fn openat(dir: RawFd, name: &CString, flags: libc::c_int) -> io::Result<OwnedFd>
     }
 }
 
-const DIR_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+pub(super) const DIR_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
 
 /// A directory every request path is resolved under.
 #[derive(Debug)]
 pub struct Root {
-    fd: OwnedFd,
+    pub(super) fd: OwnedFd,
 }
 
 impl Root {
@@ -102,7 +112,7 @@ impl Root {
     }
 
     /// Open the directories along `comps`, each relative to the one before, no symlinks.
-    fn walk(&self, comps: &[&[u8]]) -> Result<OwnedFd, Fail> {
+    pub(super) fn walk(&self, comps: &[&[u8]]) -> Result<OwnedFd, Fail> {
         let mut cur = self.fd.try_clone().map_err(Fail::from)?;
         for c in comps {
             let name = cstr(c)?;
@@ -125,7 +135,7 @@ impl Root {
     }
 
     /// The directory holding `rel` and `rel`'s last name; `None` for the root itself.
-    fn parent(&self, rel: &RelPath) -> Result<Option<(OwnedFd, CString)>, Fail> {
+    pub(super) fn parent(&self, rel: &RelPath) -> Result<Option<(OwnedFd, CString)>, Fail> {
         let comps: Vec<&[u8]> = rel.components().collect();
         match comps.split_last() {
             None => Ok(None),

@@ -5,9 +5,11 @@
 //! What this module owns, and what it must never do:
 //! * It never follows a symlink and never resolves a path outside a root it was given at the
 //!   handshake ([`fs`]).
-//! * Protocol version 1 has read-only requests only: nothing in this module writes to the file
-//!   system of the host the agent runs on. Deployment ([`deploy`]) writes one file, the agent
-//!   itself, into the login user's cache folder, through the host layer.
+//! * It writes only on a writable connection: the process started `agent --writable` (only the
+//!   target's spawn does that) *and* the `Hello` asking for it. Every connection to the source is
+//!   read-only, so the source is never written (doc/design.md, invariant 1). Writes go under a
+//!   temporary name and are renamed into place ([`write`]). Deployment ([`deploy`]) writes one
+//!   file, the agent itself, into the login user's cache folder, through the host layer.
 //! * No input panics it, and no input makes it allocate more than [`frame::MAX_PAYLOAD`] beyond
 //!   its buffers: hostile bytes give an `Error` frame and, when frame bounds are lost, the end of
 //!   the connection.
@@ -19,16 +21,20 @@
 //! * [`proto`]: the typed messages (`Hello`/`Welcome`, `Request`, `Response`, `Entry`,
 //!   `RelPath`) with their `# Format` blocks.
 //! * [`fs`]: file access beneath a root, one component at a time, `O_NOFOLLOW`.
+//! * [`write`]: the write requests on top of the same walk (temporary name, then rename).
 //! * [`server`]: `serve(stdin, stdout)`, the agent's loop.
-//! * [`client`]: `AgentClient`, the operator's typed calls.
+//! * [`client`]: `AgentClient`, the operator's typed calls, and its halves for pipelining
+//!   ([`client::AgentSender`], [`client::AgentReceiver`]).
 //! * [`deploy`]: which binary, copying it to a side, starting it.
 //!
 //! # Conversation
 //! The operator sends `Hello` (magic, protocol version, binary version, roots); the agent answers
 //! `Welcome` (magic, protocol version, binary version, BLAKE3 of its executable, per-root status).
 //! Then each request carries an id chosen by the operator; the agent answers with zero or more
-//! stream frames of that id and exactly one terminal frame (`Meta`, `Hashed`, `Done`, `Error`,
-//! `Bye`). Requests are answered in order, one at a time.
+//! stream frames of that id and exactly one terminal frame (`Meta`, `Hashed`, `Done`,
+//! `AccountList`, `Error`, `Bye`). Requests are answered in order, one at a time, except that a
+//! `Put` is answered when its `PutEnd` (or its first failure) arrives. The operator may send
+//! many requests before reading the answers (pipelining), from one thread while another reads.
 
 pub mod client;
 pub mod deploy;
@@ -37,7 +43,8 @@ pub mod fs;
 pub mod proto;
 pub mod server;
 pub mod wire;
+pub mod write;
 
-pub use client::AgentClient;
+pub use client::{AgentClient, AgentReceiver, AgentSender};
 pub use frame::{decode, Frame, Kind};
 pub use proto::{Entry, RelPath, Request, Response, Target};

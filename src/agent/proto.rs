@@ -8,7 +8,30 @@
 //! (a compromised source must not be able to name `../../etc/passwd` for the target).
 //!
 //! Integers are big-endian. `bytes` is a `u32` length followed by that many bytes; `string` is
-//! `bytes` holding UTF-8.
+//! `bytes` holding UTF-8; `opt<T>` is a `u8` (0 absent, 1 present) followed by a `T` when present;
+//! `time` is an `i64` of seconds and a `u32` of nanoseconds (below 10^9).
+//!
+//! # Reads and writes
+//! Protocol version 1 had reads only. Version 2 adds write requests (`Put`, `Mkdir`, `Symlink`,
+//! `Link`, `SetMeta`, `Remove`, `Cleanup`, `Sync`), which an agent carries out only when the
+//! `Hello` asked for a writable connection *and* the agent was started with `agent --writable`
+//! (which only the target's spawn does); otherwise each is answered with [`ErrorCode::ReadOnly`].
+//! `Welcome::writable` says what was granted. The operator's source side always asks for a
+//! read-only connection: the source is never written.
+//!
+//! # Data frames and compression
+//! `Data` goes both ways (file bytes of a `ReadFile` to the operator, of a `Put` to the agent).
+//! Its payload is the chunk, then one flag byte, `compressed` (0 raw, 1 one zstd frame):
+//!
+//! ```text
+//! chunk       payload length - 1 bytes
+//! compressed  u8   0: the chunk is file bytes; 1: a zstd frame of at most MAX_CHUNK bytes
+//! ```
+//!
+//! The flag is last so that a receiver drops it with a truncate instead of moving the chunk.
+//! A compressed chunk that would decompress to more than [`MAX_CHUNK`] bytes is an error (so a
+//! zstd bomb costs the agent nothing), and an agent sends a chunk compressed only when that saves
+//! at least a tenth of it, so the operator can forward a compressed chunk unchanged.
 
 use super::frame::{Error, Frame, Kind};
 use super::wire::{Parse, Put};
@@ -19,10 +42,16 @@ pub const MAGIC: [u8; 8] = *b"OCMAGENT";
 
 /// The protocol version. Both sides must speak the same one; on a mismatch the operator deploys
 /// its own binary again. Bump it on any change of a format below.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The version of this binary, exchanged in the handshake.
 pub const BINARY_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The most file bytes in one `Data` chunk, raw or once decompressed (1 MiB). Agents send
+/// [`CHUNK`]-byte chunks; an operator may send up to this.
+pub const MAX_CHUNK: usize = 1 << 20;
+/// The size of the `Data` chunks an agent sends for a `ReadFile` (512 KiB).
+pub const CHUNK: usize = 512 * 1024;
 
 /// Longest name of one path component, in bytes (Linux NAME_MAX).
 pub const MAX_NAME: usize = 255;
@@ -318,6 +347,14 @@ pub enum ErrorCode {
     BadRequest = 7,
     /// Any other I/O error; the message has the details.
     Io = 8,
+    /// A write request on a read-only connection (every connection to the source is one).
+    ReadOnly = 9,
+    /// A directory stands where a file, symlink or link is to be written: remove it first.
+    IsDir = 10,
+    /// Something that is not a directory stands where `Mkdir` wants one.
+    Exists = 11,
+    /// A `Put` received more or fewer bytes than its size said, or a `Data` chunk was bad.
+    BadData = 12,
 }
 
 impl ErrorCode {
@@ -332,6 +369,10 @@ impl ErrorCode {
             6 => NoSuchRoot,
             7 => BadRequest,
             8 => Io,
+            9 => ReadOnly,
+            10 => IsDir,
+            11 => Exists,
+            12 => BadData,
             _ => return None,
         })
     }
@@ -343,6 +384,8 @@ impl ErrorCode {
             Some(libc::EACCES) | Some(libc::EPERM) => ErrorCode::PermissionDenied,
             Some(libc::ENOTDIR) => ErrorCode::NotADirectory,
             Some(libc::ELOOP) => ErrorCode::Symlink,
+            Some(libc::EISDIR) => ErrorCode::IsDir,
+            Some(libc::EROFS) => ErrorCode::ReadOnly,
             _ => ErrorCode::Io,
         }
     }
@@ -356,6 +399,7 @@ impl ErrorCode {
 /// magic    8 bytes  "OCMAGENT"
 /// proto    u16      PROTOCOL_VERSION
 /// version  string   the operator's binary version
+/// writable u8       1: the operator asks for write requests (only ever to the target), else 0
 /// nroots   u16      then nroots × bytes: absolute paths of the roots every request is under
 /// ```
 ///
@@ -365,6 +409,8 @@ impl ErrorCode {
 pub struct Hello {
     pub proto: u16,
     pub version: String,
+    /// Whether write requests are wanted (the agent grants them only if started `--writable`).
+    pub writable: bool,
     pub roots: Vec<Vec<u8>>,
 }
 
@@ -379,6 +425,7 @@ pub struct Hello {
 /// exe      32 bytes BLAKE3 of the agent's own executable (zeros if it could not be read)
 /// pid      u32
 /// uid      u32      the effective user the agent runs as
+/// writable u8       1: write requests will be carried out (asked for and allowed), else 0
 /// nroots   u16      then per root: status u16 (0 open, else an ErrorCode), message string
 /// ```
 ///
@@ -391,6 +438,8 @@ pub struct Welcome {
     pub exe_hash: [u8; 32],
     pub pid: u32,
     pub uid: u32,
+    /// Write requests will be carried out.
+    pub writable: bool,
     /// Per root of the `Hello`: `Ok` when the agent opened it.
     pub roots: Vec<Result<(), (ErrorCode, String)>>,
 }
@@ -404,11 +453,12 @@ fn check_magic_and_version(p: &mut Parse<'_>) -> Result<u16, Error> {
 }
 
 impl Hello {
-    /// A `Hello` from this binary for these roots.
+    /// A read-only `Hello` from this binary for these roots.
     pub fn ours(roots: Vec<Vec<u8>>) -> Hello {
         Hello {
             proto: PROTOCOL_VERSION,
             version: BINARY_VERSION.to_string(),
+            writable: false,
             roots,
         }
     }
@@ -418,6 +468,7 @@ impl Hello {
         w.fixed(&MAGIC)
             .u16(self.proto)
             .bytes(self.version.as_bytes())
+            .u8(self.writable as u8)
             .u16(self.roots.len() as u16);
         for r in &self.roots {
             w.bytes(r);
@@ -445,6 +496,7 @@ impl Hello {
                 version,
             });
         }
+        let writable = get_bool(&mut p, "writable")?;
         let n = p.u16("root count")? as usize;
         if n > p.remaining() / 4 {
             return Err(p.invalid("root count", format!("{n} roots in a short payload")));
@@ -461,6 +513,7 @@ impl Hello {
         Ok(Hello {
             proto,
             version,
+            writable,
             roots,
         })
     }
@@ -475,6 +528,7 @@ impl Welcome {
             .fixed(&self.exe_hash)
             .u32(self.pid)
             .u32(self.uid)
+            .u8(self.writable as u8)
             .u16(self.roots.len() as u16);
         for r in &self.roots {
             match r {
@@ -504,6 +558,7 @@ impl Welcome {
         exe_hash.copy_from_slice(p.fixed(32, "exe hash")?);
         let pid = p.u32("pid")?;
         let uid = p.u32("uid")?;
+        let writable = get_bool(&mut p, "writable")?;
         let n = p.u16("root count")? as usize;
         if n > p.remaining() / 6 {
             return Err(p.invalid("root count", format!("{n} roots in a short payload")));
@@ -527,12 +582,24 @@ impl Welcome {
             exe_hash,
             pid,
             uid,
+            writable,
             roots,
         })
     }
 }
 
 /// A request after the handshake, from the operator to the agent.
+///
+/// Every request names its paths as a [`Target`] (root index and [`RelPath`]); the agent
+/// resolves them one component at a time with `O_NOFOLLOW` (see [`super::fs`]), so no request can
+/// reach outside a root or through a symlink. Write requests (from `Put` on) are refused with
+/// [`ErrorCode::ReadOnly`] on a read-only connection, and none of them writes the root itself
+/// except `Mkdir` and `SetMeta` (owner, mode, mtime of the root directory).
+///
+/// Owners: in `Put`, `Mkdir`, `Symlink` and `SetMeta` a uid or gid of `u32::MAX` means "leave as
+/// it is" (for a new entry: the agent's own user and group). An agent that runs as root gives
+/// every entry the owner asked for; one that does not can only keep its own uid, and asking for
+/// another is [`ErrorCode::PermissionDenied`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// `Stat`: the entry at a path. Answer: `Meta` or `Error`.
@@ -553,17 +620,20 @@ pub enum Request {
     /// ```
     Scan(Target),
     /// `ReadFile`: bytes of a regular file from `offset`, at most `len` (`u64::MAX`: to the end).
-    /// Answer: `Opened` (the file's metadata from the open descriptor), `Data`*, then `Done`
-    /// whose `changed` says the file's size, mtime or ctime moved while it was read.
+    /// Answer: `Opened` (the file's metadata from the open descriptor), `Data`* of [`CHUNK`]
+    /// bytes (the last one shorter), then `Done` whose `bytes` counts file bytes (not bytes on the
+    /// wire) and whose `changed` says the file's size, mtime or ctime moved while it was read.
+    /// With `compress`, each chunk is sent zstd-compressed when that saves at least a tenth.
     ///
     /// # Format
     /// ```text
-    /// root u16, path bytes, offset u64, len u64
+    /// root u16, path bytes, offset u64, len u64, compress u8 (0/1)
     /// ```
     ReadFile {
         target: Target,
         offset: u64,
         len: u64,
+        compress: bool,
     },
     /// `Hash`: BLAKE3 of a regular file's bytes. Answer: `Hashed` or `Error`.
     ///
@@ -572,11 +642,166 @@ pub enum Request {
     /// root u16, path bytes
     /// ```
     Hash(Target),
+    /// `Put`: write a regular file. The operator then sends `Data` frames with the same id (the
+    /// file's bytes in order, raw or compressed) and a `PutEnd` with the same id. The agent
+    /// writes them to `.ocm-<16 hex>.tmp` in the file's directory (created `O_EXCL`, mode 0600;
+    /// all-zero 4 KiB blocks are skipped, so sparse files stay sparse), checks that exactly
+    /// `size` bytes came, then sets owner, mode and mtime (atime := mtime, to the nanosecond) and
+    /// renames it over `target` (a file or symlink there is replaced; a directory there is
+    /// [`ErrorCode::IsDir`]). The directory must exist. No fsync (see `Sync`).
+    ///
+    /// Answer: `Done { bytes: size }` after the `PutEnd`, or one `Error` as soon as something
+    /// fails (then the temporary file is gone, and the rest of the id's `Data` and its `PutEnd`
+    /// are dropped without an answer). The operator always sends the `PutEnd`.
+    ///
+    /// # Format
+    /// ```text
+    /// root u16, path bytes, size u64, mode u32 (<= 0o7777), uid u32, gid u32, mtime time
+    /// ```
+    Put {
+        target: Target,
+        size: u64,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        mtime: Time,
+    },
+    /// `PutEnd`: the last frame of a `Put`, with its id. Empty payload. Answered through the
+    /// `Put` (`Done` or `Error`), never on its own.
+    PutEnd,
+    /// `Mkdir`: create the directory `target` (its parent must exist) with this mode and owner;
+    /// when it exists, set its owner and mode. Anything else there is [`ErrorCode::Exists`]
+    /// (a symlink is never followed). The mtime is set later with `SetMeta`, once the
+    /// directory's children are written. Answer: `Done` or `Error`.
+    ///
+    /// # Format
+    /// ```text
+    /// root u16, path bytes, mode u32 (<= 0o7777), uid u32, gid u32
+    /// ```
+    Mkdir {
+        target: Target,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    /// `Symlink`: a symlink at `target` pointing to `link` (stored as given, never resolved by
+    /// the agent), created under a temporary name, given its owner and mtime, then renamed over
+    /// `target` (a directory there is [`ErrorCode::IsDir`]). Answer: `Done` or `Error`.
+    ///
+    /// # Format
+    /// ```text
+    /// root u16, path bytes, link bytes (1..=MAX_PATH bytes, no NUL), uid u32, gid u32,
+    /// mtime time
+    /// ```
+    Symlink {
+        target: Target,
+        link: Vec<u8>,
+        uid: u32,
+        gid: u32,
+        mtime: Time,
+    },
+    /// `Link`: a hard link at `target` to the entry `existing` (in the same root, never through
+    /// a symlink), made under a temporary name and renamed over `target`. Answer: `Done` or
+    /// `Error`.
+    ///
+    /// # Format
+    /// ```text
+    /// root u16, path bytes, existing bytes (a RelPath, not the root)
+    /// ```
+    Link { target: Target, existing: RelPath },
+    /// `SetMeta`: change what is given of mode, owner and mtime (atime := mtime) of the entry at
+    /// `target`, never following a symlink: for a symlink the owner and mtime are its own and a
+    /// mode is ignored (symlinks have none). Answer: `Done` or `Error`.
+    ///
+    /// # Format
+    /// ```text
+    /// root u16, path bytes, mode opt<u32>, uid opt<u32>, gid opt<u32>, mtime opt<time>
+    /// ```
+    SetMeta {
+        target: Target,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        mtime: Option<Time>,
+    },
+    /// `Remove`: unlink the entry at `target`; a directory goes with everything in it, and
+    /// symlinks inside are removed, never followed. Missing is fine (`Done` with `entries` 0).
+    /// The root itself cannot be removed. Answer: `Done { entries: removed }` or `Error`.
+    ///
+    /// # Format
+    /// ```text
+    /// root u16, path bytes
+    /// ```
+    Remove { target: Target },
+    /// `Cleanup`: remove every temporary file of ours (`.ocm-<16 hex>.tmp`, what a killed agent,
+    /// operator or ssh leaves behind) at or below `target`. Answer: `Done { entries: removed,
+    /// skipped: directories that could not be read }` or `Error`.
+    ///
+    /// # Format
+    /// ```text
+    /// root u16, path bytes
+    /// ```
+    Cleanup { target: Target },
+    /// `Sync`: `syncfs` on every root, the one durability point of a pass. Empty payload.
+    /// Answer: `Done` or `Error`.
+    Sync,
+    /// `Accounts`: the host's users and groups from `/etc/passwd` and `/etc/group`, so the
+    /// operator can map owners by name. Allowed on read-only connections. Empty payload.
+    /// Answer: `AccountList`.
+    Accounts,
     /// `Exit`: answer `Bye`, then exit 0. Empty payload.
     Exit,
 }
 
+fn put_time(w: &mut Put, t: Time) {
+    w.i64(t.sec).u32(t.nsec);
+}
+
+fn get_mode(p: &mut Parse<'_>) -> Result<u32, Error> {
+    let mode = p.u32("mode")?;
+    if mode > 0o7777 {
+        return Err(p.invalid("mode", format!("{mode:o} has bits beyond 0o7777")));
+    }
+    Ok(mode)
+}
+
+fn put_opt_u32(w: &mut Put, v: Option<u32>) {
+    match v {
+        Some(v) => w.u8(1).u32(v),
+        None => w.u8(0),
+    };
+}
+
+fn get_opt<T>(
+    p: &mut Parse<'_>,
+    what: &'static str,
+    get: impl FnOnce(&mut Parse<'_>) -> Result<T, Error>,
+) -> Result<Option<T>, Error> {
+    if get_bool(p, what)? {
+        Ok(Some(get(p)?))
+    } else {
+        Ok(None)
+    }
+}
+
 impl Request {
+    /// Returns true if and only if this request changes the file system (refused on a read-only
+    /// connection).
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Request::Put { .. }
+                | Request::PutEnd
+                | Request::Mkdir { .. }
+                | Request::Symlink { .. }
+                | Request::Link { .. }
+                | Request::SetMeta { .. }
+                | Request::Remove { .. }
+                | Request::Cleanup { .. }
+                | Request::Sync
+        )
+    }
+
     pub fn into_frame(&self, id: u32) -> Frame {
         let mut w = Put::new();
         let kind = match self {
@@ -592,22 +817,96 @@ impl Request {
                 target,
                 offset,
                 len,
+                compress,
             } => {
                 target.put(&mut w);
-                w.u64(*offset).u64(*len);
+                w.u64(*offset).u64(*len).u8(*compress as u8);
                 Kind::ReadFile
             }
             Request::Hash(t) => {
                 t.put(&mut w);
                 Kind::Hash
             }
+            Request::Put {
+                target,
+                size,
+                mode,
+                uid,
+                gid,
+                mtime,
+            } => {
+                target.put(&mut w);
+                w.u64(*size).u32(*mode).u32(*uid).u32(*gid);
+                put_time(&mut w, *mtime);
+                Kind::Put
+            }
+            Request::PutEnd => Kind::PutEnd,
+            Request::Mkdir {
+                target,
+                mode,
+                uid,
+                gid,
+            } => {
+                target.put(&mut w);
+                w.u32(*mode).u32(*uid).u32(*gid);
+                Kind::Mkdir
+            }
+            Request::Symlink {
+                target,
+                link,
+                uid,
+                gid,
+                mtime,
+            } => {
+                target.put(&mut w);
+                w.bytes(link).u32(*uid).u32(*gid);
+                put_time(&mut w, *mtime);
+                Kind::Symlink
+            }
+            Request::Link { target, existing } => {
+                target.put(&mut w);
+                w.bytes(existing.as_bytes());
+                Kind::Link
+            }
+            Request::SetMeta {
+                target,
+                mode,
+                uid,
+                gid,
+                mtime,
+            } => {
+                target.put(&mut w);
+                put_opt_u32(&mut w, *mode);
+                put_opt_u32(&mut w, *uid);
+                put_opt_u32(&mut w, *gid);
+                match mtime {
+                    Some(t) => {
+                        w.u8(1);
+                        put_time(&mut w, *t);
+                    }
+                    None => {
+                        w.u8(0);
+                    }
+                }
+                Kind::SetMeta
+            }
+            Request::Remove { target } => {
+                target.put(&mut w);
+                Kind::Remove
+            }
+            Request::Cleanup { target } => {
+                target.put(&mut w);
+                Kind::Cleanup
+            }
+            Request::Sync => Kind::Sync,
+            Request::Accounts => Kind::Accounts,
             Request::Exit => Kind::Exit,
         };
         Frame::new(kind, id, w.0)
     }
 
     /// The request in a frame; a response kind (or `Hello` after the handshake) is
-    /// [`Error::Unexpected`].
+    /// [`Error::Unexpected`]. `Data` is not a request: see [`data_of`].
     pub fn from_frame(f: &Frame) -> Result<Request, Error> {
         let mut p = Parse::new(f.kind, &f.payload);
         let r = match f.kind {
@@ -617,14 +916,104 @@ impl Request {
                 target: Target::get(&mut p)?,
                 offset: p.u64("offset")?,
                 len: p.u64("len")?,
+                compress: get_bool(&mut p, "compress")?,
             },
             Kind::Hash => Request::Hash(Target::get(&mut p)?),
+            Kind::Put => Request::Put {
+                target: Target::get(&mut p)?,
+                size: p.u64("size")?,
+                mode: get_mode(&mut p)?,
+                uid: p.u32("uid")?,
+                gid: p.u32("gid")?,
+                mtime: get_time(&mut p, "mtime")?,
+            },
+            Kind::PutEnd => Request::PutEnd,
+            Kind::Mkdir => Request::Mkdir {
+                target: Target::get(&mut p)?,
+                mode: get_mode(&mut p)?,
+                uid: p.u32("uid")?,
+                gid: p.u32("gid")?,
+            },
+            Kind::Symlink => {
+                let target = Target::get(&mut p)?;
+                let link = p.bytes("link")?.to_vec();
+                if link.is_empty() || link.len() > MAX_PATH || link.contains(&0) {
+                    return Err(p.invalid("link", "empty, too long or contains a NUL byte"));
+                }
+                Request::Symlink {
+                    target,
+                    link,
+                    uid: p.u32("uid")?,
+                    gid: p.u32("gid")?,
+                    mtime: get_time(&mut p, "mtime")?,
+                }
+            }
+            Kind::Link => {
+                let target = Target::get(&mut p)?;
+                let existing = get_path(&mut p, "existing")?;
+                if existing.is_root() {
+                    return Err(p.invalid("existing", "the root cannot be linked"));
+                }
+                Request::Link { target, existing }
+            }
+            Kind::SetMeta => Request::SetMeta {
+                target: Target::get(&mut p)?,
+                mode: get_opt(&mut p, "mode present", get_mode)?,
+                uid: get_opt(&mut p, "uid present", |p| p.u32("uid"))?,
+                gid: get_opt(&mut p, "gid present", |p| p.u32("gid"))?,
+                mtime: get_opt(&mut p, "mtime present", |p| get_time(p, "mtime"))?,
+            },
+            Kind::Remove => Request::Remove {
+                target: Target::get(&mut p)?,
+            },
+            Kind::Cleanup => Request::Cleanup {
+                target: Target::get(&mut p)?,
+            },
+            Kind::Sync => Request::Sync,
+            Kind::Accounts => Request::Accounts,
             Kind::Exit => Request::Exit,
             kind => return Err(Error::Unexpected { kind }),
         };
         p.finish()?;
         Ok(r)
     }
+}
+
+/// The payload of a `Data` frame: the chunk and the compressed flag after it (see the module
+/// documentation).
+pub fn data_payload(chunk: &[u8], compressed: bool) -> Vec<u8> {
+    let mut v = Vec::with_capacity(chunk.len() + 1);
+    v.extend_from_slice(chunk);
+    v.push(compressed as u8);
+    v
+}
+
+/// The chunk and flag of a `Data` frame's payload, borrowed.
+pub fn data_of(f: &Frame) -> Result<(&[u8], bool), Error> {
+    if f.kind != Kind::Data {
+        return Err(Error::Unexpected { kind: f.kind });
+    }
+    match f.payload.split_last() {
+        None => Err(Error::Truncated {
+            kind: Kind::Data,
+            what: "compressed flag",
+            wanted: 1,
+        }),
+        Some((&0, chunk)) => Ok((chunk, false)),
+        Some((&1, chunk)) => Ok((chunk, true)),
+        Some((&v, _)) => Err(Error::Invalid {
+            kind: Kind::Data,
+            what: "compressed flag",
+            why: format!("value {v}, not 0 or 1"),
+        }),
+    }
+}
+
+/// One user or group of the host: its number and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: u32,
+    pub name: String,
 }
 
 /// A response frame after the handshake, from the agent to the operator.
@@ -639,8 +1028,10 @@ pub enum Response {
     /// count u32, then count × Entry
     /// ```
     Entries(Vec<Entry>),
-    /// `Data`: file bytes; the whole payload is data (at most [`super::frame::MAX_PAYLOAD`]).
-    Data(Vec<u8>),
+    /// `Data`: a chunk of file bytes, raw or one zstd frame (see the module documentation for
+    /// the format). The operator may forward it to a target agent as it is
+    /// ([`super::client::AgentSender::send_data`] with the same `compressed`).
+    Data { bytes: Vec<u8>, compressed: bool },
     /// `Skipped`: an item inside a stream that could not be read; the stream goes on.
     ///
     /// # Format
@@ -666,7 +1057,8 @@ pub enum Response {
         size: u64,
         changed: bool,
     },
-    /// `Done`: the end of a `Scan` or `ReadFile`.
+    /// `Done`: the end of a `Scan` or `ReadFile`, or the success of a write request (`Put`:
+    /// `bytes` is the file's size; `Remove` and `Cleanup`: `entries` is how many were removed).
     ///
     /// # Format
     /// ```text
@@ -689,8 +1081,41 @@ pub enum Response {
         message: String,
         path: Vec<u8>,
     },
+    /// `AccountList`: the answer to `Accounts`, users then groups, each in file order
+    /// (lines that are not `name:x:id:…` with a UTF-8 name are left out).
+    ///
+    /// # Format
+    /// ```text
+    /// nusers u32, then nusers × (uid u32, name string)
+    /// ngroups u32, then ngroups × (gid u32, name string)
+    /// ```
+    AccountList {
+        users: Vec<Account>,
+        groups: Vec<Account>,
+    },
     /// `Bye`: the answer to `Exit`. Empty payload.
     Bye,
+}
+
+fn put_accounts(w: &mut Put, list: &[Account]) {
+    w.u32(list.len() as u32);
+    for a in list {
+        w.u32(a.id).bytes(a.name.as_bytes());
+    }
+}
+
+fn get_accounts(p: &mut Parse<'_>, what: &'static str) -> Result<Vec<Account>, Error> {
+    let n = p.u32(what)? as usize;
+    if n > p.remaining() / 8 {
+        return Err(p.invalid(what, format!("{n} accounts in a short payload")));
+    }
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let id = p.u32("account id")?;
+        let name = p.string("account name")?;
+        v.push(Account { id, name });
+    }
+    Ok(v)
 }
 
 fn get_bool(p: &mut Parse<'_>, what: &'static str) -> Result<bool, Error> {
@@ -716,7 +1141,9 @@ impl Response {
                 }
                 Kind::Entries
             }
-            Response::Data(d) => return Frame::new(Kind::Data, id, d.clone()),
+            Response::Data { bytes, compressed } => {
+                return Frame::new(Kind::Data, id, data_payload(bytes, *compressed))
+            }
             Response::Skipped {
                 path,
                 code,
@@ -756,9 +1183,27 @@ impl Response {
                 w.u16(*code as u16).bytes(message.as_bytes()).bytes(path);
                 Kind::Error
             }
+            Response::AccountList { users, groups } => {
+                put_accounts(&mut w, users);
+                put_accounts(&mut w, groups);
+                Kind::AccountList
+            }
             Response::Bye => Kind::Bye,
         };
         Frame::new(kind, id, w.0)
+    }
+
+    /// The response in a frame, taking the frame (a `Data` chunk is moved, not copied).
+    pub fn from_owned(mut f: Frame) -> Result<Response, Error> {
+        if f.kind == Kind::Data {
+            let compressed = data_of(&f)?.1;
+            f.payload.pop();
+            return Ok(Response::Data {
+                bytes: f.payload,
+                compressed,
+            });
+        }
+        Response::from_frame(&f)
     }
 
     /// The response in a frame; a request kind (or `Welcome` after the handshake) is
@@ -779,7 +1224,13 @@ impl Response {
                 }
                 Response::Entries(es)
             }
-            Kind::Data => return Ok(Response::Data(f.payload.clone())),
+            Kind::Data => {
+                let (chunk, compressed) = data_of(f)?;
+                return Ok(Response::Data {
+                    bytes: chunk.to_vec(),
+                    compressed,
+                });
+            }
             Kind::Skipped => {
                 let path = get_path(&mut p, "path")?;
                 let c = p.u16("error code")?;
@@ -816,6 +1267,10 @@ impl Response {
                     path: p.bytes("path")?.to_vec(),
                 }
             }
+            Kind::AccountList => Response::AccountList {
+                users: get_accounts(&mut p, "user count")?,
+                groups: get_accounts(&mut p, "group count")?,
+            },
             Kind::Bye => Response::Bye,
             kind => return Err(Error::Unexpected { kind }),
         };
@@ -894,22 +1349,159 @@ mod tests {
         assert_eq!(RelPath::root().components().count(), 0);
     }
 
-    #[test]
-    fn requests_round_trip() {
+    /// One of every request, with values at the edges of their ranges.
+    fn every_request() -> Vec<Request> {
         let t = Target::new(1, RelPath::new("data/alice").unwrap());
-        for r in [
+        let mt = Time {
+            sec: -5,
+            nsec: 999_999_999,
+        };
+        vec![
             Request::Stat(t.clone()),
             Request::Scan(Target::new(0, RelPath::root())),
             Request::ReadFile {
                 target: t.clone(),
                 offset: 5,
                 len: u64::MAX,
+                compress: true,
             },
-            Request::Hash(t),
+            Request::Hash(t.clone()),
+            Request::Put {
+                target: t.clone(),
+                size: u64::MAX,
+                mode: 0o7777,
+                uid: 33,
+                gid: u32::MAX,
+                mtime: mt,
+            },
+            Request::PutEnd,
+            Request::Mkdir {
+                target: t.clone(),
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            },
+            Request::Symlink {
+                target: t.clone(),
+                link: b"../x\n\xff".to_vec(),
+                uid: 1,
+                gid: 2,
+                mtime: mt,
+            },
+            Request::Link {
+                target: t.clone(),
+                existing: RelPath::new("a/b").unwrap(),
+            },
+            Request::SetMeta {
+                target: t.clone(),
+                mode: Some(0o640),
+                uid: None,
+                gid: Some(7),
+                mtime: Some(mt),
+            },
+            Request::SetMeta {
+                target: t.clone(),
+                mode: None,
+                uid: None,
+                gid: None,
+                mtime: None,
+            },
+            Request::Remove { target: t.clone() },
+            Request::Cleanup { target: t },
+            Request::Sync,
+            Request::Accounts,
             Request::Exit,
-        ] {
+        ]
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        for r in every_request() {
             assert_eq!(Request::from_frame(&wire(&r.into_frame(9))).unwrap(), r);
         }
+    }
+
+    #[test]
+    fn write_requests_are_checked() {
+        let t = Target::new(0, RelPath::new("f").unwrap());
+        let put = Request::Put {
+            target: t.clone(),
+            size: 1,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: Time::default(),
+        };
+        // a mode beyond 0o7777
+        let mut f = put.into_frame(1);
+        let at = f.payload.len() - 12 - 8 - 4;
+        f.payload[at..at + 4].copy_from_slice(&0o10000u32.to_be_bytes());
+        assert!(matches!(
+            Request::from_frame(&f),
+            Err(Error::Invalid { what: "mode", .. })
+        ));
+        // nanoseconds out of range
+        let mut f = put.into_frame(1);
+        let n = f.payload.len();
+        f.payload[n - 4..].copy_from_slice(&1_000_000_000u32.to_be_bytes());
+        assert!(matches!(
+            Request::from_frame(&f),
+            Err(Error::Invalid { .. })
+        ));
+        // `..` and absolute paths, as target and as a link's existing entry
+        for bad in [&b"../x"[..], b"/etc/passwd", b"a/../../x"] {
+            let mut w = Put::new();
+            w.u16(0).bytes(bad).u32(0o755).u32(0).u32(0);
+            assert!(Request::from_frame(&Frame::new(Kind::Mkdir, 1, w.0)).is_err());
+            let mut w = Put::new();
+            w.u16(0).bytes(b"l").bytes(bad);
+            assert!(Request::from_frame(&Frame::new(Kind::Link, 1, w.0)).is_err());
+            let mut w = Put::new();
+            w.u16(0).bytes(bad);
+            assert!(Request::from_frame(&Frame::new(Kind::Remove, 1, w.0)).is_err());
+        }
+        // a link to the root, an empty symlink target, one with a NUL
+        let mut w = Put::new();
+        w.u16(0).bytes(b"l").bytes(b"");
+        assert!(Request::from_frame(&Frame::new(Kind::Link, 1, w.0)).is_err());
+        for link in [&b""[..], b"a\0b"] {
+            let mut w = Put::new();
+            w.u16(0).bytes(b"l").bytes(link).u32(0).u32(0).i64(0).u32(0);
+            assert!(Request::from_frame(&Frame::new(Kind::Symlink, 1, w.0)).is_err());
+        }
+        // an option flag that is neither 0 nor 1
+        let mut f = Request::SetMeta {
+            target: t,
+            mode: None,
+            uid: None,
+            gid: None,
+            mtime: None,
+        }
+        .into_frame(1);
+        *f.payload.last_mut().unwrap() = 2;
+        assert!(Request::from_frame(&f).is_err());
+        // Data: the flag is last, and must be 0 or 1
+        let d = Frame::new(Kind::Data, 1, data_payload(b"abc", true));
+        assert_eq!(data_of(&d).unwrap(), (&b"abc"[..], true));
+        assert!(data_of(&Frame::new(Kind::Data, 1, vec![])).is_err());
+        assert!(data_of(&Frame::new(Kind::Data, 1, vec![1, 2])).is_err());
+        assert!(matches!(
+            Request::from_frame(&d),
+            Err(Error::Unexpected { kind: Kind::Data })
+        ));
+        assert!(Request::Put {
+            target: Target::new(0, RelPath::root()),
+            size: 0,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            mtime: Time::default()
+        }
+        .is_write());
+        assert!(
+            !Request::Accounts.is_write()
+                && !Request::Stat(Target::new(0, RelPath::root())).is_write()
+        );
     }
 
     #[test]
@@ -921,7 +1513,21 @@ mod tests {
                 entry("a/l", FileType::Symlink, b"../x"),
             ]),
             Response::Entries(vec![]),
-            Response::Data(vec![1, 2, 3]),
+            Response::Data {
+                bytes: vec![1, 2, 3],
+                compressed: true,
+            },
+            Response::Data {
+                bytes: vec![],
+                compressed: false,
+            },
+            Response::AccountList {
+                users: vec![Account {
+                    id: 33,
+                    name: "www-data".into(),
+                }],
+                groups: vec![],
+            },
             Response::Skipped {
                 path: RelPath::new("a/secret").unwrap(),
                 code: ErrorCode::PermissionDenied,
@@ -947,6 +1553,7 @@ mod tests {
             Response::Bye,
         ] {
             assert_eq!(Response::from_frame(&wire(&r.into_frame(3))).unwrap(), r);
+            assert_eq!(Response::from_owned(wire(&r.into_frame(3))).unwrap(), r);
         }
     }
 
@@ -954,12 +1561,16 @@ mod tests {
     fn handshake_round_trip_and_checks() {
         let h = Hello::ours(vec![b"/var/www/owncloud".to_vec(), b"/srv/data".to_vec()]);
         assert_eq!(Hello::from_frame(&wire(&h.into_frame())).unwrap(), h);
+        let mut hw = h.clone();
+        hw.writable = true;
+        assert_eq!(Hello::from_frame(&wire(&hw.into_frame())).unwrap(), hw);
         let w = Welcome {
             proto: PROTOCOL_VERSION,
             version: "0.1.0".into(),
             exe_hash: [9; 32],
             pid: 42,
             uid: 0,
+            writable: true,
             roots: vec![Ok(()), Err((ErrorCode::NotFound, "No such file".into()))],
         };
         assert_eq!(Welcome::from_frame(&wire(&w.into_frame())).unwrap(), w);
@@ -970,11 +1581,11 @@ mod tests {
         assert!(matches!(Hello::from_frame(&f), Err(Error::BadMagic(_))));
         // another protocol version: found before the rest, whatever it holds
         let mut f = h.into_frame();
-        f.payload[8..10].copy_from_slice(&2u16.to_be_bytes());
+        f.payload[8..10].copy_from_slice(&1u16.to_be_bytes());
         f.payload.truncate(10);
         assert!(matches!(
             Hello::from_frame(&f),
-            Err(Error::VersionMismatch { theirs: 2, .. })
+            Err(Error::VersionMismatch { theirs: 1, .. })
         ));
         let mut f = w.into_frame();
         f.payload[8..10].copy_from_slice(&0u16.to_be_bytes());
@@ -1085,10 +1696,16 @@ mod tests {
         let mut seeds: Vec<Frame> = vec![
             Hello::ours(vec![b"/x".to_vec()]).into_frame(),
             Request::Stat(t.clone()).into_frame(1),
-            Request::ReadFile {
-                target: t,
-                offset: 1,
-                len: 2,
+            Frame::new(Kind::Data, 2, data_payload(b"chunk", false)),
+            Response::AccountList {
+                users: vec![Account {
+                    id: 0,
+                    name: "root".into(),
+                }],
+                groups: vec![Account {
+                    id: 33,
+                    name: "www-data".into(),
+                }],
             }
             .into_frame(2),
             Response::Entries(vec![
@@ -1116,10 +1733,14 @@ mod tests {
                 exe_hash: [0; 32],
                 pid: 1,
                 uid: 0,
+                writable: false,
                 roots: vec![Ok(()), Err((ErrorCode::NotFound, "n".into()))],
             }
             .into_frame(),
         );
+        // every request, the write requests' decoders most of all
+        seeds.extend(every_request().iter().map(|r| r.into_frame(7)));
+        let _ = t;
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut rnd = move || {
             x ^= x << 13;
@@ -1127,7 +1748,7 @@ mod tests {
             x ^= x << 17;
             x
         };
-        for _ in 0..20_000 {
+        for _ in 0..60_000 {
             let seed = &seeds[(rnd() % seeds.len() as u64) as usize];
             let mut bytes = seed.encode().unwrap();
             for _ in 0..1 + rnd() % 4 {
@@ -1141,8 +1762,13 @@ mod tests {
             if let Ok(Some((f, _))) = decode(&bytes) {
                 let _ = Hello::from_frame(&f);
                 let _ = Welcome::from_frame(&f);
-                let _ = Request::from_frame(&f);
+                // what decodes must encode to the same message again
+                if let Ok(r) = Request::from_frame(&f) {
+                    assert_eq!(Request::from_frame(&r.into_frame(f.id)).unwrap(), r);
+                }
                 let _ = Response::from_frame(&f);
+                let _ = data_of(&f);
+                let _ = Response::from_owned(f);
             }
             // the payload alone, under every kind, whatever its declared length
             let f = Frame::new(

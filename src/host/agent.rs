@@ -4,12 +4,18 @@
 //! [`Host::install_agent`] writes exactly one file, `$HOME/.cache/ocmigrate/agent-<sha256
 //! prefix>`, under a temporary name first, then `chmod 0755` and rename, and only when the file
 //! is missing or its SHA-256 differs. [`Host::spawn_agent`] starts `<that file> agent` (or, on
-//! the operator's own machine, the running executable) with piped stdio. Neither takes a path or
+//! the operator's own machine, the running executable) with piped stdio, through the master
+//! connection or over an ssh connection of its own ([`AgentChannel`]). Neither takes a path or
 //! a command from the caller: the file name is built here from a checked hash, so these methods
 //! cannot be used to write or run anything else on the source. [`Host::remove_agents`] takes
 //! those files away again.
+//!
+//! An agent writes only when started `agent --writable`. That flag comes from
+//! [`Access::Writable`], which is private to the host layer and used by one method only,
+//! [`TargetHost::spawn_writable_agent`]: the source's agents are always read-only (the source is
+//! never written, doc/design.md invariant 1).
 
-use super::{shell_quote, Host, HostKind};
+use super::{shell_quote, Host, HostKind, TargetHost};
 use crate::exit::Failure;
 use std::process::{Child, Command, Stdio};
 
@@ -35,6 +41,39 @@ impl AgentInstall {
     /// True if this is the operator's own running executable (a local side).
     pub fn local(&self) -> bool {
         self.local
+    }
+}
+
+/// How an agent process reaches the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AgentChannel {
+    /// Through the host's master ssh connection (cheap to start; all sessions share one ssh
+    /// process, so one core encrypts everything).
+    #[default]
+    Master,
+    /// Over an ssh connection of its own (`ControlMaster=no`, `ControlPath=none`), so parallel
+    /// streams encrypt on several cores. The same as `Master` on a local side.
+    Dedicated,
+}
+
+/// Whether a spawned agent may carry out write requests. Private to the host layer: the only
+/// place that asks for `Writable` is [`TargetHost::spawn_writable_agent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Access {
+    ReadOnly,
+    Writable,
+}
+
+impl TargetHost {
+    /// Start the installed agent as `agent --writable`: it carries out write requests when the
+    /// operator's `Hello` asks for them (`AgentClient::from_child_with(…, true)`). Only the
+    /// target has this method.
+    pub fn spawn_writable_agent(
+        &self,
+        install: &AgentInstall,
+        channel: AgentChannel,
+    ) -> Result<Child, Failure> {
+        self.host.spawn_agent(install, channel, Access::Writable)
     }
 }
 
@@ -159,17 +198,34 @@ printf '%s\n' "$f""#
         })
     }
 
-    /// Start the installed agent with stdin, stdout and stderr piped: `ssh … -- exec PATH agent`,
-    /// or the running executable on a local side.
-    pub(crate) fn spawn_agent(&self, install: &AgentInstall) -> Result<Child, Failure> {
+    /// Start the installed agent with stdin, stdout and stderr piped: `ssh … -- exec PATH agent`
+    /// (over the master or a connection of its own), or the running executable on a local side;
+    /// `--writable` only for [`Access::Writable`].
+    pub(super) fn spawn_agent(
+        &self,
+        install: &AgentInstall,
+        channel: AgentChannel,
+        access: Access,
+    ) -> Result<Child, Failure> {
+        let flag = match access {
+            Access::ReadOnly => "",
+            Access::Writable => " --writable",
+        };
         let mut cmd = match (&self.kind, install.local) {
             (HostKind::Local, true) => {
                 let mut c = Command::new(&install.path);
                 c.arg("agent");
+                if access == Access::Writable {
+                    c.arg("--writable");
+                }
                 c
             }
             (HostKind::Ssh(m), false) => {
-                m.command(&format!("exec {} agent", shell_quote(&install.path)))
+                let script = format!("exec {} agent{flag}", shell_quote(&install.path));
+                match channel {
+                    AgentChannel::Master => m.command(&script),
+                    AgentChannel::Dedicated => m.dedicated_command(&script),
+                }
             }
             _ => {
                 return Err(Failure::check(format!(

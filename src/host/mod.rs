@@ -14,7 +14,7 @@ mod source;
 mod ssh;
 mod target;
 
-pub use agent::AgentInstall;
+pub use agent::{AgentChannel, AgentInstall};
 pub use source::{
     Compress, DbConn, DbSelect, DumpCommand, MysqlPart, PgFormat, Probe, SourceHost, NO_TOOL,
 };
@@ -51,9 +51,16 @@ impl ReadSide {
     pub fn install_agent(&self, bytes: &[u8], sha256_hex: &str) -> Result<AgentInstall, Failure> {
         self.host.install_agent(bytes, sha256_hex)
     }
-    /// Start the agent installed by [`Self::install_agent`], stdio piped.
-    pub fn spawn_agent(&self, install: &AgentInstall) -> Result<std::process::Child, Failure> {
-        self.host.spawn_agent(install)
+    /// Start the agent installed by [`Self::install_agent`], read-only (it refuses every write
+    /// request), stdio piped, through the master connection or on one of its own. Only
+    /// [`TargetHost::spawn_writable_agent`] starts one that writes.
+    pub fn spawn_agent(
+        &self,
+        install: &AgentInstall,
+        channel: AgentChannel,
+    ) -> Result<std::process::Child, Failure> {
+        self.host
+            .spawn_agent(install, channel, agent::Access::ReadOnly)
     }
     /// Remove the agent binaries ocmigrate left in the login user's cache folder.
     pub fn remove_agents(&self) -> Result<Vec<String>, Failure> {
