@@ -459,3 +459,943 @@ fn lab_deploy_and_talk_over_ssh() {
     lab.sh("old", "test ! -e /root/.cache/ocmigrate");
     lab.sh("old", "rm -rf /tmp/agent-test");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Protocol 2: writes, pipelining, compression.
+
+use ocmigrate::agent::client::{failed, AgentReceiver, AgentSender};
+use ocmigrate::agent::proto::{Time, CHUNK, MAX_CHUNK};
+use ocmigrate::agent::{Request, Response};
+use std::os::unix::fs::MetadataExt;
+
+fn spawn_writable() -> std::process::Child {
+    Command::new(EXE)
+        .args(["agent", "--writable"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ocmigrate agent --writable")
+}
+
+fn root_of(p: &Path) -> Vec<u8> {
+    p.as_os_str().as_bytes().to_vec()
+}
+
+/// A writable agent on `dir` (root 0).
+fn writer(dir: &Path) -> AgentClient {
+    AgentClient::from_child_with(
+        "agent@target",
+        spawn_writable(),
+        vec![root_of(dir)],
+        None,
+        true,
+    )
+    .unwrap()
+}
+
+fn pb(b: &[u8]) -> Target {
+    Target::new(0, RelPath::new(b).unwrap())
+}
+
+const MT: Time = Time {
+    sec: 1_234_567_890,
+    nsec: 987_654_321,
+};
+
+fn done(r: Result<Response, AgentError>) -> u64 {
+    match r.unwrap() {
+        Response::Done { entries, bytes, .. } => entries.max(bytes),
+        r => panic!("{r:?}"),
+    }
+}
+
+fn code_of(r: Result<Response, AgentError>) -> ErrorCode {
+    match r {
+        Err(e) => e.code().unwrap_or_else(|| panic!("fatal: {e}")),
+        Ok(r) => panic!("expected an error, got {r:?}"),
+    }
+}
+
+fn mkdir(t: Target) -> Request {
+    Request::Mkdir {
+        target: t,
+        mode: 0o750,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    }
+}
+
+fn put_req(t: Target, size: u64) -> Request {
+    Request::Put {
+        target: t,
+        size,
+        mode: 0o640,
+        uid: u32::MAX,
+        gid: u32::MAX,
+        mtime: MT,
+    }
+}
+
+/// A listing of everything under `dir` (path, type, size, mtime, mode), to show nothing changed.
+fn snapshot(dir: &Path) -> Vec<(Vec<u8>, u32, u64, i64, i64)> {
+    let mut v = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let m = std::fs::symlink_metadata(e.path()).unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+            v.push((
+                e.path().as_os_str().as_bytes().to_vec(),
+                m.mode(),
+                m.size(),
+                m.mtime(),
+                m.mtime_nsec(),
+            ));
+        }
+    }
+    v.sort();
+    v
+}
+
+fn tmp_files(dir: &Path) -> Vec<Vec<u8>> {
+    snapshot(dir)
+        .into_iter()
+        .map(|s| s.0)
+        .filter(|p| {
+            let name = Path::new(std::ffi::OsStr::from_bytes(p))
+                .file_name()
+                .unwrap();
+            ocmigrate::agent::write::is_tmp_name(name.as_bytes())
+        })
+        .collect()
+}
+
+#[test]
+fn put_round_trip_exact_metadata_and_odd_names() {
+    let t = tempfile::tempdir().unwrap();
+    let mut c = writer(t.path());
+    assert!(c.welcome().writable);
+    assert_eq!(done(c.call(&mkdir(p("d")))), 0);
+    let body: Vec<u8> = (0..1_500_000u32).map(|i| (i % 251) as u8).collect();
+    let long = vec![b'n'; 255];
+    let names: Vec<Vec<u8>> = vec![
+        b"d/plain.txt".to_vec(),
+        [b"d/".as_slice(), &long].concat(),
+        b"d/caf\xe9 \xff".to_vec(),
+        b"d/line\nbreak".to_vec(),
+    ];
+    for n in &names {
+        let got = c
+            .put(
+                pb(n),
+                body.len() as u64,
+                0o4751,
+                u32::MAX,
+                u32::MAX,
+                MT,
+                &mut &body[..],
+            )
+            .unwrap();
+        assert_eq!(got, body.len() as u64);
+        let path = t.path().join(std::ffi::OsStr::from_bytes(n));
+        let m = std::fs::symlink_metadata(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), body, "{n:?}");
+        assert_eq!(
+            (m.mode() & 0o7777, m.size(), m.mtime(), m.mtime_nsec()),
+            (0o4751, body.len() as u64, MT.sec, MT.nsec as i64),
+            "{n:?}"
+        );
+        assert_eq!((m.atime(), m.atime_nsec()), (MT.sec, MT.nsec as i64));
+    }
+    // The directory's mode is what was asked, whatever the umask.
+    let m = std::fs::metadata(t.path().join("d")).unwrap();
+    assert_eq!(m.mode() & 0o7777, 0o750);
+    // Overwrite: the new content replaces the old under the same name (a new inode).
+    let old_ino = std::fs::metadata(t.path().join("d/plain.txt"))
+        .unwrap()
+        .ino();
+    c.put(
+        p("d/plain.txt"),
+        3,
+        0o600,
+        u32::MAX,
+        u32::MAX,
+        MT,
+        &mut &b"new"[..],
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(t.path().join("d/plain.txt")).unwrap(), b"new");
+    assert_ne!(
+        std::fs::metadata(t.path().join("d/plain.txt"))
+            .unwrap()
+            .ino(),
+        old_ino
+    );
+    // Empty file.
+    c.put(
+        p("d/empty"),
+        0,
+        0o644,
+        u32::MAX,
+        u32::MAX,
+        MT,
+        &mut &b""[..],
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::metadata(t.path().join("d/empty")).unwrap().len(),
+        0
+    );
+    // Owners: as root, any uid/gid is given.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        c.put(p("d/owned"), 1, 0o644, 12345, 54321, MT, &mut &b"x"[..])
+            .unwrap();
+        let m = std::fs::metadata(t.path().join("d/owned")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (12345, 54321));
+        done(c.call(&Request::Mkdir {
+            target: p("d"),
+            mode: 0o711,
+            uid: 777,
+            gid: 778,
+        }));
+        let m = std::fs::metadata(t.path().join("d")).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (777, 778, 0o711));
+    }
+    // Wrong byte counts: an error, the old file intact, no temporary file left.
+    let e = c
+        .put(
+            p("d/plain.txt"),
+            10,
+            0o600,
+            u32::MAX,
+            u32::MAX,
+            MT,
+            &mut &b"short"[..],
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::BadData));
+    let e = c
+        .put(
+            p("d/plain.txt"),
+            2,
+            0o600,
+            u32::MAX,
+            u32::MAX,
+            MT,
+            &mut &b"long"[..],
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::BadData));
+    assert_eq!(std::fs::read(t.path().join("d/plain.txt")).unwrap(), b"new");
+    // A directory where the file goes: IsDir; a file where Mkdir wants a directory: Exists.
+    done(c.call(&mkdir(p("d/sub"))));
+    let e = c
+        .put(p("d/sub"), 1, 0o600, u32::MAX, u32::MAX, MT, &mut &b"x"[..])
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::IsDir));
+    assert_eq!(code_of(c.call(&mkdir(p("d/plain.txt")))), ErrorCode::Exists);
+    // A missing parent: NotFound.
+    assert_eq!(code_of(c.call(&mkdir(p("nope/x")))), ErrorCode::NotFound);
+    assert!(tmp_files(t.path()).is_empty());
+    // SetMeta: mode, mtime, directory mtime after the children.
+    done(c.call(&Request::SetMeta {
+        target: p("d"),
+        mode: Some(0o755),
+        uid: None,
+        gid: None,
+        mtime: Some(Time { sec: 5, nsec: 6 }),
+    }));
+    let m = std::fs::metadata(t.path().join("d")).unwrap();
+    assert_eq!(
+        (m.mode() & 0o7777, m.mtime(), m.mtime_nsec()),
+        (0o755, 5, 6)
+    );
+    c.exit().unwrap();
+}
+
+#[test]
+fn sparse_files_stay_sparse() {
+    let t = tempfile::tempdir().unwrap();
+    // 64 MiB with 8 KiB of data in the middle and a last byte.
+    let size = 64u64 << 20;
+    let (mut tx, mut rx) = writer(t.path()).into_split();
+    let id = tx.send(&put_req(p("sparse"), size)).unwrap();
+    let zeros = vec![0u8; CHUNK];
+    let mut sent = 0u64;
+    while sent < size {
+        let n = (size - sent).min(CHUNK as u64) as usize;
+        let mut chunk = zeros[..n].to_vec();
+        if sent == 32 << 20 {
+            chunk[100..8292].fill(7);
+        }
+        if sent + n as u64 == size {
+            chunk[n - 1] = 9;
+        }
+        tx.send_data(id, &chunk, false).unwrap();
+        sent += n as u64;
+    }
+    tx.send_end(id).unwrap();
+    tx.flush().unwrap();
+    let (rid, r) = rx.recv().unwrap();
+    assert_eq!(rid, id);
+    assert!(matches!(failed(r).unwrap(), Response::Done { bytes, .. } if bytes == size));
+    let m = std::fs::metadata(t.path().join("sparse")).unwrap();
+    assert_eq!(m.len(), size);
+    assert!(
+        m.blocks() * 512 <= 256 * 1024,
+        "{} KiB allocated for 12 KiB of data: not sparse",
+        m.blocks() / 2
+    );
+    let all = std::fs::read(t.path().join("sparse")).unwrap();
+    assert_eq!(all[(32 << 20) + 100], 7);
+    assert_eq!(all[(32 << 20) + 8291], 7);
+    assert_eq!(all[(32 << 20) + 8292], 0);
+    assert_eq!(*all.last().unwrap(), 9);
+    assert_eq!(all.iter().filter(|&&b| b != 0).count(), 8192 + 1);
+    tx.close().unwrap();
+    drop(rx);
+}
+
+/// Source agent (read-only) → operator → target agent: chunks the source compressed go to the
+/// target unchanged and are decompressed there; incompressible chunks go raw.
+#[test]
+fn compressed_chunks_are_forwarded_unchanged() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    // Half text (compresses), then incompressible bytes.
+    let mut body: Vec<u8> = b"ownCloud data file, line after line. "
+        .iter()
+        .cycle()
+        .take(3 * CHUNK)
+        .copied()
+        .collect();
+    let mut x: u64 = 0x1234_5678_9abc_def1;
+    body.extend((0..3 * CHUNK).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as u8
+    }));
+    body.extend_from_slice(b"tail");
+    std::fs::write(src.path().join("f"), &body).unwrap();
+    let s = AgentClient::from_child(
+        "agent@source",
+        spawn_agent(),
+        vec![root_of(src.path())],
+        None,
+    )
+    .unwrap();
+    assert!(!s.welcome().writable);
+    let (mut stx, mut srx) = s.into_split();
+    let (mut ttx, mut trx) = writer(dst.path()).into_split();
+    stx.send(&Request::ReadFile {
+        target: p("f"),
+        offset: 0,
+        len: u64::MAX,
+        compress: true,
+    })
+    .unwrap();
+    stx.flush().unwrap();
+    let meta = match failed(srx.recv().unwrap().1).unwrap() {
+        Response::Opened(e) => e,
+        r => panic!("{r:?}"),
+    };
+    let pid = ttx
+        .send(&Request::Put {
+            target: p("f"),
+            size: meta.size,
+            mode: meta.mode,
+            uid: u32::MAX,
+            gid: u32::MAX,
+            mtime: meta.mtime,
+        })
+        .unwrap();
+    let (mut packed, mut raw, mut wire) = (0, 0, 0usize);
+    loop {
+        match failed(srx.recv().unwrap().1).unwrap() {
+            Response::Data { bytes, compressed } => {
+                assert!(bytes.len() <= MAX_CHUNK);
+                wire += bytes.len();
+                if compressed {
+                    packed += 1;
+                } else {
+                    raw += 1;
+                }
+                ttx.send_data(pid, &bytes, compressed).unwrap();
+            }
+            Response::Done { bytes, changed, .. } => {
+                assert_eq!((bytes, changed), (body.len() as u64, false));
+                break;
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+    ttx.send_end(pid).unwrap();
+    ttx.flush().unwrap();
+    assert!(packed >= 3 && raw >= 3, "compressed {packed}, raw {raw}");
+    assert!(
+        wire < body.len() * 6 / 10,
+        "{wire} bytes on the wire for {}",
+        body.len()
+    );
+    let (id, r) = trx.recv().unwrap();
+    assert_eq!(id, pid);
+    assert!(matches!(failed(r).unwrap(), Response::Done { .. }));
+    assert_eq!(std::fs::read(dst.path().join("f")).unwrap(), body);
+    let m = std::fs::metadata(dst.path().join("f")).unwrap();
+    assert_eq!(
+        (m.mtime(), m.mtime_nsec()),
+        (meta.mtime.sec, meta.mtime.nsec as i64)
+    );
+
+    // A zstd bomb (a frame that would decompress to 64 MiB) and garbage flagged compressed:
+    // BadData, nothing written, and the connection goes on.
+    let bomb = zstd::bulk::compress(&vec![0u8; 64 << 20], 19).unwrap();
+    assert!(bomb.len() < MAX_CHUNK);
+    for bad in [&bomb[..], b"not zstd at all"] {
+        let id = ttx.send(&put_req(p("bomb"), 64 << 20)).unwrap();
+        ttx.send_data(id, bad, true).unwrap();
+        ttx.send_data(id, b"more", false).unwrap(); // dropped without an answer
+        ttx.send_end(id).unwrap(); // dropped without an answer
+        ttx.flush().unwrap();
+        let (rid, r) = trx.recv().unwrap();
+        assert_eq!(rid, id);
+        assert_eq!(failed(r).unwrap_err().code(), Some(ErrorCode::BadData));
+    }
+    assert!(!dst.path().join("bomb").exists());
+    assert!(tmp_files(dst.path()).is_empty());
+    let id = ttx.send(&Request::Stat(p("f"))).unwrap();
+    ttx.flush().unwrap();
+    assert_eq!(trx.recv().unwrap().0, id);
+    stx.close().unwrap();
+    ttx.close().unwrap();
+    drop((srx, trx));
+}
+
+/// Many small files pipelined from one thread while another reads the answers.
+#[test]
+fn pipelined_puts_from_two_threads() {
+    let t = tempfile::tempdir().unwrap();
+    let (tx, mut rx): (AgentSender, AgentReceiver) = writer(t.path()).into_split();
+    const N: u32 = 3000;
+    let sender = std::thread::spawn(move || {
+        let mut tx = tx;
+        let mut ids = Vec::new();
+        ids.push(tx.send(&mkdir(p("many"))).unwrap());
+        for i in 0..N {
+            let body = format!("file {i}\n").repeat(i as usize % 50);
+            let id = tx
+                .send(&put_req(
+                    pb(format!("many/{i}").as_bytes()),
+                    body.len() as u64,
+                ))
+                .unwrap();
+            if !body.is_empty() {
+                tx.send_data(id, body.as_bytes(), false).unwrap();
+            }
+            tx.send_end(id).unwrap();
+            ids.push(id);
+        }
+        tx.flush().unwrap();
+        (tx, ids)
+    });
+    let t0 = Instant::now();
+    let mut got = Vec::new();
+    for _ in 0..=N {
+        let (id, r) = rx.recv().unwrap();
+        failed(r).unwrap();
+        got.push(id);
+    }
+    let (tx, ids) = sender.join().unwrap();
+    eprintln!("{N} pipelined Puts answered in {:?}", t0.elapsed());
+    assert_eq!(got, ids, "answers in request order");
+    assert_eq!(
+        std::fs::read_dir(t.path().join("many")).unwrap().count(),
+        N as usize
+    );
+    assert_eq!(
+        std::fs::read(t.path().join("many/77")).unwrap(),
+        "file 77\n".repeat(27).as_bytes()
+    );
+    tx.close().unwrap();
+    drop(rx);
+}
+
+/// Two Puts open at once, their Data interleaved.
+#[test]
+fn interleaved_puts() {
+    let t = tempfile::tempdir().unwrap();
+    let (mut tx, mut rx) = writer(t.path()).into_split();
+    let a = tx.send(&put_req(p("a"), 6)).unwrap();
+    let b = tx.send(&put_req(p("b"), 6)).unwrap();
+    for (id, part) in [(a, "aaa"), (b, "bbb"), (b, "BBB"), (a, "AAA")] {
+        tx.send_data(id, part.as_bytes(), false).unwrap();
+    }
+    tx.send_end(b).unwrap();
+    tx.send_end(a).unwrap();
+    tx.flush().unwrap();
+    assert_eq!(rx.recv().unwrap().0, b);
+    assert_eq!(rx.recv().unwrap().0, a);
+    assert_eq!(std::fs::read(t.path().join("a")).unwrap(), b"aaaAAA");
+    assert_eq!(std::fs::read(t.path().join("b")).unwrap(), b"bbbBBB");
+    // Data and PutEnd for an id that is no open Put: one error, then silence for that id.
+    let s = tx.send(&Request::Sync).unwrap();
+    tx.send_data(999_999, b"x", false).ok();
+    tx.flush().unwrap();
+    let (id, r) = rx.recv().unwrap();
+    assert_eq!(id, s);
+    failed(r).unwrap();
+    // 999999 was never sent: the receiver calls that a broken agent.
+    assert!(rx.recv().unwrap_err().is_fatal());
+}
+
+fn symlink_out(root: &Path, outside: &Path, name: &str) {
+    std::os::unix::fs::symlink(outside, root.join(name)).unwrap();
+}
+
+#[test]
+fn writes_never_follow_a_symlink() {
+    let t = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir(outside.path().join("sub")).unwrap();
+    std::fs::write(outside.path().join("victim"), b"keep me").unwrap();
+    std::fs::write(outside.path().join("sub/x"), b"keep me too").unwrap();
+    symlink_out(t.path(), outside.path(), "out");
+    std::fs::create_dir(t.path().join("d")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("victim"), t.path().join("d/lvictim")).unwrap();
+    let before = snapshot(outside.path());
+    let mut c = writer(t.path());
+    let sym = ErrorCode::Symlink;
+    // Through the symlink as a parent component: refused.
+    let e = c
+        .put(
+            p("out/victim"),
+            1,
+            0o644,
+            u32::MAX,
+            u32::MAX,
+            MT,
+            &mut &b"x"[..],
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), Some(sym));
+    let e = c
+        .put(
+            p("out/new"),
+            1,
+            0o644,
+            u32::MAX,
+            u32::MAX,
+            MT,
+            &mut &b"x"[..],
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), Some(sym));
+    assert_eq!(code_of(c.call(&mkdir(p("out/newdir")))), sym);
+    assert_eq!(code_of(c.call(&mkdir(p("out/sub")))), sym);
+    assert_eq!(
+        code_of(c.call(&Request::Remove {
+            target: p("out/sub")
+        })),
+        sym
+    );
+    assert_eq!(
+        code_of(c.call(&Request::Remove {
+            target: p("out/victim")
+        })),
+        sym
+    );
+    assert_eq!(
+        code_of(c.call(&Request::Symlink {
+            target: p("out/l"),
+            link: b"x".to_vec(),
+            uid: u32::MAX,
+            gid: u32::MAX,
+            mtime: MT
+        })),
+        sym
+    );
+    assert_eq!(
+        code_of(c.call(&Request::Link {
+            target: p("d/hl"),
+            existing: RelPath::new("out/victim").unwrap()
+        })),
+        sym
+    );
+    assert_eq!(
+        code_of(c.call(&Request::SetMeta {
+            target: p("out/victim"),
+            mode: Some(0o777),
+            uid: None,
+            gid: None,
+            mtime: None
+        })),
+        sym
+    );
+    // Cleanup on the link: nothing to do there (it is not followed).
+    assert_eq!(done(c.call(&Request::Cleanup { target: p("out") })), 0);
+    // The symlink itself as the last component: SetMeta changes the link, not its target;
+    // Mkdir is refused (not a directory); Put replaces the link, not the file it points to.
+    done(c.call(&Request::SetMeta {
+        target: p("d/lvictim"),
+        mode: Some(0o777),
+        uid: None,
+        gid: None,
+        mtime: Some(Time { sec: 42, nsec: 1 }),
+    }));
+    let lm = std::fs::symlink_metadata(t.path().join("d/lvictim")).unwrap();
+    assert_eq!((lm.mtime(), lm.mtime_nsec()), (42, 1));
+    assert_eq!(code_of(c.call(&mkdir(p("out")))), ErrorCode::Exists);
+    c.put(
+        p("d/lvictim"),
+        3,
+        0o600,
+        u32::MAX,
+        u32::MAX,
+        MT,
+        &mut &b"new"[..],
+    )
+    .unwrap();
+    assert!(std::fs::symlink_metadata(t.path().join("d/lvictim"))
+        .unwrap()
+        .is_file());
+    // Remove of the link `out` removes the link only.
+    assert_eq!(done(c.call(&Request::Remove { target: p("out") })), 1);
+    assert!(!t.path().join("out").exists());
+    assert_eq!(
+        snapshot(outside.path()),
+        before,
+        "nothing outside the root changed"
+    );
+    assert_eq!(
+        std::fs::read(outside.path().join("victim")).unwrap(),
+        b"keep me"
+    );
+    c.exit().unwrap();
+}
+
+#[test]
+fn remove_tree_with_symlink_to_outside() {
+    let t = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(outside.path().join("a/b")).unwrap();
+    std::fs::write(outside.path().join("a/b/f"), b"outside").unwrap();
+    let before = snapshot(outside.path());
+    // A tree with files, a deep chain, an empty folder, links out (to a dir and a file).
+    let tree = t.path().join("tree");
+    std::fs::create_dir_all(tree.join("x/y/z")).unwrap();
+    std::fs::create_dir_all(tree.join("empty")).unwrap();
+    std::fs::write(tree.join("x/y/z/f"), b"1").unwrap();
+    std::fs::write(tree.join("x/g"), b"2").unwrap();
+    std::os::unix::fs::symlink(outside.path(), tree.join("x/out")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("a/b/f"), tree.join("x/y/outf")).unwrap();
+    let mut deep = tree.join("deep");
+    for _ in 0..300 {
+        deep = deep.join("d");
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+    let mut c = writer(t.path());
+    let n = done(c.call(&Request::Remove { target: p("tree") }));
+    // x y z, f g, out outf, empty, deep and 300 d, tree
+    assert_eq!(n, 3 + 2 + 2 + 1 + 301 + 1, "entries removed");
+    assert!(!tree.exists());
+    assert_eq!(snapshot(outside.path()), before);
+    // Missing: Done with 0, also with a missing parent.
+    assert_eq!(done(c.call(&Request::Remove { target: p("tree") })), 0);
+    assert_eq!(
+        done(c.call(&Request::Remove {
+            target: p("no/such/x")
+        })),
+        0
+    );
+    // The root itself: refused.
+    assert_eq!(
+        code_of(c.call(&Request::Remove {
+            target: Target::new(0, RelPath::root())
+        })),
+        ErrorCode::BadRequest
+    );
+    c.exit().unwrap();
+}
+
+#[test]
+fn symlinks_and_hard_links() {
+    let t = tempfile::tempdir().unwrap();
+    let mut c = writer(t.path());
+    c.put(p("f"), 2, 0o644, u32::MAX, u32::MAX, MT, &mut &b"hi"[..])
+        .unwrap();
+    done(c.call(&Request::Symlink {
+        target: p("l"),
+        link: b"../../etc/passwd\n\xff".to_vec(),
+        uid: u32::MAX,
+        gid: u32::MAX,
+        mtime: MT,
+    }));
+    let lm = std::fs::symlink_metadata(t.path().join("l")).unwrap();
+    assert!(lm.file_type().is_symlink());
+    assert_eq!((lm.mtime(), lm.mtime_nsec()), (MT.sec, MT.nsec as i64));
+    assert_eq!(
+        std::fs::read_link(t.path().join("l"))
+            .unwrap()
+            .as_os_str()
+            .as_bytes(),
+        b"../../etc/passwd\n\xff"
+    );
+    // Replace it with another target.
+    done(c.call(&Request::Symlink {
+        target: p("l"),
+        link: b"f".to_vec(),
+        uid: u32::MAX,
+        gid: u32::MAX,
+        mtime: MT,
+    }));
+    assert_eq!(
+        std::fs::read_link(t.path().join("l")).unwrap(),
+        Path::new("f")
+    );
+    // Hard links share the inode; linking again (same inode) leaves no temporary name.
+    for _ in 0..2 {
+        done(c.call(&Request::Link {
+            target: p("h"),
+            existing: RelPath::new("f").unwrap(),
+        }));
+    }
+    let (f, h) = (
+        std::fs::metadata(t.path().join("f")).unwrap(),
+        std::fs::metadata(t.path().join("h")).unwrap(),
+    );
+    assert_eq!((f.ino(), f.nlink()), (h.ino(), 2));
+    // A hard link to a symlink links the symlink itself.
+    done(c.call(&Request::Link {
+        target: p("hl"),
+        existing: RelPath::new("l").unwrap(),
+    }));
+    assert!(std::fs::symlink_metadata(t.path().join("hl"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    done(c.call(&mkdir(p("dir"))));
+    assert_eq!(
+        code_of(c.call(&Request::Link {
+            target: p("hd"),
+            existing: RelPath::new("dir").unwrap()
+        })),
+        ErrorCode::NotAFile
+    );
+    // A symlink where a directory stands: IsDir.
+    assert_eq!(
+        code_of(c.call(&Request::Symlink {
+            target: p("dir"),
+            link: b"x".to_vec(),
+            uid: u32::MAX,
+            gid: u32::MAX,
+            mtime: MT
+        })),
+        ErrorCode::IsDir
+    );
+    assert!(tmp_files(t.path()).is_empty());
+    c.exit().unwrap();
+}
+
+/// A read-only connection refuses every write, whether the Hello or the process said so.
+#[test]
+fn read_only_refuses_every_write() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join("f"), b"x").unwrap();
+    let before = snapshot(t.path());
+    let writes = vec![
+        put_req(p("new"), 1),
+        mkdir(p("d")),
+        Request::Symlink {
+            target: p("l"),
+            link: b"f".to_vec(),
+            uid: u32::MAX,
+            gid: u32::MAX,
+            mtime: MT,
+        },
+        Request::Link {
+            target: p("h"),
+            existing: RelPath::new("f").unwrap(),
+        },
+        Request::SetMeta {
+            target: p("f"),
+            mode: Some(0o777),
+            uid: None,
+            gid: None,
+            mtime: Some(MT),
+        },
+        Request::Remove { target: p("f") },
+        Request::Cleanup { target: p("") },
+        Request::Sync,
+    ];
+    // 1. Started --writable, but the Hello says read-only.
+    // 2. Started without --writable: the agent grants read-only even when asked, and the
+    //    client refuses such a connection for writing.
+    let e = AgentClient::from_child_with("src", spawn_agent(), vec![root_of(t.path())], None, true)
+        .err()
+        .expect("a read-only agent must not pass for a writable one");
+    assert!(e.to_string().contains("granted a read-only"), "{e}");
+    for child in [spawn_writable(), spawn_agent()] {
+        let c = AgentClient::from_child("src", child, vec![root_of(t.path())], None).unwrap();
+        assert!(!c.welcome().writable);
+        let (mut tx, mut rx) = c.into_split();
+        let mut ids = Vec::new();
+        for w in &writes {
+            ids.push(tx.send(w).unwrap());
+            if matches!(w, Request::Put { .. }) {
+                tx.send_data(*ids.last().unwrap(), b"x", false).unwrap();
+                tx.send_end(*ids.last().unwrap()).unwrap();
+            }
+        }
+        tx.send(&Request::Accounts).unwrap();
+        tx.flush().unwrap();
+        for (w, id) in writes.iter().zip(&ids) {
+            let (rid, r) = rx.recv().unwrap();
+            assert_eq!(rid, *id, "{w:?}");
+            assert_eq!(
+                failed(r).unwrap_err().code(),
+                Some(ErrorCode::ReadOnly),
+                "{w:?}"
+            );
+        }
+        // Reads still work on a read-only connection.
+        match failed(rx.recv().unwrap().1).unwrap() {
+            Response::AccountList { users, groups } => {
+                assert!(users.iter().any(|u| u.id == 0 && u.name == "root"));
+                assert!(!groups.is_empty());
+            }
+            r => panic!("{r:?}"),
+        }
+        tx.close().unwrap();
+    }
+    // And with raw frames: a writable Hello to an agent not started --writable.
+    let mut hello = Hello::ours(vec![root_of(t.path())]);
+    hello.writable = true;
+    let mut input = hello.into_frame().encode().unwrap();
+    input.extend(mkdir(p("raw")).into_frame(1).encode().unwrap());
+    let out = run_with_input(&input);
+    let mut r = FrameReader::new(&out.stdout[..]);
+    let w = Welcome::from_frame(&r.read_frame().unwrap().unwrap()).unwrap();
+    assert!(!w.writable);
+    let f = r.read_frame().unwrap().unwrap();
+    assert_eq!(f.kind, Kind::Error);
+    assert!(matches!(
+        Response::from_frame(&f).unwrap(),
+        Response::Error {
+            code: ErrorCode::ReadOnly,
+            ..
+        }
+    ));
+    assert_eq!(snapshot(t.path()), before, "nothing changed");
+}
+
+/// `..` and absolute paths in write requests: refused by the decoder, nothing changes.
+#[test]
+fn escaping_paths_are_refused() {
+    let parent = tempfile::tempdir().unwrap();
+    let t = parent.path().join("root");
+    std::fs::create_dir(&t).unwrap();
+    let before = snapshot(parent.path());
+    let mut hello = Hello::ours(vec![root_of(&t)]);
+    hello.writable = true;
+    let mut input = hello.into_frame().encode().unwrap();
+    let mut n = 0;
+    for bad in [
+        &b"../escaped"[..],
+        b"/tmp/escaped",
+        b"a/../../escaped",
+        b"./x",
+        b"a//b",
+    ] {
+        let mut w = ocmigrate::agent::wire::Put::new();
+        w.u16(0).bytes(bad).u32(0o755).u32(0).u32(0);
+        n += 1;
+        input.extend(frame::Frame::new(Kind::Mkdir, n, w.0).encode().unwrap());
+        let mut w = ocmigrate::agent::wire::Put::new();
+        w.u16(0).bytes(bad);
+        n += 1;
+        input.extend(frame::Frame::new(Kind::Remove, n, w.0).encode().unwrap());
+    }
+    let mut child = spawn_writable();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&input).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let mut r = FrameReader::new(&out.stdout[..]);
+    assert!(
+        Welcome::from_frame(&r.read_frame().unwrap().unwrap())
+            .unwrap()
+            .writable
+    );
+    for i in 1..=n {
+        let f = r.read_frame().unwrap().unwrap();
+        assert_eq!(f.id, i);
+        assert!(matches!(
+            Response::from_frame(&f).unwrap(),
+            Response::Error {
+                code: ErrorCode::BadRequest,
+                ..
+            }
+        ));
+    }
+    assert_eq!(snapshot(parent.path()), before);
+}
+
+/// kill -9 of the agent in the middle of a Put: the old file is intact, a temporary file is
+/// left, and Cleanup (from a new agent) removes it.
+#[test]
+fn killed_during_put_then_cleanup() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(t.path().join("a/b")).unwrap();
+    std::fs::write(t.path().join("a/b/f"), b"old content").unwrap();
+    let child = spawn_writable();
+    let pid = child.id();
+    let c = AgentClient::from_child_with("t", child, vec![root_of(t.path())], None, true).unwrap();
+    let (mut tx, mut rx) = c.into_split();
+    let id = tx.send(&put_req(p("a/b/f"), 10 << 20)).unwrap();
+    tx.send_data(id, &vec![1u8; CHUNK], false).unwrap();
+    // A Stat after the data: its answer proves the data was handled.
+    let s = tx.send(&Request::Stat(p("a"))).unwrap();
+    tx.flush().unwrap();
+    assert_eq!(rx.recv().unwrap().0, s);
+    // SAFETY: killing the child we started, by its pid.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    assert!(rx.recv().unwrap_err().is_fatal());
+    drop((tx, rx));
+    assert_eq!(
+        std::fs::read(t.path().join("a/b/f")).unwrap(),
+        b"old content"
+    );
+    let left = tmp_files(t.path());
+    assert_eq!(left.len(), 1, "{left:?}");
+    // A stray look-alike that is not ours stays.
+    std::fs::write(t.path().join("a/.ocm-notours.tmp"), b"x").unwrap();
+    let mut c = writer(t.path());
+    assert_eq!(done(c.call(&Request::Cleanup { target: p("") })), 1);
+    assert!(tmp_files(t.path()).is_empty());
+    assert!(t.path().join("a/.ocm-notours.tmp").exists());
+    assert_eq!(
+        std::fs::read(t.path().join("a/b/f")).unwrap(),
+        b"old content"
+    );
+    assert_eq!(done(c.call(&Request::Cleanup { target: p("") })), 0);
+    c.exit().unwrap();
+}
+
+/// A clean end of the connection with a Put still open removes its temporary file.
+#[test]
+fn open_put_at_close_leaves_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let (mut tx, rx) = writer(t.path()).into_split();
+    let id = tx.send(&put_req(p("f"), 100)).unwrap();
+    tx.send_data(id, b"partial", false).unwrap();
+    tx.close().unwrap();
+    drop(rx); // reaps the agent
+    assert!(tmp_files(t.path()).is_empty());
+    assert!(!t.path().join("f").exists());
+}
