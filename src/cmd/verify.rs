@@ -25,15 +25,34 @@ pub struct VerifyArgs {
     /// One JSON document instead of lines.
     #[arg(long)]
     pub json: bool,
+    /// Agents per host for --content (default: from the core count).
+    #[arg(long, value_name = "N")]
+    pub streams: Option<usize>,
+    /// Compare one folder tree instead of an instance (no migration file): an absolute path or
+    /// ssh://[user@]host[:port]/path; owners compared by number. For benchmarks and tests.
+    #[arg(long, value_name = "SIDE", requires = "to")]
+    pub from: Option<String>,
+    /// The other side of `--from`.
+    #[arg(long, value_name = "SIDE", requires = "from")]
+    pub to: Option<String>,
 }
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitKind> {
-    let m = Migration::open(&args.file.config)?;
     let opts = VerifyOptions {
         content: args.content,
-        ..VerifyOptions::default()
+        agents: args.streams,
     };
-    let v = transfer::verify_migration(&m, &opts)?;
+    let v = match (&args.from, &args.to) {
+        (Some(from), Some(to)) => {
+            let (src, tgt, trees) = super::sync::tree_sides(from, to)?;
+            let owners = transfer::owners::OwnerMap::identity();
+            transfer::verify_trees(&src, &tgt, &trees, &owners, &opts)?
+        }
+        _ => {
+            let m = Migration::open(&args.file.config)?;
+            transfer::verify_migration(&m, &opts)?
+        }
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {

@@ -16,6 +16,7 @@
 pub mod diff;
 pub mod manifest;
 pub mod owners;
+mod pass;
 pub mod progress;
 pub mod send;
 pub mod trees;
@@ -32,7 +33,7 @@ use crate::host::{SourceHost, TargetHost};
 use crate::migration::Migration;
 use manifest::Manifest;
 use owners::{Accounts, OwnerMap};
-use progress::{Counters, Sink};
+use progress::Sink;
 use serde::Serialize;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -76,6 +77,9 @@ pub struct SyncReport {
     pub unreadable_count: u64,
     /// Files that kept changing while read (3 tries): their copy is not current.
     pub gave_up: Vec<String>,
+    /// Target requests that failed (first 100), and how many: the target is not equal.
+    pub failed: Vec<String>,
+    pub failed_count: u64,
     /// Fifos, sockets, devices: not copied.
     pub special: Vec<String>,
     pub warnings: Vec<String>,
@@ -85,7 +89,6 @@ pub struct SyncReport {
     pub seconds: f64,
 }
 
-#[allow(dead_code)]
 const LIST_MAX: usize = 100;
 
 impl SyncReport {
@@ -120,6 +123,15 @@ impl SyncReport {
                 "kept changing while read (not current on the target): {g}"
             ));
         }
+        for f in &self.failed {
+            out.push(format!("failed on the target: {f}"));
+        }
+        if self.failed_count > self.failed.len() as u64 {
+            out.push(format!(
+                "… and {} more failures",
+                self.failed_count - self.failed.len() as u64
+            ));
+        }
         for s in &self.special {
             out.push(format!("not copied (fifo, socket or device): {s}"));
         }
@@ -129,7 +141,13 @@ impl SyncReport {
         out
     }
 
-    #[allow(dead_code)] // used by the send engine (next commit)
+    fn failed(&mut self, what: String) {
+        self.failed_count += 1;
+        if self.failed.len() < LIST_MAX {
+            self.failed.push(what);
+        }
+    }
+
     fn unreadable(&mut self, what: String) {
         self.unreadable_count += 1;
         if self.unreadable.len() < LIST_MAX {
@@ -199,6 +217,19 @@ pub fn sync(
             "fix their permissions on the source and run again, or accept them with \
              `[transfer] accept_unreadable = true` in the migration file",
         ));
+    }
+    if r.failed_count > 0 {
+        return Err(Failure::check(format!(
+            "{} change(s) on the target failed: {}",
+            r.failed_count,
+            r.failed
+                .iter()
+                .take(10)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+        .hint("fix the cause on the target (disk full, permissions) and run again"));
     }
     if !r.gave_up.is_empty() {
         return Err(Failure::check(format!(
@@ -284,25 +315,8 @@ fn roots(trees: &[Tree], source: bool) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Start an agent on the source (read-only) for these roots.
-pub(crate) fn source_agent(
-    src: &SourceHost,
-    bin: &AgentBinary,
-    roots: Vec<Vec<u8>>,
-) -> Result<AgentClient, Failure> {
-    Ok(deploy::start(src, bin, roots)?.0)
-}
-
-/// Start an agent on the target for these roots.
-pub(crate) fn target_agent(
-    tgt: &TargetHost,
-    bin: &AgentBinary,
-    roots: Vec<Vec<u8>>,
-) -> Result<AgentClient, Failure> {
-    Ok(deploy::start(tgt, bin, roots)?.0)
-}
-
-/// `n` agents on each side at once (threads), for parallel streams or hashing.
+/// `n` agents on each side (the first pair through the hosts' master connections, the others
+/// on ssh connections of their own, started at once), for parallel hashing.
 pub(crate) fn agent_pairs(
     src: &SourceHost,
     tgt: &TargetHost,
@@ -310,12 +324,16 @@ pub(crate) fn agent_pairs(
     trees: &[Tree],
     n: usize,
 ) -> Result<Vec<(AgentClient, AgentClient)>, Failure> {
-    std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..n)
+    let (s0, si) = deploy::start(src, bin, roots(trees, true))?;
+    let (t0, ti) = deploy::start(tgt, bin, roots(trees, false))?;
+    let mut out = vec![(s0, t0)];
+    let more: Vec<Result<(AgentClient, AgentClient), Failure>> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (1..n)
             .map(|_| {
                 sc.spawn(|| -> Result<(AgentClient, AgentClient), Failure> {
-                    let s = source_agent(src, bin, roots(trees, true))?;
-                    let t = target_agent(tgt, bin, roots(trees, false))?;
+                    let ch = crate::host::AgentChannel::Dedicated;
+                    let s = deploy::connect(src, bin, &si, roots(trees, true), ch)?;
+                    let t = deploy::connect(tgt, bin, &ti, roots(trees, false), ch)?;
                     Ok((s, t))
                 })
             })
@@ -326,7 +344,11 @@ pub(crate) fn agent_pairs(
                     .unwrap_or_else(|_| Err(Failure::check("starting an agent panicked")))
             })
             .collect()
-    })
+    });
+    for m in more {
+        out.push(m?);
+    }
+    Ok(out)
 }
 
 /// Scan every tree on both sides at once.
@@ -352,29 +374,6 @@ fn scan_all(
     })
 }
 
-/// Make sure every tree's root exists on the target (`mkdir -p`; owner and mode follow later).
-fn make_target_roots(tgt: &TargetHost, trees: &[Tree], present: &[bool]) -> Result<(), Failure> {
-    let missing: Vec<String> = trees
-        .iter()
-        .zip(present)
-        .filter(|(_, p)| !**p)
-        .map(|(t, _)| crate::host::shell_quote(&t.target.to_string_lossy()))
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let r = tgt.run(&format!("mkdir -p -- {}", missing.join(" ")))?;
-    if !r.ok() {
-        return Err(Failure::check(format!(
-            "{}: cannot create {}: {}",
-            tgt.label(),
-            missing.join(" "),
-            r.stderr_text()
-        )));
-    }
-    Ok(())
-}
-
 /// Copy `trees` from `src` to `tgt`: the engine, below the migration file (tests call it with
 /// local sides). Unreadable source files are listed in the report, not an error.
 pub fn sync_trees(
@@ -385,7 +384,7 @@ pub fn sync_trees(
     opts: &SyncOptions,
     sink: &mut dyn Sink,
 ) -> Result<SyncReport, Failure> {
-    send::run_pass(src, tgt, trees, owners, opts, sink)
+    pass::run_pass(src, tgt, trees, owners, opts, sink)
 }
 
 /// Options of a verification.

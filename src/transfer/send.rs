@@ -1,20 +1,519 @@
-//! Sending: placeholder until the agent's write requests land.
+//! Sending: parallel streams, each one source agent (read-only) and one target agent (writable)
+//! on ssh connections of their own, relayed by the operator; and the pipelined metadata
+//! requests (remove, mkdir, symlink, link, set-meta) on one target agent.
+//!
+//! A stream runs three threads. The *feeder* takes the next file from the shared queue and sends
+//! its `ReadFile` to the source agent, keeping up to [`WINDOW`] files in flight (so small files
+//! do not wait for a round trip each). The *forwarder* reads the source's answers in order and
+//! turns them into `Put` + `Data`* + `PutEnd` for the target agent, chunks forwarded as they
+//! came (compressed or not). The *acker* reads the target's answers and settles each file: sent,
+//! sent again (it changed while read: up to [`TRIES`] times), vanished, unreadable, failed.
+//! Any broken connection ends the pass with an error; what was finished stays (the next pass
+//! skips it), and the target's temporary files are removed at the next pass's start.
 
-use super::*;
+use super::diff::FileOp;
+use super::owners::OwnerMap;
+use super::progress::Counters;
+use crate::agent::client::{AgentClient, AgentError, AgentReceiver, AgentSender};
+use crate::agent::proto::{ErrorCode, RelPath, Request, Response, Target};
+use crate::exit::Failure;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::time::Duration;
 
-pub(crate) fn run_pass(
-    _src: &SourceHost,
-    _tgt: &TargetHost,
-    _trees: &[Tree],
-    _owners: OwnerMap,
-    _opts: &SyncOptions,
-    _sink: &mut dyn Sink,
-) -> Result<SyncReport, Failure> {
-    let _ = (
-        make_target_roots,
-        scan_all,
-        manifest::save,
-        Counters::default,
-    );
-    Err(Failure::check("the transfer engine is not written yet"))
+/// Files in flight per stream (requested from the source, not yet settled by the target).
+pub const WINDOW: usize = 64;
+/// How often a file that changes while read is sent.
+pub const TRIES: u32 = 3;
+
+/// A file to send: which root, and the diff's operation.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub root: u16,
+    pub tree: usize,
+    pub op: FileOp,
+    pub tries: u32,
+}
+
+/// What the streams did.
+#[derive(Debug, Default)]
+pub struct Sent {
+    pub files: u64,
+    pub bytes: u64,
+    pub wire: u64,
+    pub resent: u64,
+    pub vanished: u64,
+    /// (tree, path, why)
+    pub unreadable: Vec<(usize, RelPath, String)>,
+    pub gave_up: Vec<(usize, RelPath)>,
+    pub failed: Vec<(usize, RelPath, String)>,
+}
+
+/// Shared between the streams.
+struct Shared<'a> {
+    queue: Mutex<VecDeque<Job>>,
+    /// Jobs not settled yet (queued, in flight, or to be sent again).
+    open: AtomicUsize,
+    abort: AtomicBool,
+    out: Mutex<Sent>,
+    counters: &'a Counters,
+    owners: &'a OwnerMap,
+    /// The target agents cannot give files away (not root): owners are left as they come.
+    keep_owner: bool,
+}
+
+impl Shared<'_> {
+    fn next(&self) -> Option<Job> {
+        loop {
+            if self.abort.load(Ordering::Relaxed) {
+                return None;
+            }
+            if let Some(j) = self
+                .queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop_front()
+            {
+                return Some(j);
+            }
+            if self.open.load(Ordering::Acquire) == 0 {
+                return None;
+            }
+            // Files in flight elsewhere may come back (changed while read).
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    fn settle(&self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+    }
+    fn with<R>(&self, f: impl FnOnce(&mut Sent) -> R) -> R {
+        f(&mut self.out.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// What the forwarder hands the acker, in request order.
+enum Step {
+    /// A `Put` went to the target; `source_error` when the read broke off after it started.
+    Put {
+        job: Job,
+        changed: bool,
+        bytes: u64,
+        source_error: Option<String>,
+    },
+    /// No `Put` was sent: the source could not open the file.
+    NoPut {
+        job: Job,
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// Whether zstd is asked for: fixed, or adaptive per stream.
+#[derive(Debug, Clone, Copy)]
+pub enum Compression {
+    Off,
+    On,
+    /// On, off for a while when the data does not shrink by a tenth.
+    Adaptive,
+}
+
+struct Adapt {
+    mode: Compression,
+    on: AtomicBool,
+    /// File bytes and wire bytes since the last decision.
+    raw: AtomicU64,
+    wire: AtomicU64,
+    /// File bytes to go before trying compression again.
+    pause: AtomicU64,
+}
+
+impl Adapt {
+    fn new(mode: Compression) -> Adapt {
+        Adapt {
+            mode,
+            on: AtomicBool::new(!matches!(mode, Compression::Off)),
+            raw: AtomicU64::new(0),
+            wire: AtomicU64::new(0),
+            pause: AtomicU64::new(0),
+        }
+    }
+    fn want(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+    /// Account one file's bytes; decide every 32 MiB.
+    fn account(&self, raw: u64, wire: u64) {
+        if !matches!(self.mode, Compression::Adaptive) {
+            return;
+        }
+        if !self.want() {
+            let left = self.pause.load(Ordering::Relaxed).saturating_sub(raw);
+            self.pause.store(left, Ordering::Relaxed);
+            if left == 0 {
+                self.on.store(true, Ordering::Relaxed);
+            }
+            return;
+        }
+        let r = self.raw.fetch_add(raw, Ordering::Relaxed) + raw;
+        let w = self.wire.fetch_add(wire, Ordering::Relaxed) + wire;
+        if r >= 32 << 20 {
+            if w * 10 > r * 9 {
+                // Not even a tenth saved: stop asking for the next 512 MiB.
+                self.on.store(false, Ordering::Relaxed);
+                self.pause.store(512 << 20, Ordering::Relaxed);
+            }
+            self.raw.store(0, Ordering::Relaxed);
+            self.wire.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Send `jobs` over the streams (pairs of source and target agents). Returns what happened;
+/// an error when a connection broke.
+pub fn send_files(
+    pairs: Vec<Halves<'_>>,
+    jobs: Vec<Job>,
+    owners: &OwnerMap,
+    counters: &Counters,
+    compression: Compression,
+    mut tick: impl FnMut(),
+) -> Result<Sent, Failure> {
+    let keep_owner = pairs.iter().any(|h| h.ttx.welcome().uid != 0);
+    let shared = Shared {
+        open: AtomicUsize::new(jobs.len()),
+        queue: Mutex::new(jobs.into()),
+        abort: AtomicBool::new(false),
+        out: Mutex::new(Sent::default()),
+        counters,
+        owners,
+        keep_owner,
+    };
+    let errors: Mutex<Vec<AgentError>> = Mutex::new(Vec::new());
+    std::thread::scope(|sc| {
+        let mut hs = Vec::new();
+        for h in pairs {
+            let shared = &shared;
+            let errors = &errors;
+            hs.push(sc.spawn(move || {
+                if let Err(e) = stream(h, shared, compression) {
+                    shared.abort.store(true, Ordering::Relaxed);
+                    errors.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+                }
+            }));
+        }
+        while hs.iter().any(|h| !h.is_finished()) {
+            tick();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for h in hs {
+            if h.join().is_err() {
+                shared.abort.store(true, Ordering::Relaxed);
+            }
+        }
+    });
+    if let Some(e) = errors
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .next()
+    {
+        return Err(crate::agent::deploy::failure_of(e)
+            .hint("run the same command again: finished files are kept and not sent again"));
+    }
+    if shared.open.load(Ordering::Acquire) != 0 {
+        return Err(Failure::check(
+            "a sending thread ended early (a bug): run again",
+        ));
+    }
+    Ok(shared.out.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// The two halves of a source and a target agent connection, lent to a stream.
+pub struct Halves<'a> {
+    pub stx: &'a mut AgentSender,
+    pub srx: &'a mut AgentReceiver,
+    pub ttx: &'a mut AgentSender,
+    pub trx: &'a mut AgentReceiver,
+}
+
+/// One stream: feeder, forwarder and acker over one source and one target agent.
+fn stream(h: Halves<'_>, shared: &Shared, compression: Compression) -> Result<(), AgentError> {
+    let Halves { stx, srx, ttx, trx } = h;
+    let adapt = Adapt::new(compression);
+    let (tok_tx, tok_rx) = mpsc::sync_channel::<()>(WINDOW);
+    let (job_tx, job_rx) = mpsc::channel::<Job>();
+    let (step_tx, step_rx) = mpsc::channel::<Step>();
+    std::thread::scope(|sc| {
+        let adapt = &adapt;
+        // Feeder: requests to the source.
+        let feeder = sc.spawn(move || -> Result<(), AgentError> {
+            while let Some(job) = shared.next() {
+                if tok_tx.send(()).is_err() {
+                    // The acker is gone (it failed): give the job back and stop.
+                    shared
+                        .queue
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push_front(job);
+                    break;
+                }
+                stx.send(&Request::ReadFile {
+                    target: Target::new(job.root, job.op.path.clone()),
+                    offset: 0,
+                    len: u64::MAX,
+                    compress: adapt.want(),
+                })?;
+                stx.flush()?;
+                if job_tx.send(job).is_err() {
+                    break;
+                }
+            }
+            drop(job_tx);
+            stx.flush()
+        });
+        // Forwarder: source answers → target Put.
+        let forwarder = sc.spawn(move || -> Result<(), AgentError> {
+            let r = forward(srx, ttx, job_rx, &step_tx, shared, adapt);
+            drop(step_tx);
+            r
+        });
+        // Acker: target answers.
+        let acker = acker(trx, step_rx, tok_rx, shared);
+        let f = feeder.join().unwrap_or_else(|_| Err(panicked()));
+        let w = forwarder.join().unwrap_or_else(|_| Err(panicked()));
+        acker.and(w).and(f)
+    })
+}
+
+fn panicked() -> AgentError {
+    AgentError::Broken {
+        what: "a stream thread panicked".into(),
+        stderr: Vec::new(),
+    }
+}
+
+fn forward(
+    srx: &mut AgentReceiver,
+    ttx: &mut AgentSender,
+    jobs: mpsc::Receiver<Job>,
+    steps: &mpsc::Sender<Step>,
+    shared: &Shared,
+    adapt: &Adapt,
+) -> Result<(), AgentError> {
+    for job in jobs {
+        let (_, first) = srx.recv()?;
+        let meta = match first {
+            Response::Opened(e) => e,
+            Response::Error { code, message, .. } => {
+                let _ = steps.send(Step::NoPut { job, code, message });
+                continue;
+            }
+            r => return Err(unexpected(&r)),
+        };
+        let (uid, gid) = if shared.keep_owner {
+            (u32::MAX, u32::MAX)
+        } else {
+            (shared.owners.uid(meta.uid), shared.owners.gid(meta.gid))
+        };
+        let id = ttx.send(&Request::Put {
+            target: Target::new(job.root, job.op.path.clone()),
+            size: meta.size,
+            mode: meta.mode,
+            uid,
+            gid,
+            mtime: meta.mtime,
+        })?;
+        let mut wire = 0u64;
+        let mut source_error = None;
+        let (bytes, changed) = loop {
+            match srx.recv()?.1 {
+                Response::Data { bytes, compressed } => {
+                    wire += bytes.len() as u64;
+                    ttx.send_data(id, &bytes, compressed)?;
+                }
+                Response::Done { bytes, changed, .. } => break (bytes, changed),
+                Response::Error { message, .. } => {
+                    source_error = Some(message);
+                    break (0, false);
+                }
+                r => return Err(unexpected(&r)),
+            }
+        };
+        ttx.send_end(id)?;
+        ttx.flush()?;
+        adapt.account(bytes, wire);
+        shared.with(|s| s.wire += wire);
+        if steps
+            .send(Step::Put {
+                job,
+                changed,
+                bytes,
+                source_error,
+            })
+            .is_err()
+        {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn unexpected(r: &Response) -> AgentError {
+    AgentError::Broken {
+        what: format!("unexpected answer {r:?}"),
+        stderr: Vec::new(),
+    }
+}
+
+fn acker(
+    trx: &mut AgentReceiver,
+    steps: mpsc::Receiver<Step>,
+    tokens: mpsc::Receiver<()>,
+    shared: &Shared,
+) -> Result<(), AgentError> {
+    for step in steps {
+        match step {
+            Step::NoPut { job, code, message } => {
+                match code {
+                    // Gone since the scan, or no longer a regular file: the next pass sees it.
+                    ErrorCode::NotFound
+                    | ErrorCode::NotADirectory
+                    | ErrorCode::NotAFile
+                    | ErrorCode::Symlink => shared.with(|s| s.vanished += 1),
+                    _ => {
+                        shared.with(|s| s.unreadable.push((job.tree, job.op.path.clone(), message)))
+                    }
+                }
+                shared.settle();
+            }
+            Step::Put {
+                mut job,
+                changed,
+                bytes,
+                source_error,
+            } => {
+                let (_, r) = trx.recv()?;
+                match (r, source_error) {
+                    (_, Some(why)) => {
+                        shared.with(|s| s.unreadable.push((job.tree, job.op.path.clone(), why)));
+                        shared.settle();
+                    }
+                    (Response::Done { .. }, None) => {
+                        shared.counters.add(1, bytes);
+                        shared.with(|s| {
+                            s.files += 1;
+                            s.bytes += bytes;
+                        });
+                        if changed {
+                            job.tries += 1;
+                            if job.tries < TRIES {
+                                shared.with(|s| s.resent += 1);
+                                shared
+                                    .queue
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .push_back(job);
+                            } else {
+                                shared.with(|s| s.gave_up.push((job.tree, job.op.path.clone())));
+                                shared.settle();
+                            }
+                        } else {
+                            shared.settle();
+                        }
+                    }
+                    (Response::Error { message, code, .. }, None) => {
+                        if changed && code == ErrorCode::BadData && job.tries + 1 < TRIES {
+                            // The size moved while read: again.
+                            job.tries += 1;
+                            shared.with(|s| s.resent += 1);
+                            shared
+                                .queue
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push_back(job);
+                        } else {
+                            shared
+                                .with(|s| s.failed.push((job.tree, job.op.path.clone(), message)));
+                            shared.settle();
+                        }
+                    }
+                    (r, None) => return Err(unexpected(&r)),
+                }
+            }
+        }
+        // One file less in flight.
+        let _ = tokens.recv();
+    }
+    Ok(())
+}
+
+/// One answer of a batch: the response, or the refusal's code and message.
+pub type Answer = Result<Response, (ErrorCode, String)>;
+
+/// An agent connection split in halves, kept for its whole life: lent to a stream, used for
+/// batches of single-answer requests in between.
+pub struct Conn {
+    pub tx: AgentSender,
+    pub rx: AgentReceiver,
+}
+
+impl Conn {
+    pub fn new(c: AgentClient) -> Conn {
+        let (tx, rx) = c.into_split();
+        Conn { tx, rx }
+    }
+
+    /// Send every request (single-answer ones: mkdir, symlink, link, set-meta, remove, cleanup,
+    /// sync) and return each answer (`Err((code, message))` for a refused one), in order; one
+    /// thread sends while this one reads. A broken connection is the error.
+    pub fn batch(&mut self, reqs: Vec<Request>) -> Result<Vec<Answer>, AgentError> {
+        let n = reqs.len();
+        let (tx, rx) = (&mut self.tx, &mut self.rx);
+        std::thread::scope(|sc| {
+            let sender = sc.spawn(move || -> Result<(), AgentError> {
+                for (i, r) in reqs.iter().enumerate() {
+                    tx.send(r)?;
+                    if i % 256 == 255 {
+                        tx.flush()?;
+                    }
+                }
+                tx.flush()
+            });
+            let mut out = Vec::with_capacity(n);
+            let mut err = None;
+            for _ in 0..n {
+                match rx.recv() {
+                    Ok((_, Response::Error { code, message, .. })) => {
+                        out.push(Err((code, message)))
+                    }
+                    Ok((_, r)) => out.push(Ok(r)),
+                    Err(e) => {
+                        err = Some(e);
+                        break;
+                    }
+                }
+            }
+            let s = sender.join().unwrap_or_else(|_| Err(panicked()));
+            match err {
+                Some(e) => Err(e),
+                None => s.map(|_| out),
+            }
+        })
+    }
+
+    /// Close the connection: the agent exits after its last answers.
+    pub fn close(self) {
+        let _ = self.tx.close();
+    }
+}
+
+/// A stream's halves from two connections.
+pub fn halves<'a>(s: &'a mut Conn, t: &'a mut Conn) -> Halves<'a> {
+    Halves {
+        stx: &mut s.tx,
+        srx: &mut s.rx,
+        ttx: &mut t.tx,
+        trx: &mut t.rx,
+    }
 }

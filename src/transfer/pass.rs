@@ -1,0 +1,372 @@
+//! One sync pass, start to end: agents, cleanup of an interrupted run's temporary files, scans
+//! of both sides, the diff, then on the target: removals, folders, symlinks, file contents over
+//! the parallel streams, hard links, metadata fixes, folder attributes (deepest first), `Sync`.
+
+use super::diff::{self, Plan};
+use super::manifest::{self, Manifest};
+use super::owners::OwnerMap;
+use super::progress::{Counters, Sink};
+use super::send::{self, Compression, Conn, Job};
+use super::{roots, scan_all, SyncOptions, SyncReport, Tree};
+use crate::agent::client::AgentClient;
+use crate::agent::deploy::{self, AgentBinary};
+use crate::agent::proto::{ErrorCode, RelPath, Request, Response, Target};
+use crate::exit::Failure;
+use crate::host::{AgentChannel, AgentInstall, SourceHost, TargetHost};
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+fn shown(tree: &Tree, p: &RelPath) -> String {
+    if p.is_root() {
+        tree.source.display().to_string()
+    } else {
+        format!("{}/{p}", tree.source.display())
+    }
+}
+
+/// Files per extra stream: fewer files than this do not pay for another connection.
+const FILES_PER_STREAM: usize = 200;
+
+pub(crate) fn run_pass(
+    src: &SourceHost,
+    tgt: &TargetHost,
+    trees: &[Tree],
+    mut owners: OwnerMap,
+    opts: &SyncOptions,
+    sink: &mut dyn Sink,
+) -> Result<SyncReport, Failure> {
+    let t0 = Instant::now();
+    let mut rep = SyncReport {
+        trees: trees.iter().map(|t| t.name.clone()).collect(),
+        ..SyncReport::default()
+    };
+    let bin = AgentBinary::locate()?;
+    sink.phase(
+        "scan",
+        &format!("{} tree(s): {}", trees.len(), rep.trees.join(", ")),
+    );
+
+    // The source first: its handshake says which trees exist there.
+    let (mut sa, s_install) = deploy::start(src, &bin, roots(trees, true))?;
+    let on_source: Vec<bool> = sa.welcome().roots.iter().map(|r| r.is_ok()).collect();
+    for (t, ok) in trees.iter().zip(&on_source) {
+        if !ok {
+            rep.warnings.push(format!(
+                "{} ({}) is not on the source: skipped",
+                t.name,
+                t.source.display()
+            ));
+        }
+    }
+    let missing: Vec<String> = trees
+        .iter()
+        .zip(&on_source)
+        .filter(|(_, ok)| **ok)
+        .map(|(t, _)| crate::host::shell_quote(&t.target.to_string_lossy()))
+        .collect();
+    if !missing.is_empty() {
+        let r = tgt.run(&format!("mkdir -p -- {}", missing.join(" ")))?;
+        if !r.ok() {
+            return Err(Failure::check(format!(
+                "{}: cannot create {}: {}",
+                tgt.label(),
+                missing.join(" "),
+                r.stderr_text()
+            )));
+        }
+    }
+    let (mut ta, t_install) = deploy::start(tgt, &bin, roots(trees, false))?;
+    if !ta.welcome().writable {
+        return Err(Failure::check(format!(
+            "{}: the agent did not grant write access",
+            tgt.label()
+        )));
+    }
+
+    // Temporary files of an interrupted run.
+    for (i, ok) in on_source.iter().enumerate() {
+        if !ok {
+            continue;
+        }
+        match ta.call(&Request::Cleanup {
+            target: Target::new(i as u16, RelPath::root()),
+        }) {
+            Ok(Response::Done { entries, .. }) => rep.cleaned += entries,
+            Ok(_) => {}
+            Err(e) if e.is_fatal() => return Err(deploy::failure_of(e)),
+            Err(e) => rep
+                .warnings
+                .push(format!("cleanup of {}: {e}", trees[i].name)),
+        }
+    }
+
+    let (sm, tm) = scan_all(&mut sa, &mut ta, trees)?;
+    rep.scan_seconds = t0.elapsed().as_secs_f64();
+    if let Some(dir) = &opts.state_dir {
+        let d = dir.join("manifests");
+        if std::fs::create_dir_all(&d).is_ok() {
+            for (t, m) in trees.iter().zip(&sm) {
+                if let Err(e) = manifest::save(m, &d.join(format!("{}.source", t.name))) {
+                    rep.warnings
+                        .push(format!("cannot save the manifest of {}: {e}", t.name));
+                }
+            }
+        }
+    }
+    let mut uids = BTreeSet::new();
+    let mut gids = BTreeSet::new();
+    for m in &sm {
+        for e in &m.entries {
+            uids.insert(e.uid);
+            gids.insert(e.gid);
+        }
+    }
+    owners.note_unmapped(&uids, &gids);
+    rep.warnings.extend(owners.warnings.iter().cloned());
+
+    let mut plans: Vec<Plan> = Vec::new();
+    for (i, tree) in trees.iter().enumerate() {
+        let m: &Manifest = &sm[i];
+        rep.entries += m.entries.len() as u64;
+        rep.bytes_total += m.totals().1;
+        for s in &m.skipped {
+            rep.unreadable(format!("{}: {}", shown(tree, &s.path), s.message));
+        }
+        if !on_source[i] {
+            plans.push(Plan::default());
+            continue;
+        }
+        let p = diff::diff(m, &tm[i], &owners);
+        for s in &p.special {
+            rep.special.push(shown(tree, s));
+        }
+        plans.push(p);
+    }
+    let files: usize = plans.iter().map(|p| p.files.len()).sum();
+    let bytes: u64 = plans.iter().map(|p| p.bytes).sum();
+    sink.note(&format!(
+        "scanned {} entries in {:.1} s: {files} file(s), {} to send",
+        rep.entries,
+        rep.scan_seconds,
+        super::progress::human(bytes as f64)
+    ));
+
+    let mut scon = Conn::new(sa);
+    let mut tcon = Conn::new(ta);
+    let keep_owner = tcon.tx.welcome().uid != 0;
+    if keep_owner {
+        rep.warnings.push(format!(
+            "{}: not connected as root, so files keep the login user as owner",
+            tgt.label()
+        ));
+    }
+    let own = |v: u32| if keep_owner { u32::MAX } else { v };
+
+    // Removals, folders, symlinks: in this order, per tree.
+    let mut reqs = Vec::new();
+    let mut what = Vec::new();
+    for (i, p) in plans.iter().enumerate() {
+        let r = i as u16;
+        for x in &p.remove {
+            reqs.push(Request::Remove {
+                target: Target::new(r, x.clone()),
+            });
+            what.push((i, x.clone(), Kind::Remove));
+        }
+        for (x, a) in &p.mkdir {
+            reqs.push(Request::Mkdir {
+                target: Target::new(r, x.clone()),
+                mode: a.mode,
+                uid: own(a.uid),
+                gid: own(a.gid),
+            });
+            what.push((i, x.clone(), Kind::Mkdir));
+        }
+        for (x, link, a) in &p.symlinks {
+            reqs.push(Request::Symlink {
+                target: Target::new(r, x.clone()),
+                link: link.clone(),
+                uid: own(a.uid),
+                gid: own(a.gid),
+                mtime: a.mtime,
+            });
+            what.push((i, x.clone(), Kind::Symlink));
+        }
+    }
+    run_batch(&mut tcon, reqs, what, trees, &mut rep)?;
+
+    // File contents over the streams.
+    let counters = Counters::default();
+    counters.files_total.store(files as u64, Relaxed);
+    counters.bytes_total.store(bytes, Relaxed);
+    if files > 0 {
+        let want = opts.streams.unwrap_or_else(super::default_streams).max(1);
+        let n = want.min(files.div_ceil(FILES_PER_STREAM)).max(1);
+        rep.streams = n;
+        sink.phase(
+            "send",
+            &format!(
+                "{files} file(s), {} over {n} stream(s)",
+                super::progress::human(bytes as f64)
+            ),
+        );
+        let mut extra = more_pairs(src, tgt, &bin, &s_install, &t_install, trees, n - 1)?;
+        let jobs: Vec<Job> = plans
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| {
+                p.files.iter().map(move |op| Job {
+                    root: i as u16,
+                    tree: i,
+                    op: op.clone(),
+                    tries: 0,
+                })
+            })
+            .collect();
+        let compression = match opts.compress {
+            Some(true) => Compression::On,
+            Some(false) => Compression::Off,
+            // Both sides on this machine: nothing to save on a wire.
+            None if s_install.local() && t_install.local() => Compression::Off,
+            None => Compression::Adaptive,
+        };
+        let started = Instant::now();
+        let mut halves = vec![send::halves(&mut scon, &mut tcon)];
+        for (s, t) in extra.iter_mut() {
+            halves.push(send::halves(s, t));
+        }
+        let sent = send::send_files(halves, jobs, &owners, &counters, compression, || {
+            sink.tick(&counters.snapshot("send", started))
+        })?;
+        sink.end(&counters.snapshot("send", started));
+        for (s, t) in extra {
+            s.close();
+            t.close();
+        }
+        rep.files_sent = sent.files;
+        rep.bytes_sent = sent.bytes;
+        rep.wire_bytes = sent.wire;
+        rep.resent = sent.resent;
+        rep.vanished = sent.vanished;
+        for (i, p, why) in sent.unreadable {
+            rep.unreadable(format!("{}: {why}", shown(&trees[i], &p)));
+        }
+        for (i, p) in sent.gave_up {
+            rep.gave_up.push(shown(&trees[i], &p));
+        }
+        for (i, p, why) in sent.failed {
+            rep.failed(format!("{}: {why}", shown(&trees[i], &p)));
+        }
+    }
+
+    // Hard links, metadata, folders' attributes (deepest first), then durability.
+    let mut reqs = Vec::new();
+    let mut what = Vec::new();
+    for (i, p) in plans.iter().enumerate() {
+        let r = i as u16;
+        for (x, existing) in &p.links {
+            reqs.push(Request::Link {
+                target: Target::new(r, x.clone()),
+                existing: existing.clone(),
+            });
+            what.push((i, x.clone(), Kind::Link));
+        }
+        for m in p.meta.iter().chain(&p.dir_meta) {
+            reqs.push(Request::SetMeta {
+                target: Target::new(r, m.path.clone()),
+                mode: m.mode,
+                uid: m.uid.filter(|_| !keep_owner),
+                gid: m.gid.filter(|_| !keep_owner),
+                mtime: m.mtime,
+            });
+            what.push((i, m.path.clone(), Kind::Meta));
+        }
+    }
+    rep.meta_fixed = plans.iter().map(|p| p.meta.len() as u64).sum();
+    reqs.push(Request::Sync);
+    what.push((0, RelPath::root(), Kind::Sync));
+    run_batch(&mut tcon, reqs, what, trees, &mut rep)?;
+    scon.close();
+    tcon.close();
+    rep.seconds = t0.elapsed().as_secs_f64();
+    sink.note(&rep.summary());
+    Ok(rep)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Remove,
+    Mkdir,
+    Symlink,
+    Link,
+    Meta,
+    Sync,
+}
+
+fn run_batch(
+    con: &mut Conn,
+    reqs: Vec<Request>,
+    what: Vec<(usize, RelPath, Kind)>,
+    trees: &[Tree],
+    rep: &mut SyncReport,
+) -> Result<(), Failure> {
+    if reqs.is_empty() {
+        return Ok(());
+    }
+    let answers = con.batch(reqs).map_err(deploy::failure_of)?;
+    for ((i, p, kind), a) in what.into_iter().zip(answers) {
+        match a {
+            Ok(_) => match kind {
+                Kind::Remove => rep.removed += 1,
+                Kind::Mkdir => rep.dirs_created += 1,
+                Kind::Symlink => rep.symlinks += 1,
+                Kind::Link => rep.hard_links += 1,
+                Kind::Meta | Kind::Sync => {}
+            },
+            // A folder removed by a removal above it, a link to a file that vanished.
+            Err((ErrorCode::NotFound, _)) if kind == Kind::Meta || kind == Kind::Link => {}
+            Err((_, msg)) => {
+                rep.failed(format!("{kind:?} {}: {msg}", shown(&trees[i], &p)).to_lowercase())
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `n` more stream pairs, each agent on an ssh connection of its own, started at once.
+#[allow(clippy::too_many_arguments)]
+fn more_pairs(
+    src: &SourceHost,
+    tgt: &TargetHost,
+    bin: &AgentBinary,
+    si: &AgentInstall,
+    ti: &AgentInstall,
+    trees: &[Tree],
+    n: usize,
+) -> Result<Vec<(Conn, Conn)>, Failure> {
+    std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..n)
+            .map(|_| {
+                sc.spawn(|| -> Result<(Conn, Conn), Failure> {
+                    let s: AgentClient =
+                        deploy::connect(src, bin, si, roots(trees, true), AgentChannel::Dedicated)?;
+                    let t: AgentClient = deploy::connect(
+                        tgt,
+                        bin,
+                        ti,
+                        roots(trees, false),
+                        AgentChannel::Dedicated,
+                    )?;
+                    Ok((Conn::new(s), Conn::new(t)))
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Failure::check("starting an agent panicked")))
+            })
+            .collect()
+    })
+}
