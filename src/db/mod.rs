@@ -1,7 +1,7 @@
 //! The database leg: copy the instance's database from the source to the target, and verify it.
 //!
-//! Owns: reading the database settings from the source's `config.php` (once, with `php` on the
-//! source, as the web user), preparing the target (database and user created through the target's
+//! Owns: the database settings of the source's config ([`crate::instance::DbParams`], read through
+//! [`crate::inventory::read_instance`]), preparing the target (database and user created through the target's
 //! admin access when missing), the streamed copy (MariaDB/MySQL dump → import, PostgreSQL
 //! `pg_dump` → `pg_restore`, the SQLite files as a tar stream), the import marker in the state
 //! folder that makes a failed import resumable, and the per-table verification ([`verify`]).
@@ -18,10 +18,16 @@ mod pgsql;
 mod sqlite;
 mod verify;
 
+pub(crate) use verify::{figures_from_lines, nonempty_lines};
 pub use verify::{verify, verify_between, DbVerification, Figures, TableCheck};
 
+pub use crate::instance::{DbKind, DbParams, Secret};
+
 use crate::exit::{ExitKind, Failure};
-use crate::host::{shell_quote, Compress, DbConn, Probe, SourceHost, TargetHost};
+use crate::host::{
+    shell_quote, Compress, DbConn, DbSelect, DumpCommand, Probe, SourceHost, TargetHost,
+};
+use crate::inventory;
 use crate::migration::Migration;
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
@@ -29,222 +35,50 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Instant;
 
-/// A secret in memory: `Debug` prints `***`, the bytes are wiped on drop.
-#[derive(Clone, Default)]
-pub struct Secret(Vec<u8>);
-
-impl Secret {
-    pub fn new(bytes: Vec<u8>) -> Secret {
-        Secret(bytes)
-    }
-    pub fn expose(&self) -> &[u8] {
-        &self.0
+/// How the database tools reach `p`'s server (the password travels apart, on stdin).
+pub(crate) fn conn(p: &DbParams) -> DbConn {
+    DbConn {
+        host: Some(p.host.clone()).filter(|h| !h.is_empty()),
+        port: p.port,
+        socket: p.socket.clone(),
+        user: p.user.clone(),
+        name: p.name.clone(),
     }
 }
 
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
+/// The SQLite database file (`<datadirectory>/<dbname>.db`).
+pub(crate) fn sqlite_file(p: &DbParams) -> PathBuf {
+    p.sqlite_file.clone().unwrap_or_default()
 }
 
-impl Drop for Secret {
-    fn drop(&mut self) {
-        for b in self.0.iter_mut() {
-            // A volatile write so the wipe is not optimised away.
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
-    }
-}
-
-/// The database type, as `dbtype` in config.php says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DbKind {
-    Mysql,
-    Pgsql,
-    Sqlite,
-}
-
-/// The database settings of the source instance (config.php, merged as ownCloud does).
-#[derive(Debug, Clone)]
-pub struct DbParams {
-    pub kind: DbKind,
-    pub conn: DbConn,
-    pub password: Secret,
-    pub prefix: String,
-    pub utf8mb4: bool,
-    pub datadir: PathBuf,
-}
-
-impl DbParams {
-    /// The SQLite database file (`<datadir>/<dbname>.db`).
-    pub fn sqlite_file(&self) -> PathBuf {
-        self.datadir.join(format!("{}.db", self.conn.name))
-    }
-    /// True when config.php's `dbhost` names this very machine (socket, localhost, loopback).
-    pub fn host_is_local(&self) -> bool {
-        self.conn.socket.is_some()
-            || match self.conn.host.as_deref() {
-                None | Some("") | Some("localhost") | Some("127.0.0.1") | Some("::1") => true,
-                Some(h) => h.starts_with('/'),
-            }
-    }
-}
-
-/// Reads config.php (and `*.config.php`) and prints the database settings as JSON, the password
-/// base64-encoded. Run on the source with `php`, as the web user; it only reads.
-const PARAMS_PHP: &str = r#"
-error_reporting(E_ALL & ~E_NOTICE & ~E_DEPRECATED);
-$root = rtrim($argv[1], '/');
-$f = "$root/config/config.php";
-if (!is_readable($f)) { fwrite(STDERR, "cannot read $f\n"); exit(3); }
-$read = function ($f) { $CONFIG = null; include $f; return $CONFIG; };
-$c = $read($f);
-if (!is_array($c)) { fwrite(STDERR, "$f does not define \$CONFIG as an array\n"); exit(4); }
-$extra = glob("$root/config/*.config.php") ?: array();
-natsort($extra);
-foreach ($extra as $x) { $y = $read($x); if (is_array($y)) $c = array_merge($c, $y); }
-$g = function ($k, $d = null) use ($c) { return isset($c[$k]) ? $c[$k] : $d; };
-echo json_encode(array(
-  'type' => (string)$g('dbtype', 'sqlite'), 'host' => (string)$g('dbhost', ''),
-  'port' => $g('dbport', null), 'name' => (string)$g('dbname', 'owncloud'),
-  'user' => (string)$g('dbuser', ''), 'password_b64' => base64_encode((string)$g('dbpassword', '')),
-  'prefix' => (string)$g('dbtableprefix', 'oc_'), 'utf8mb4' => (bool)$g('mysql.utf8mb4', false),
-  'datadir' => rtrim((string)$g('datadirectory', "$root/data"), '/'))), "\n";
-"#;
-
-#[derive(Deserialize)]
-struct RawParams {
-    #[serde(rename = "type")]
-    kind: String,
-    host: String,
-    port: Option<serde_json::Value>,
-    name: String,
-    user: String,
-    password_b64: String,
-    prefix: String,
-    utf8mb4: bool,
-    datadir: String,
-}
-
-fn b64decode(s: &str) -> Option<Vec<u8>> {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.decode(s).ok()
-}
-
-/// Split `dbhost` as ownCloud does: `host`, `host:port` or `host:/path/to/socket`.
-pub fn split_dbhost(dbhost: &str) -> (Option<String>, Option<u16>, Option<String>) {
-    if dbhost.is_empty() {
-        return (None, None, None);
-    }
-    if dbhost.starts_with('[') {
-        // [v6]:port
-        if let Some((h, p)) = dbhost.rsplit_once("]:") {
-            return (Some(h[1..].to_string()), p.parse().ok(), None);
-        }
-        return (
-            Some(dbhost.trim_matches(['[', ']']).to_string()),
-            None,
-            None,
-        );
-    }
-    match dbhost.split_once(':') {
-        Some((h, rest)) if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) => {
-            (Some(h.to_string()), rest.parse().ok(), None)
-        }
-        Some((h, rest)) => (Some(h.to_string()), None, Some(rest.to_string())),
-        None => (Some(dbhost.to_string()), None, None),
-    }
+/// True when config.php's `dbhost` names this very machine (socket, localhost, loopback).
+fn host_is_local(p: &DbParams) -> bool {
+    p.socket.is_some()
+        || matches!(p.host.as_str(), "" | "localhost" | "127.0.0.1" | "::1")
+        || p.host.starts_with('/')
 }
 
 /// The web user of the source: the configured one, else the owner of config.php.
 pub fn source_web_user(src: &SourceHost, configured: Option<&str>) -> Result<String, Failure> {
-    if let Some(u) = configured {
-        return Ok(u.to_string());
+    match configured {
+        Some(u) => Ok(u.to_string()),
+        None => inventory::config_owner(src),
     }
-    let cfg = src.root().join("config/config.php");
-    let r = src.probe(&Probe::Owner(cfg.clone()))?;
-    if !r.ok() {
-        return Err(Failure::usage(format!(
-            "{}: {} does not exist: this is not an ownCloud instance",
-            src.label(),
-            cfg.display()
-        ))
-        .hint("give the instance root, the folder that holds config/ and occ"));
-    }
-    Ok(r.stdout_text().trim().to_string())
 }
 
-/// Read the database settings from the source's config.php (php runs there, as the web user).
+/// The database settings of the source's config, merged as ownCloud does (read by `php` there
+/// as the web user, or by ocmigrate's own reader when PHP cannot run; see
+/// [`inventory::read_instance`]).
 pub fn read_params(src: &SourceHost, web_user: &str) -> Result<DbParams, Failure> {
-    let probe = Probe::PhpRead {
-        snippet: PARAMS_PHP,
-        args: vec![src.root().display().to_string()],
-    };
-    let ran = src.probe_as(web_user, &probe)?;
-    if ran.status == Some(127) {
-        return Err(
-            Failure::check(format!("{}: php is not installed", src.label()))
-                .hint("install the PHP command-line interpreter (e.g. apt install php-cli)"),
-        );
-    }
-    let line = ran.stdout_text();
-    let line = line
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or("");
-    let raw: RawParams = serde_json::from_str(line).map_err(|e| {
-        Failure::check(format!(
-            "{}: cannot read the database settings from config.php ({e}): {}",
-            src.label(),
-            ran.stderr_text()
-        ))
-        .hint("check that config/config.php is readable by the web user and valid PHP")
-    })?;
-    let kind = match raw.kind.as_str() {
-        "mysql" => DbKind::Mysql,
-        "pgsql" => DbKind::Pgsql,
-        "sqlite" | "sqlite3" => DbKind::Sqlite,
-        other => {
-            return Err(Failure::usage(format!(
-                "{}: dbtype '{other}' in config.php is not supported",
-                src.label()
-            ))
-            .hint("ocmigrate copies mysql, pgsql and sqlite databases"))
-        }
-    };
-    let (host, mut port, socket) = split_dbhost(&raw.host);
-    if port.is_none() {
-        port = raw.port.as_ref().and_then(|p| match p {
-            serde_json::Value::Number(n) => n.as_u64().map(|n| n as u16),
-            serde_json::Value::String(s) => s.parse().ok(),
-            _ => None,
-        });
-    }
-    let password = Secret::new(b64decode(&raw.password_b64).unwrap_or_default());
-    if password.expose().contains(&b'\n') || password.expose().contains(&0) {
+    let p = inventory::read_instance(src, web_user)?.instance.db;
+    if p.password.expose().contains(&b'\n') || p.password.expose().contains(&0) {
         return Err(Failure::usage(format!(
             "{}: the database password in config.php contains a newline or NUL byte",
             src.label()
         ))
         .hint("ocmigrate hands the password to the tools as one line; change the password"));
     }
-    Ok(DbParams {
-        kind,
-        conn: DbConn {
-            host,
-            port,
-            socket,
-            user: raw.user,
-            name: raw.name,
-        },
-        password,
-        prefix: raw.prefix,
-        utf8mb4: raw.utf8mb4,
-        datadir: PathBuf::from(raw.datadir),
-    })
+    Ok(p)
 }
 
 /// How the copy is done; the defaults are what the migration file says.
@@ -312,11 +146,11 @@ pub fn copy_between(
 ) -> Result<CopyReport, Failure> {
     let web_user = source_web_user(src, opts.web_user.as_deref())?;
     let params = read_params(src, &web_user)?;
-    if params.kind != DbKind::Sqlite && !params.host_is_local() {
+    if params.kind != DbKind::Sqlite && !host_is_local(&params) {
         return Err(Failure::usage(format!(
             "{}: the database is on another server ({}): both instances would use the same database",
             src.label(),
-            params.conn.host.as_deref().unwrap_or("?")
+            params.host
         ))
         .hint("a database on its own server is not copied by ocmigrate; move it with that server's tools, or point dbhost at a local server"));
     }
@@ -542,6 +376,94 @@ pub(crate) fn relay(mut src: Child, src_input: &[u8], mut tgt: Child, tgt_input:
     }
 }
 
+/// The source's dump (`dump`, given `password` on its stdin) streamed into `import` on the target
+/// (run under bash with pipefail), both checked; returns the relay (bytes, the import's output).
+pub(crate) fn stream(
+    src: &SourceHost,
+    tgt: &TargetHost,
+    dump: &DumpCommand,
+    import: &str,
+    password: &[u8],
+    (dump_what, import_what): (&str, &str),
+) -> Result<Relayed, Failure> {
+    let s = src.spawn_dump(dump)?;
+    let g = tgt.spawn(&bash(import))?;
+    let r = relay(s, password, g, b"");
+    check_relay(src, tgt, &r, dump_what, import_what)?;
+    Ok(r)
+}
+
+/// A read-only query on the source's database (see [`SourceHost::db_select`]); its output, or
+/// the failure that names the problem and the fix.
+pub(crate) fn source_sql(
+    src: &SourceHost,
+    p: &DbParams,
+    sql: &str,
+    what: &str,
+) -> Result<String, Failure> {
+    let sql = sql.to_string();
+    let q = match p.kind {
+        DbKind::Mysql => DbSelect::Mysql { conn: conn(p), sql },
+        DbKind::Pgsql => DbSelect::Pgsql { conn: conn(p), sql },
+        DbKind::Sqlite => DbSelect::Sqlite {
+            db: sqlite_file(p),
+            sql,
+        },
+    };
+    let r = src.db_select(&q, p.password.expose())?;
+    if !r.ok() {
+        return Err(tool_failure(
+            src.label(),
+            End::Source,
+            what,
+            r.status,
+            &r.stderr_text(),
+        ));
+    }
+    Ok(r.stdout_text())
+}
+
+/// A database tool's script on the target with `input` on its stdin; its output, or the failure
+/// (with `secret` scrubbed from the tool's message).
+pub(crate) fn target_query(
+    tgt: &TargetHost,
+    script: &str,
+    input: &[u8],
+    what: &str,
+    secret: &[u8],
+) -> Result<String, Failure> {
+    let r = tgt.run_with_input(script, input)?;
+    if !r.ok() {
+        return Err(tool_failure(
+            tgt.label(),
+            End::Target,
+            what,
+            r.status,
+            &scrub(&r.stderr_text(), secret),
+        ));
+    }
+    Ok(r.stdout_text())
+}
+
+/// Try config.php's credentials on the target the way ownCloud will log in: `script` reads the
+/// password from its first stdin line. `Some(warning)` when the login fails.
+pub(crate) fn login_warning(
+    tgt: &TargetHost,
+    script: &str,
+    password: &[u8],
+    what: impl FnOnce(&str) -> String,
+) -> Result<Option<String>, Failure> {
+    let mut pw = password.to_vec();
+    pw.push(b'\n');
+    let r = tgt.run_with_input(script, &pw);
+    for b in pw.iter_mut() {
+        // A volatile write, so the wipe is not optimised away.
+        unsafe { std::ptr::write_volatile(b, 0) };
+    }
+    let r = r?;
+    Ok((!r.ok()).then(|| what(&scrub(&r.stderr_text(), password))))
+}
+
 /// `text` with every occurrence of `secret` (and its SQL-escaped forms) replaced by `***`.
 pub(crate) fn scrub(text: &str, secret: &[u8]) -> String {
     if secret.is_empty() {
@@ -727,36 +649,6 @@ pub(crate) fn elapsed(t: Instant) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dbhost_split() {
-        assert_eq!(
-            split_dbhost("localhost"),
-            (Some("localhost".into()), None, None)
-        );
-        assert_eq!(
-            split_dbhost("db:3307"),
-            (Some("db".into()), Some(3307), None)
-        );
-        assert_eq!(
-            split_dbhost("localhost:/run/mysqld/mysqld.sock"),
-            (
-                Some("localhost".into()),
-                None,
-                Some("/run/mysqld/mysqld.sock".into())
-            )
-        );
-        assert_eq!(
-            split_dbhost("/var/run/postgresql"),
-            (Some("/var/run/postgresql".into()), None, None)
-        );
-    }
-
-    #[test]
-    fn secret_debug_hides() {
-        let s = Secret::new(b"hunter2".to_vec());
-        assert_eq!(format!("{s:?}"), "***");
-    }
 
     #[test]
     fn errors_name_the_fix() {

@@ -3,13 +3,12 @@
 //! access; per-table figures for verification.
 
 use super::{
-    as_root, bash, check_relay, compress_name, elapsed, marker, may_import, relay, tool_failure,
-    write_marker, CopyOptions, CopyReport, DbKind, DbParams, End, Figures,
+    as_root, compress_name, conn, elapsed, figures_from_lines, login_warning, marker, may_import,
+    source_sql, stream, target_query, write_marker, CopyOptions, CopyReport, DbKind, DbParams,
+    Figures,
 };
 use crate::exit::Failure;
-use crate::host::{
-    shell_quote, Compress, DbSelect, DumpCommand, MysqlPart, SourceHost, TargetHost,
-};
+use crate::host::{shell_quote, Compress, DumpCommand, MysqlPart, SourceHost, TargetHost};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -67,35 +66,7 @@ fn target_sql_secret(
         db.map(|d| format!(" -- {}", shell_quote(d)))
             .unwrap_or_default()
     );
-    let r = tgt.run_with_input(&script, sql.as_bytes())?;
-    if !r.ok() {
-        return Err(tool_failure(
-            tgt.label(),
-            End::Target,
-            what,
-            r.status,
-            &super::scrub(&r.stderr_text(), secret),
-        ));
-    }
-    Ok(r.stdout_text())
-}
-
-fn source_sql(src: &SourceHost, p: &DbParams, sql: &str, what: &str) -> Result<String, Failure> {
-    let q = DbSelect::Mysql {
-        conn: p.conn.clone(),
-        sql: sql.to_string(),
-    };
-    let r = src.db_select(&q, p.password.expose())?;
-    if !r.ok() {
-        return Err(tool_failure(
-            src.label(),
-            End::Source,
-            what,
-            r.status,
-            &r.stderr_text(),
-        ));
-    }
-    Ok(r.stdout_text())
+    target_query(tgt, &script, sql.as_bytes(), what, secret)
 }
 
 struct SourceFacts {
@@ -146,13 +117,13 @@ pub(crate) fn copy(
     compress: Compress,
 ) -> Result<CopyReport, Failure> {
     let facts = source_facts(src, p)?;
-    let db = p.conn.name.clone();
+    let db = p.name.clone();
     // The account as the source server matched it: `user@host pattern`.
     let (user, host_pat) = facts
         .user_host
         .rsplit_once('@')
         .map(|(u, h)| (u.to_string(), h.to_string()))
-        .unwrap_or((p.conn.user.clone(), "localhost".into()));
+        .unwrap_or((p.user.clone(), "localhost".into()));
 
     // The target as it is.
     let state = target_sql(
@@ -228,9 +199,9 @@ pub(crate) fn copy(
     let lock_tables = facts.non_innodb > 0;
     let deferred = facts.triggers == 0;
     let admin_cmd = admin(tgt, opts)?;
-    let stream = |part: MysqlPart| -> Result<u64, Failure> {
+    let stream_part = |part: MysqlPart| -> Result<u64, Failure> {
         let dump = DumpCommand::Mysql {
-            conn: p.conn.clone(),
+            conn: conn(p),
             lock_tables,
             part,
             charset: charset.to_string(),
@@ -241,17 +212,21 @@ pub(crate) fn copy(
             compress.unpipe(),
             shell_quote(&db)
         );
-        let s = src.spawn_dump(&dump)?;
-        let g = tgt.spawn(&bash(&import))?;
-        let r = relay(s, p.password.expose(), g, b"");
-        check_relay(src, tgt, &r, "the dump", "the import")?;
+        let r = stream(
+            src,
+            tgt,
+            &dump,
+            &import,
+            p.password.expose(),
+            ("the dump", "the import"),
+        )?;
         Ok(r.bytes)
     };
     let t = Instant::now();
     let mut bytes = 0;
     let mut deferred_keys = 0;
     if deferred {
-        bytes += stream(MysqlPart::Schema)?;
+        bytes += stream_part(MysqlPart::Schema)?;
         let keys = secondary_keys(tgt, opts, &db)?;
         let mut drop_sql = String::new();
         let mut add_sql = String::new();
@@ -283,34 +258,28 @@ pub(crate) fn copy(
                 "preparing the tables for the rows",
             )?;
         }
-        bytes += stream(MysqlPart::Data)?;
+        bytes += stream_part(MysqlPart::Data)?;
         if !add_sql.is_empty() {
             target_sql(tgt, opts, Some(&db), &add_sql, "building the indexes")?;
         }
     } else {
-        bytes += stream(MysqlPart::All)?;
+        bytes += stream_part(MysqlPart::All)?;
     }
     let seconds = elapsed(t);
 
     // ownCloud on the target will log in with config.php's credentials: prove they work.
     let login = format!(
         "{CLIENT}\nIFS= read -r MYSQL_PWD || true; export MYSQL_PWD\nexec \"$c\" -N -B {} -e 'SELECT 1' -- {}",
-        crate::host::shell_words(&p.conn.mysql_args()),
+        crate::host::shell_words(&conn(p).mysql_args()),
         shell_quote(&db)
     );
-    let mut pw = p.password.expose().to_vec();
-    pw.push(b'\n');
-    let lr = tgt.run_with_input(&login, &pw)?;
-    for b in pw.iter_mut() {
-        *b = 0;
-    }
-    let mut warnings = Vec::new();
-    if !lr.ok() {
-        warnings.push(format!(
-            "config.php's user '{user}'@'{host_pat}' cannot log in on the target ({}): if the user already existed there with another password or host, set its password to the one in config.php (ALTER USER) or drop it and run again",
-            super::scrub(&lr.stderr_text(), p.password.expose())
-        ));
-    }
+    let warnings: Vec<String> = login_warning(tgt, &login, p.password.expose(), |err| {
+        format!(
+            "config.php's user '{user}'@'{host_pat}' cannot log in on the target ({err}): if the user already existed there with another password or host, set its password to the one in config.php (ALTER USER) or drop it and run again"
+        )
+    })?
+    .into_iter()
+    .collect();
 
     write_marker(
         &opts.state_dir,
@@ -464,21 +433,6 @@ fn checksum_sql(columns: &str) -> (Vec<String>, String) {
     (tables.into_keys().collect(), sql)
 }
 
-fn parse_figures(tables: Vec<String>, out: &str) -> BTreeMap<String, Figures> {
-    let mut m = BTreeMap::new();
-    for (t, line) in tables.into_iter().zip(out.lines()) {
-        let (n, sum) = line.split_once('\t').unwrap_or((line, ""));
-        m.insert(
-            t,
-            Figures {
-                rows: n.trim().parse().unwrap_or(0),
-                checksum: sum.trim().to_string(),
-            },
-        );
-    }
-    m
-}
-
 pub(crate) fn source_figures(
     src: &SourceHost,
     p: &DbParams,
@@ -489,7 +443,7 @@ pub(crate) fn source_figures(
         return Ok(BTreeMap::new());
     }
     let out = source_sql(src, p, &sql, "checksumming the source's tables")?;
-    Ok(parse_figures(tables, &out))
+    Ok(figures_from_lines(tables, &out, '\t'))
 }
 
 pub(crate) fn target_figures(
@@ -497,7 +451,7 @@ pub(crate) fn target_figures(
     opts: &CopyOptions,
     p: &DbParams,
 ) -> Result<BTreeMap<String, Figures>, Failure> {
-    let db = &p.conn.name;
+    let db = &p.name;
     let exists = target_sql(
         tgt,
         opts,
@@ -529,7 +483,7 @@ pub(crate) fn target_figures(
         &sql,
         "checksumming the target's tables",
     )?;
-    Ok(parse_figures(tables, &out))
+    Ok(figures_from_lines(tables, &out, '\t'))
 }
 
 #[cfg(test)]

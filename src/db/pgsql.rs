@@ -3,11 +3,12 @@
 //! belongs to config.php's user; the role and the database created when missing.
 
 use super::{
-    as_root, bash, check_relay, compress_name, elapsed, marker, may_import, relay, scrub,
-    tool_failure, write_marker, CopyOptions, CopyReport, DbKind, DbParams, End, Figures,
+    as_root, compress_name, conn, elapsed, figures_from_lines, login_warning, marker, may_import,
+    nonempty_lines, source_sql, stream, target_query, write_marker, CopyOptions, CopyReport,
+    DbKind, DbParams, Figures,
 };
 use crate::exit::Failure;
-use crate::host::{shell_quote, shell_words, Compress, DbSelect, DumpCommand, PgFormat};
+use crate::host::{shell_quote, shell_words, Compress, DumpCommand, PgFormat};
 use crate::host::{SourceHost, TargetHost};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -61,35 +62,7 @@ fn target_sql(
         as_postgres(tgt),
         shell_quote(db)
     );
-    let r = tgt.run_with_input(&script, sql.as_bytes())?;
-    if !r.ok() {
-        return Err(tool_failure(
-            tgt.label(),
-            End::Target,
-            what,
-            r.status,
-            &scrub(&r.stderr_text(), secret),
-        ));
-    }
-    Ok(r.stdout_text())
-}
-
-fn source_sql(src: &SourceHost, p: &DbParams, sql: &str, what: &str) -> Result<String, Failure> {
-    let q = DbSelect::Pgsql {
-        conn: p.conn.clone(),
-        sql: sql.to_string(),
-    };
-    let r = src.db_select(&q, p.password.expose())?;
-    if !r.ok() {
-        return Err(tool_failure(
-            src.label(),
-            End::Source,
-            what,
-            r.status,
-            &r.stderr_text(),
-        ));
-    }
-    Ok(r.stdout_text())
+    target_query(tgt, &script, sql.as_bytes(), what, secret)
 }
 
 pub(crate) fn copy(
@@ -108,10 +81,10 @@ pub(crate) fn copy(
         "reading the source database",
     )?;
     let f: Vec<&str> = facts.lines().map(str::trim).collect();
-    let role = f.first().copied().unwrap_or(&p.conn.user).to_string();
+    let role = f.first().copied().unwrap_or(&p.user).to_string();
     let src_version = f.get(1).copied().unwrap_or("").to_string();
     let encoding = f.get(2).copied().unwrap_or("UTF8").to_string();
-    let db = p.conn.name.clone();
+    let db = p.name.clone();
 
     let state = target_sql(
         tgt,
@@ -197,7 +170,7 @@ pub(crate) fn copy(
         PgFormat::Custom
     };
     let dump = DumpCommand::Pgsql {
-        conn: p.conn.clone(),
+        conn: conn(p),
         format,
         compress,
     };
@@ -225,31 +198,29 @@ pub(crate) fn copy(
         }
     };
     let t = Instant::now();
-    let s = src.spawn_dump(&dump)?;
-    let g = tgt.spawn(&bash(&import))?;
-    let r = relay(s, p.password.expose(), g, b"");
-    check_relay(src, tgt, &r, "pg_dump", "the restore")?;
+    let r = stream(
+        src,
+        tgt,
+        &dump,
+        &import,
+        p.password.expose(),
+        ("pg_dump", "the restore"),
+    )?;
     let seconds = elapsed(t);
 
     // ownCloud on the target will log in with config.php's credentials: try them.
     let login = format!(
         "IFS= read -r PGPASSWORD || true; export PGPASSWORD\ncd / && exec psql -X -A -t -c 'SELECT 1' {} --dbname={}",
-        shell_words(&p.conn.pg_args()),
+        shell_words(&conn(p).pg_args()),
         shell_quote(&db)
     );
-    let mut pw = p.password.expose().to_vec();
-    pw.push(b'\n');
-    let lr = tgt.run_with_input(&login, &pw)?;
-    for b in pw.iter_mut() {
-        *b = 0;
-    }
-    let mut warnings = Vec::new();
-    if !lr.ok() {
-        warnings.push(format!(
-            "config.php's user '{role}' cannot log in on the target ({}): check the role's password and pg_hba.conf (ownCloud connects with a password)",
-            scrub(&lr.stderr_text(), p.password.expose())
-        ));
-    }
+    let warnings: Vec<String> = login_warning(tgt, &login, p.password.expose(), |err| {
+        format!(
+            "config.php's user '{role}' cannot log in on the target ({err}): check the role's password and pg_hba.conf (ownCloud connects with a password)"
+        )
+    })?
+    .into_iter()
+    .collect();
     write_marker(
         &opts.state_dir,
         &marker(DbKind::Pgsql, &db, tgt.label(), "done"),
@@ -300,32 +271,16 @@ fn checksum_sql(tables: &[String]) -> String {
         .collect()
 }
 
-fn parse(tables: Vec<String>, out: &str) -> BTreeMap<String, Figures> {
-    tables
-        .into_iter()
-        .zip(out.lines())
-        .map(|(t, l)| {
-            let (n, s) = l.split_once('|').unwrap_or((l, ""));
-            (
-                t,
-                Figures {
-                    rows: n.trim().parse().unwrap_or(0),
-                    checksum: s.trim().to_string(),
-                },
-            )
-        })
-        .collect()
-}
-
 pub(crate) fn source_figures(
     src: &SourceHost,
     p: &DbParams,
 ) -> Result<BTreeMap<String, Figures>, Failure> {
-    let tables: Vec<String> = source_sql(src, p, TABLES_SQL, "listing the source's tables")?
-        .lines()
-        .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
+    let tables = nonempty_lines(&source_sql(
+        src,
+        p,
+        TABLES_SQL,
+        "listing the source's tables",
+    )?);
     if tables.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -335,7 +290,7 @@ pub(crate) fn source_figures(
         &checksum_sql(&tables),
         "checksumming the source's tables",
     )?;
-    Ok(parse(tables, &out))
+    Ok(figures_from_lines(tables, &out, '|'))
 }
 
 pub(crate) fn target_figures(
@@ -344,7 +299,7 @@ pub(crate) fn target_figures(
     p: &DbParams,
 ) -> Result<BTreeMap<String, Figures>, Failure> {
     check_admin(opts)?;
-    let db = &p.conn.name;
+    let db = &p.name;
     let exists = target_sql(
         tgt,
         "postgres",
@@ -358,11 +313,13 @@ pub(crate) fn target_figures(
     if exists.trim() == "0" {
         return Ok(BTreeMap::new());
     }
-    let tables: Vec<String> = target_sql(tgt, db, TABLES_SQL, "listing the target's tables", &[])?
-        .lines()
-        .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
+    let tables = nonempty_lines(&target_sql(
+        tgt,
+        db,
+        TABLES_SQL,
+        "listing the target's tables",
+        &[],
+    )?);
     if tables.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -373,5 +330,5 @@ pub(crate) fn target_figures(
         "checksumming the target's tables",
         &[],
     )?;
-    Ok(parse(tables, &out))
+    Ok(figures_from_lines(tables, &out, '|'))
 }

@@ -4,11 +4,12 @@
 //! engine will carry the files later; this is the database leg's own copy until then.)
 
 use super::{
-    bash, check_relay, compress_name, elapsed, marker, may_import, relay, tool_failure,
-    write_marker, CopyOptions, CopyReport, DbKind, DbParams, End, Figures,
+    compress_name, elapsed, figures_from_lines, marker, may_import, nonempty_lines, source_sql,
+    sqlite_file, stream, target_query, write_marker, CopyOptions, CopyReport, DbKind, DbParams,
+    Figures,
 };
 use crate::exit::Failure;
-use crate::host::{shell_quote, Compress, DbSelect, DumpCommand, Probe, SourceHost, TargetHost};
+use crate::host::{shell_quote, Compress, DumpCommand, Probe, SourceHost, TargetHost};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
@@ -52,15 +53,13 @@ pub fn copy_files(
         db: db.to_path_buf(),
         compress,
     };
-    let s = src.spawn_dump(&dump)?;
-    let g = tgt.spawn(&bash(&script))?;
-    let r = relay(s, b"", g, b"");
-    check_relay(
+    let r = stream(
         src,
         tgt,
-        &r,
-        "reading the SQLite files",
-        "writing the SQLite copy",
+        &dump,
+        &script,
+        b"",
+        ("reading the SQLite files", "writing the SQLite copy"),
     )?;
     let integrity = r
         .tgt_out
@@ -77,17 +76,16 @@ fn target_tables(tgt: &TargetHost, file: &Path) -> Result<u64, Failure> {
         "f={}; if [ -s \"$f\" ]; then {NEED_SQLITE}; exec sqlite3 -readonly -batch \"$f\" \"SELECT count(*) FROM sqlite_master WHERE type = 'table'\"; else echo 0; fi",
         shell_quote(&file.to_string_lossy())
     );
-    let r = tgt.run(&script)?;
-    if !r.ok() {
-        return Err(tool_failure(
-            tgt.label(),
-            End::Target,
-            "reading the target's SQLite database",
-            r.status,
-            &r.stderr_text(),
-        ));
-    }
-    Ok(r.stdout_text().trim().parse().unwrap_or(0))
+    Ok(target_query(
+        tgt,
+        &script,
+        b"",
+        "reading the target's SQLite database",
+        b"",
+    )?
+    .trim()
+    .parse()
+    .unwrap_or(0))
 }
 
 pub(crate) fn copy(
@@ -97,7 +95,7 @@ pub(crate) fn copy(
     opts: &CopyOptions,
     compress: Compress,
 ) -> Result<CopyReport, Failure> {
-    let file = p.sqlite_file();
+    let file = sqlite_file(p);
     let db = file.to_string_lossy().into_owned();
     let tables = target_tables(tgt, &file)?;
     let replace = may_import(opts, DbKind::Sqlite, &db, tgt.label(), tables)?;
@@ -106,7 +104,13 @@ pub(crate) fn copy(
         &marker(DbKind::Sqlite, &db, tgt.label(), "started"),
     )?;
     let t = Instant::now();
-    let (integrity, bytes) = copy_files(src, tgt, &file, &p.datadir, compress)?;
+    let (integrity, bytes) = copy_files(
+        src,
+        tgt,
+        &file,
+        file.parent().unwrap_or(Path::new("/")),
+        compress,
+    )?;
     let seconds = elapsed(t);
     write_marker(
         &opts.state_dir,
@@ -150,30 +154,6 @@ fn checksum_sql(tables: &[String]) -> String {
         .collect()
 }
 
-fn parse(tables: Vec<String>, out: &str) -> BTreeMap<String, Figures> {
-    tables
-        .into_iter()
-        .zip(out.lines())
-        .map(|(t, l)| {
-            let (n, s) = l.split_once('|').unwrap_or((l, ""));
-            (
-                t,
-                Figures {
-                    rows: n.trim().parse().unwrap_or(0),
-                    checksum: s.trim().to_string(),
-                },
-            )
-        })
-        .collect()
-}
-
-fn lines(s: &str) -> Vec<String> {
-    s.lines()
-        .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect()
-}
-
 /// Figures of a SQLite file on the target (read-only).
 fn target_file_figures(
     tgt: &TargetHost,
@@ -184,24 +164,14 @@ fn target_file_figures(
             "{NEED_SQLITE}\nf={}; [ -f \"$f\" ] || exit 0; exec sqlite3 -readonly -batch -bail \"$f\"",
             shell_quote(&file.to_string_lossy())
         );
-        let r = tgt.run_with_input(&script, sql.as_bytes())?;
-        if !r.ok() {
-            return Err(tool_failure(
-                tgt.label(),
-                End::Target,
-                what,
-                r.status,
-                &r.stderr_text(),
-            ));
-        }
-        Ok(r.stdout_text())
+        target_query(tgt, &script, sql.as_bytes(), what, b"")
     };
-    let tables = lines(&run(TABLES_SQL, "listing the target's tables")?);
+    let tables = nonempty_lines(&run(TABLES_SQL, "listing the target's tables")?);
     if tables.is_empty() {
         return Ok(BTreeMap::new());
     }
     let out = run(&checksum_sql(&tables), "checksumming the target's tables")?;
-    Ok(parse(tables, &out))
+    Ok(figures_from_lines(tables, &out, '|'))
 }
 
 /// How the source's figures were read.
@@ -210,7 +180,7 @@ pub(crate) fn source_figures(
     tgt: &TargetHost,
     p: &DbParams,
 ) -> Result<(BTreeMap<String, Figures>, &'static str), Failure> {
-    let file = p.sqlite_file();
+    let file = sqlite_file(p);
     let wal = {
         let mut w = file.clone().into_os_string();
         w.push("-wal");
@@ -230,29 +200,16 @@ pub(crate) fn source_figures(
     let has_cli = src.probe(&Probe::HasCommand("sqlite3".into()))?.ok();
     if !live_wal && has_cli {
         // No WAL content: the file alone is the database, read immutable (no lock, no -shm).
-        let run = |sql: &str, what: &str| -> Result<String, Failure> {
-            let q = DbSelect::Sqlite {
-                db: file.clone(),
-                sql: sql.to_string(),
-            };
-            let r = src.db_select(&q, b"")?;
-            if !r.ok() {
-                return Err(tool_failure(
-                    src.label(),
-                    End::Source,
-                    what,
-                    r.status,
-                    &r.stderr_text(),
-                ));
-            }
-            Ok(r.stdout_text())
-        };
-        let tables = lines(&run(TABLES_SQL, "listing the source's tables")?);
+        let run = |sql: &str, what: &str| source_sql(src, p, sql, what);
+        let tables = nonempty_lines(&run(TABLES_SQL, "listing the source's tables")?);
         if tables.is_empty() {
             return Ok((BTreeMap::new(), "source file, read immutable"));
         }
         let out = run(&checksum_sql(&tables), "checksumming the source's tables")?;
-        return Ok((parse(tables, &out), "source file, read immutable"));
+        return Ok((
+            figures_from_lines(tables, &out, '|'),
+            "source file, read immutable",
+        ));
     }
     // A live WAL (or no sqlite3 on the source): read a fresh copy of the files in a private
     // temporary folder on the target, so nothing on the source opens the database.
@@ -278,5 +235,5 @@ pub(crate) fn target_figures(
     tgt: &TargetHost,
     p: &DbParams,
 ) -> Result<BTreeMap<String, Figures>, Failure> {
-    target_file_figures(tgt, &p.sqlite_file())
+    target_file_figures(tgt, &sqlite_file(p))
 }

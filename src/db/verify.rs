@@ -3,7 +3,7 @@
 //! The source is only read (SELECT in a read-only session; SQLite opened immutable, or a fresh copy
 //! of its files read on the target when a WAL is live).
 
-use super::{mysql, pgsql, read_params, source_web_user, sqlite, CopyOptions, DbKind};
+use super::{mysql, pgsql, read_params, source_web_user, sqlite, sqlite_file, CopyOptions, DbKind};
 use crate::exit::Failure;
 use crate::host::{SourceHost, TargetHost};
 use crate::migration::Migration;
@@ -98,6 +98,36 @@ impl DbVerification {
     }
 }
 
+/// Figures from a query's output: one line per table, `rows<sep>checksum`, in `tables`' order.
+pub(crate) fn figures_from_lines(
+    tables: Vec<String>,
+    out: &str,
+    sep: char,
+) -> BTreeMap<String, Figures> {
+    tables
+        .into_iter()
+        .zip(out.lines())
+        .map(|(t, l)| {
+            let (n, s) = l.split_once(sep).unwrap_or((l, ""));
+            (
+                t,
+                Figures {
+                    rows: n.trim().parse().unwrap_or(0),
+                    checksum: s.trim().to_string(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// The non-empty lines of a query's output, trimmed (table names, one a line).
+pub(crate) fn nonempty_lines(s: &str) -> Vec<String> {
+    s.lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
 pub(crate) fn compare(
     src: BTreeMap<String, Figures>,
     tgt: BTreeMap<String, Figures>,
@@ -152,9 +182,9 @@ pub fn verify_between(
     Ok(DbVerification {
         kind: p.kind,
         database: if p.kind == DbKind::Sqlite {
-            p.sqlite_file().display().to_string()
+            sqlite_file(&p).display().to_string()
         } else {
-            p.conn.name.clone()
+            p.name.clone()
         },
         equal,
         tables,

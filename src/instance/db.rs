@@ -12,7 +12,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// The database engines ocmigrate moves (`oci` is ownCloud Enterprise only and not supported).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Serialized as the `dbtype` (`sqlite`, `mysql`, `pgsql`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DbKind {
     Sqlite,
     Mysql,
@@ -139,6 +141,19 @@ impl DbParams {
                 }
                 PortOrSocket::Socket(s) if s.is_empty() => {}
                 PortOrSocket::Socket(s) => socket = Some(s),
+            }
+            // Nextcloud's `dbport` counts when `dbhost` names no port or socket (ownCloud 10's
+            // ConnectionFactory does not read it).
+            if flavor == Flavor::Nextcloud && port.is_none() && socket.is_none() {
+                port = match text("dbport", "")?.trim() {
+                    "" => None,
+                    p => Some(
+                        p.parse::<u16>()
+                            .ok()
+                            .filter(|p| *p > 0)
+                            .ok_or_else(|| format!("`dbport` {p:?} is not a TCP port"))?,
+                    ),
+                };
             }
         }
         Ok(DbParams {

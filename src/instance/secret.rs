@@ -2,7 +2,7 @@
 //! `instanceid`, `dbpassword`).
 //!
 //! Its `Debug` and `Display` print `***`; it has no `Serialize`; the bytes come out only through
-//! [`Secret::expose`], whose name shows at every call site. [`Secret::fingerprint`] lets two hosts'
+//! [`Secret::expose`], whose name shows at every call site; they are wiped when it is dropped. [`Secret::fingerprint`] lets two hosts'
 //! values be compared, or recorded, without showing them.
 
 use std::fmt;
@@ -36,6 +36,16 @@ impl Secret {
             .update(&self.0)
             .finalize();
         hash.to_hex()[..16].to_string()
+    }
+}
+
+/// The bytes are overwritten when the value is dropped.
+impl Drop for Secret {
+    fn drop(&mut self) {
+        for b in self.0.iter_mut() {
+            // A volatile write, so the wipe is not optimised away.
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
     }
 }
 

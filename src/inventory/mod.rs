@@ -14,7 +14,7 @@
 //! ([`Inventory::without_php`]; `plan` turns it into a warning). [`read_instance`] gives the
 //! [`Instance`] model (database parameters included) by the same two roads.
 
-mod without_php;
+pub mod without_php;
 
 pub use without_php::{fetch_instance_files, fingerprint, shown_config, SECRET_KEYS};
 
@@ -335,7 +335,7 @@ fn run_inventory(side: &ReadSide, user: Option<&str>, full: bool) -> Result<Inve
 
 /// The owner of `<root>/config/config.php`, or the failure that says this is not an instance
 /// (no such folder, a folder without a config, or a release that is not configured yet).
-fn config_owner(side: &ReadSide) -> Result<String, Failure> {
+pub fn config_owner(side: &ReadSide) -> Result<String, Failure> {
     let root = side.root();
     let owner = side.probe(&Probe::Owner(root.join("config/config.php")))?;
     if owner.ok() {
