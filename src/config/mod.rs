@@ -194,10 +194,19 @@ impl Config {
 
     /// Read and check a migration file.
     pub fn load(path: &Path) -> Result<Config, Failure> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let bytes = std::fs::read(path).map_err(|e| {
             Failure::usage(format!("cannot read the migration file {}: {e}", path.display())).hint(
                 "give it with -c FILE, or create one with `ocmigrate init --source SIDE --target SIDE`",
             )
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            Failure::usage(format!(
+                "{} is not UTF-8 text (line {line})",
+                path.display()
+            ))
+            .hint("save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)")
         })?;
         Config::from_toml(&text, path)
     }
@@ -302,11 +311,28 @@ impl Config {
     }
 }
 
-/// "line N" for a TOML error, when the parser knows where.
+/// "line N: `the line`" for a TOML error, when the parser knows where (the parser's messages do
+/// not name the key; the line does). The file holds no secrets, only the paths of secret files.
 fn toml_location(text: &str, e: &toml::de::Error) -> Option<String> {
     let span = e.span()?;
-    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-    Some(format!("look at line {line} of the migration file"))
+    let line = text.as_bytes()[..span.start.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1;
+    let content = text.lines().nth(line - 1).unwrap_or("").trim();
+    if content.is_empty() {
+        return Some(format!("look at line {line} of the migration file"));
+    }
+    let shown: String = content.chars().take(80).collect();
+    let more = if shown.len() < content.len() {
+        "…"
+    } else {
+        ""
+    };
+    Some(format!(
+        "look at line {line} of the migration file: `{shown}{more}`"
+    ))
 }
 
 /// Parse durations written as `90s`, `7m`, `1h`, `500ms`, or combined (`1m30s`).

@@ -39,8 +39,11 @@ impl Side {
                 Some(_) => return Err(format!("{s:?} has an empty user name; {hint}")),
                 None => (None, authority),
             };
-            let (host, port) =
-                split_host_port(hostport).ok_or_else(|| format!("{s:?}: bad port; {hint}"))?;
+            let (host, port) = split_host_port(hostport)
+                .filter(|(_, p)| *p != Some(0))
+                .ok_or_else(|| {
+                    format!("{s:?}: the port must be a number from 1 to 65535; {hint}")
+                })?;
             if host.is_empty() {
                 return Err(format!("{s:?} has no host; {hint}"));
             }
@@ -175,6 +178,8 @@ mod tests {
             "owncloud",
             "ssh://old",
             "ssh://old:x/a",
+            "ssh://old:0/a",
+            "ssh://old:65536/a",
             "ssh://@old/a",
             "/a/../b",
             "ssh:///a",
