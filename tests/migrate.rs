@@ -1,0 +1,716 @@
+//! `migrate`, `status` and `rollback` end to end in the lab (SPEC.md, "`migrate`: the runbook"
+//! and "Safety rules"; issue #6):
+//!
+//! * a full migration per flavor × database: every check passes; the target then answers, for
+//!   every user's root and the entries below it, the ETags and file ids the source answered
+//!   before; every file of the source is byte-identical except `config.php`'s `maintenance`;
+//! * kill -9 of ocmigrate at every step boundary and in the middle of the final sync and of the
+//!   import: the next run completes, with the same end state as an uninterrupted run;
+//! * five faults, each stopping the run with a clear message and a journal entry, after which
+//!   `rollback` puts the source back in service.
+//!
+//! Instances are small (2 users, a few dozen files) and the drain is 1 s: every test holds the
+//! lab, which all tests of the project share.
+//! Run: `cargo test --test migrate -- --test-threads=1`
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SRC: &str = "ssh://root@127.0.0.2/var/www/owncloud";
+const TGT: &str = "ssh://root@127.0.0.3/var/www/owncloud";
+const HOST: &str = "cloud.example.test";
+const USERS: u32 = 2;
+
+fn ocmigrate(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ocmigrate"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ocmigrate")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A fresh small instance on old (the release on new) and a migration file for it in a new
+/// folder: admin password from the lab, drain 1 s.
+fn setup(lab: &Lab, flavor: &str, db: &str, files: u32) -> tempfile::TempDir {
+    lab_cmd(&[
+        "instance",
+        "--flavor",
+        flavor,
+        "--db",
+        db,
+        "--users",
+        &USERS.to_string(),
+        "--files",
+        &files.to_string(),
+        "--bytes",
+        "1M",
+        "--seed",
+        "5",
+    ]);
+    // A migration (or another test) may have left the source's web server stopped.
+    lab.sh(
+        "old",
+        "service apache2 status >/dev/null 2>&1 || service apache2 start >/dev/null",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = ocmigrate(&["init", "--source", SRC, "--target", TGT], dir.path());
+    assert_eq!(out.status.code(), Some(0), "init failed:\n{}", text(&out));
+    let file = dir.path().join("ocmigrate.toml");
+    let toml = std::fs::read_to_string(&file).unwrap();
+    let toml = toml
+        .lines()
+        .map(|l| {
+            if l.starts_with("# admin_password_file") {
+                format!(
+                    "admin_password_file = \"{}\"",
+                    lab.var("LAB_ADMIN_PASSWORD_FILE")
+                )
+            } else if l.starts_with("drain =") {
+                "drain = \"1s\"".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(toml.contains("admin_password_file = \"/"), "{toml}");
+    std::fs::write(&file, toml).unwrap();
+    dir
+}
+
+fn journal(dir: &Path) -> serde_json::Value {
+    let p = dir.join("ocmigrate.state/journal.json");
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| {
+        panic!("no journal {}: {e}", p.display());
+    }))
+    .unwrap()
+}
+
+/// The latest journal entry of a step, as (state, outcome).
+fn entry(j: &serde_json::Value, step: &str) -> Option<(String, String)> {
+    j["entries"]
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|e| e["step"] == step)
+        .map(|e| {
+            (
+                e["state"].as_str().unwrap_or("").to_string(),
+                e["outcome"].as_str().unwrap_or("").to_string(),
+            )
+        })
+}
+
+const STEPS: [&str; 13] = [
+    "preflight",
+    "sync",
+    "maintenance-on",
+    "drain",
+    "stop-source-web",
+    "final-sync",
+    "database",
+    "target-config",
+    "target-up",
+    "maintenance-off",
+    "live-check",
+    "dns",
+    "report",
+];
+
+fn assert_complete(dir: &Path) {
+    let j = journal(dir);
+    for step in STEPS {
+        let (state, outcome) = entry(&j, step).unwrap_or_else(|| panic!("{step} not in {j:#}"));
+        let want = if step == "dns" { "skipped" } else { "done" };
+        assert_eq!(state, want, "{step}: {outcome}");
+    }
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("ocmigrate.state/report.json")).unwrap(),
+    )
+    .unwrap();
+    let downtime = report["downtime_s"].as_f64().expect("downtime in report");
+    assert!(downtime > 0.0 && downtime < 600.0, "downtime {downtime}");
+    let md = std::fs::read_to_string(dir.join("ocmigrate.state/report.md")).unwrap();
+    assert!(md.contains("**Downtime**"), "{md}");
+    assert!(
+        md.contains("| report | done |"),
+        "the report must show its own step done:\n{md}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// What clients see: PROPFIND over the production name, sent to one host's address.
+
+fn password(lab: &Lab, user: &str) -> String {
+    if user == "admin" {
+        return std::fs::read_to_string(lab.var("LAB_ADMIN_PASSWORD_FILE"))
+            .unwrap()
+            .trim()
+            .to_string();
+    }
+    let tsv =
+        std::fs::read_to_string(Path::new(lab.var("LAB_DIR")).join("instance/users.tsv")).unwrap();
+    tsv.lines()
+        .find_map(|l| l.strip_prefix(&format!("{user}\t")))
+        .unwrap_or_else(|| panic!("no password for {user}"))
+        .to_string()
+}
+
+/// PROPFIND (Depth 1) of a user's folder on `addr`; returns (code, href → (etag, fileid)).
+fn propfind(
+    addr: &str,
+    user: &str,
+    pass: &str,
+    rel: &str,
+) -> (u16, BTreeMap<String, (String, String)>) {
+    let body = r#"<?xml version="1.0"?><d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop><d:getetag/><oc:fileid/><d:resourcetype/></d:prop></d:propfind>"#;
+    let mut child = Command::new("curl")
+        .args(["-s", "-S", "--max-time", "20", "-K", "-", "-X", "PROPFIND"])
+        .args(["-H", "Depth: 1", "-H", "Content-Type: application/xml"])
+        .args(["--data-binary", body, "-o", "-", "-w", "\n%{http_code}"])
+        .arg("--resolve")
+        .arg(format!("{HOST}:80:{addr}"))
+        .arg(format!("http://{HOST}/remote.php/dav/files/{user}/{rel}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("curl");
+    writeln!(child.stdin.take().unwrap(), "user = \"{user}:{pass}\"").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let t = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (xml, code) = t.rsplit_once('\n').unwrap_or(("", "0"));
+    let code: u16 = code.trim().parse().unwrap_or(0);
+    let mut map = BTreeMap::new();
+    for resp in xml.split("<d:response>").skip(1) {
+        let get = |tag: &str| -> String {
+            let open = format!("<{tag}>");
+            resp.find(&open)
+                .and_then(|i| {
+                    let rest = &resp[i + open.len()..];
+                    rest.find(&format!("</{tag}>"))
+                        .map(|j| rest[..j].to_string())
+                })
+                .unwrap_or_default()
+        };
+        map.insert(get("d:href"), (get("d:getetag"), get("oc:fileid")));
+    }
+    (code, map)
+}
+
+/// Every user's root, its children and the children of its sub-folders: href → (etag, fileid).
+fn client_view(lab: &Lab, addr: &str) -> BTreeMap<String, (String, String)> {
+    let mut all = BTreeMap::new();
+    let users: Vec<String> = std::iter::once("admin".to_string())
+        .chain((1..=USERS).map(|i| format!("user{i}")))
+        .collect();
+    for u in users {
+        let pass = password(lab, &u);
+        let (code, root) = propfind(addr, &u, &pass, "");
+        assert_eq!(code, 207, "PROPFIND of {u}'s root on {addr}");
+        assert!(root.len() > 1, "{u} has files: {root:?}");
+        let prefix = format!("/remote.php/dav/files/{u}/");
+        for href in root.keys() {
+            if href.ends_with('/') && href.len() > prefix.len() {
+                let rel = &href[prefix.len()..];
+                let (code, sub) = propfind(addr, &u, &pass, rel);
+                assert_eq!(code, 207, "PROPFIND of {href} on {addr}");
+                all.extend(sub);
+            }
+        }
+        all.extend(root);
+    }
+    for (href, (etag, id)) in &all {
+        assert!(!etag.is_empty() && !id.is_empty(), "{href}: {etag} {id}");
+    }
+    all
+}
+
+// ---------------------------------------------------------------------------------------------
+// The source, byte for byte.
+
+/// Every file under the source's instance root: path → "sha256 size mtime mode owner", and the
+/// text of config.php; for MariaDB/PostgreSQL also a dump's hash.
+fn source_files(lab: &Lab, flavor: &str, db: &str) -> (BTreeMap<String, String>, String, String) {
+    let listing = lab.sh(
+        "old",
+        "cd /var/www/owncloud && find . -type f -printf '%p\\t%s %T@ %m %u:%g\\n' | LC_ALL=C sort",
+    );
+    let hashes = lab.sh(
+        "old",
+        "cd /var/www/owncloud && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum",
+    );
+    let mut map = BTreeMap::new();
+    for l in listing.lines() {
+        let (p, meta) = l.split_once('\t').unwrap();
+        map.insert(p.to_string(), meta.to_string());
+    }
+    for l in hashes.lines() {
+        let (h, p) = l.split_once("  ").unwrap();
+        let e = map
+            .get_mut(p)
+            .unwrap_or_else(|| panic!("{p} hashed, not listed"));
+        *e = format!("{h} {e}");
+    }
+    let config = lab.sh("old", "cat /var/www/owncloud/config/config.php");
+    let name = if flavor == "nextcloud" {
+        "nextcloud"
+    } else {
+        "owncloud"
+    };
+    let dump = match db {
+        "mysql" => lab.sh(
+            "old",
+            &format!("mariadb-dump --skip-dump-date --skip-comments --order-by-primary {name} | sha256sum"),
+        ),
+        "pgsql" => lab.sh(
+            "old",
+            &format!("cd / && runuser -u postgres -- pg_dump {name} | grep -v -e '^--' -e '^.restrict' -e '^.unrestrict' | sha256sum"),
+        ),
+        _ => String::new(),
+    };
+    (map, config, dump)
+}
+
+fn without_maintenance(config: &str) -> String {
+    config
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("'maintenance' =>"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn assert_source_unchanged(
+    before: &(BTreeMap<String, String>, String, String),
+    after: &(BTreeMap<String, String>, String, String),
+) {
+    let keys: std::collections::BTreeSet<_> = before.0.keys().chain(after.0.keys()).collect();
+    let changed: Vec<String> = keys
+        .into_iter()
+        .filter(|k| k.as_str() != "./config/config.php" && before.0.get(*k) != after.0.get(*k))
+        .map(|k| format!("{k}: {:?} → {:?}", before.0.get(k), after.0.get(k)))
+        .collect();
+    assert!(changed.is_empty(), "source files changed: {changed:#?}");
+    assert_eq!(
+        without_maintenance(&before.1),
+        without_maintenance(&after.1),
+        "config.php changed beyond 'maintenance'"
+    );
+    assert_eq!(before.2, after.2, "the source database changed");
+}
+
+fn full_migration(flavor: &str, db: &str) {
+    let t0 = Instant::now();
+    let lab = Lab::get();
+    let dir = setup(&lab, flavor, db, 30);
+    let view_before = client_view(&lab, lab.var("LAB_OLD"));
+    let before = source_files(&lab, flavor, db);
+    let out = ocmigrate(&["migrate", "--yes"], dir.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{flavor}/{db}: migrate failed:\n{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("Migration complete"), "{}", text(&out));
+    assert_complete(dir.path());
+    let view_after = client_view(&lab, lab.var("LAB_NEW"));
+    assert_eq!(
+        view_before, view_after,
+        "{flavor}/{db}: the target shows clients other ETags or file ids"
+    );
+    let after = source_files(&lab, flavor, db);
+    assert_source_unchanged(&before, &after);
+    assert!(
+        after.1.contains("'maintenance' => true"),
+        "the source stays in maintenance after the migration"
+    );
+    // status agrees with the journal.
+    let out = ocmigrate(&["status", "--json"], dir.path());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["next_step"], serde_json::Value::Null, "{v:#}");
+    eprintln!(
+        "{flavor}/{db}: full migration checked in {:.1} s ({} PROPFIND entries equal)",
+        t0.elapsed().as_secs_f64(),
+        view_after.len()
+    );
+}
+
+#[test]
+fn full_migration_owncloud_sqlite() {
+    full_migration("owncloud", "sqlite");
+}
+
+#[test]
+fn full_migration_owncloud_mysql() {
+    full_migration("owncloud", "mysql");
+}
+
+#[test]
+fn full_migration_owncloud_pgsql() {
+    full_migration("owncloud", "pgsql");
+}
+
+#[test]
+fn full_migration_nextcloud_mysql() {
+    full_migration("nextcloud", "mysql");
+}
+
+// ---------------------------------------------------------------------------------------------
+// kill -9 and resume
+
+/// Everything of the target that a migration makes, as text: every file under the data
+/// directory and config/ (hash, size, mtime, mode, owner; logs and the SQLite database left
+/// out, they are compared apart), and the database's content.
+fn target_state(lab: &Lab, host: &str) -> String {
+    let files = lab.sh(
+        host,
+        "cd /var/www/owncloud && t=$(ls -d data config apps-external 2>/dev/null) && \
+         find $t -type f ! -name owncloud.log ! -name 'owncloud.db*' ! -path config/config.php \
+         -printf '%p %s %T@ %m %u\\n' | LC_ALL=C sort && \
+         find $t -type f ! -name owncloud.log ! -name 'owncloud.db*' ! -path config/config.php -print0 \
+         | LC_ALL=C sort -z | xargs -0 sha256sum && \
+         sqlite3 -readonly data/owncloud.db .dump | sha256sum",
+    );
+    let config = lab.sh(host, "cat /var/www/owncloud/config/config.php");
+    format!("{files}{}", without_maintenance(&config))
+}
+
+/// Run `migrate --yes` and kill -9 it as soon as `when` says so (polled every millisecond);
+/// returns whether it was killed (false: it ended by itself) and its output.
+fn migrate_killed(dir: &Path, when: &dyn Fn(&Path) -> bool) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ocmigrate"))
+        .args(["migrate", "--yes", "--no-progress"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        if let Some(_st) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            return (false, String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        if when(dir) {
+            child.kill().unwrap(); // SIGKILL
+            let out = child.wait_with_output().unwrap();
+            return (true, String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        assert!(Instant::now() < deadline, "migrate ran for 5 minutes");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn step_state(dir: &Path, step: &str) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("ocmigrate.state/journal.json")).ok()?;
+    let j: serde_json::Value = serde_json::from_str(&text).ok()?;
+    entry(&j, step).map(|e| e.0)
+}
+
+fn epoch() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// True when the journal shows `step` started at or after `since` (seconds since the epoch).
+fn started_since(dir: &Path, step: &str, since: f64) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join("ocmigrate.state/journal.json")) else {
+        return false;
+    };
+    let Ok(j) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return false;
+    };
+    j["entries"].as_array().is_some_and(|es| {
+        es.iter()
+            .any(|e| e["step"] == step && e["started"].as_f64().is_some_and(|t| t >= since))
+    })
+}
+
+#[test]
+fn kill_9_at_every_step_boundary_and_mid_copy_then_resume() {
+    let t0 = Instant::now();
+    let lab = Lab::get();
+    let dir = setup(&lab, "owncloud", "sqlite", 30);
+    let view_before = client_view(&lab, lab.var("LAB_OLD"));
+    let mut kills = Vec::new();
+    // At each boundary: killed the moment the journal shows the step started.
+    for step in &STEPS[1..] {
+        if step_state(dir.path(), step).as_deref() == Some("done") {
+            continue;
+        }
+        if *step == "final-sync" {
+            // Give the final sync something to carry: 40 new files of 256 KiB on the source
+            // (outside the file cache: ownCloud would find them on a scan; the copy must not
+            // care), then kill it 150 ms into the step.
+            lab.sh(
+                "old",
+                "mkdir -p /var/www/owncloud/data/user1/files/late && cd /var/www/owncloud/data/user1/files/late && \
+                 for i in $(seq 1 40); do head -c 262144 /dev/urandom > f$i; done && chown -R www-data: ..",
+            );
+            let started = std::cell::Cell::new(None::<Instant>);
+            let since = epoch();
+            let (killed, err) = migrate_killed(dir.path(), &|d: &Path| {
+                if started_since(d, "final-sync", since) {
+                    let s = started.get().unwrap_or_else(Instant::now);
+                    started.set(Some(s));
+                    return s.elapsed() > Duration::from_millis(150);
+                }
+                false
+            });
+            assert!(killed, "final sync ended before the kill: {err}");
+            kills.push("final-sync (mid)".to_string());
+            continue;
+        }
+        if *step == "database" {
+            // In the middle of the import: the import marker says it started.
+            let (killed, err) = migrate_killed(dir.path(), &|d: &Path| {
+                std::fs::read_to_string(d.join("ocmigrate.state/db-import.json"))
+                    .is_ok_and(|t| t.contains("\"started\""))
+            });
+            assert!(killed, "the import ended before the kill: {err}");
+            kills.push("database (mid-import)".to_string());
+            continue;
+        }
+        let since = epoch();
+        let (killed, err) = migrate_killed(dir.path(), &|d: &Path| started_since(d, step, since));
+        assert!(killed, "migrate ended before {step} started: {err}");
+        kills.push(step.to_string());
+    }
+    // The journal shows a step that was running when the process died; status says so.
+    let out = ocmigrate(&["status"], dir.path());
+    assert!(text(&out).contains("RUNNING"), "{}", text(&out));
+    let out = ocmigrate(&["migrate", "--yes"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "resume failed:\n{}", text(&out));
+    assert_complete(dir.path());
+    assert_eq!(
+        view_before,
+        client_view(&lab, lab.var("LAB_NEW")),
+        "ETags or file ids differ after the interrupted runs"
+    );
+    // Same end state as an uninterrupted run: the target holds what the source holds.
+    let src = target_state(&lab, "old");
+    let tgt = target_state(&lab, "new");
+    let diff: Vec<_> = src
+        .lines()
+        .zip(tgt.lines())
+        .filter(|(a, b)| a != b)
+        .take(5)
+        .collect();
+    assert!(
+        src.lines().count() == tgt.lines().count() && diff.is_empty(),
+        "target differs from source after {kills:?}: {diff:#?}"
+    );
+    eprintln!(
+        "kill -9 at {} points then resume: checked in {:.1} s ({kills:?})",
+        kills.len(),
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults: each stops the run with a clear message and a journal entry; rollback then puts the
+// source back in service.
+
+fn source_serves(lab: &Lab) -> bool {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10", "--resolve"])
+        .arg(format!("{HOST}:80:{}", lab.var("LAB_OLD")))
+        .arg(format!("http://{HOST}/status.php"))
+        .output()
+        .unwrap();
+    let t = String::from_utf8_lossy(&out.stdout);
+    t.contains("\"maintenance\":false")
+}
+
+/// `migrate` must fail at `step` with exit 1, a message containing `want`, and the same in the
+/// journal; then `rollback --yes` must bring the source back.
+fn fails_then_rollback(lab: &Lab, dir: &Path, step: &str, want: &str) {
+    let out = ocmigrate(&["migrate", "--yes"], dir);
+    let t = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{step}: expected a failed check:\n{t}"
+    );
+    assert!(
+        t.contains(want),
+        "{step}: message should say {want:?}:\n{t}"
+    );
+    let (state, outcome) = entry(&journal(dir), step).expect("journal entry");
+    assert_eq!(state, "failed", "{step}: {outcome}");
+    assert!(outcome.contains(want), "{step}: journal says {outcome:?}");
+    let status = text(&ocmigrate(&["status"], dir));
+    assert!(status.contains("FAILED"), "{status}");
+    assert!(
+        !source_serves(lab),
+        "the source is in maintenance before rollback"
+    );
+    let out = ocmigrate(&["rollback", "--yes"], dir);
+    assert_eq!(out.status.code(), Some(0), "rollback:\n{}", text(&out));
+    assert!(source_serves(lab), "the source serves after rollback");
+    assert!(
+        lab.sh("old", "cat /var/www/owncloud/config/config.php")
+            .contains("'maintenance' => false"),
+        "source config after rollback"
+    );
+}
+
+fn stop_after(dir: &Path, step: &str) {
+    let out = ocmigrate(&["migrate", "--yes", "--stop-after", step], dir);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "--stop-after {step}:\n{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn faults_stop_the_run_and_rollback_restores_the_source() {
+    let t0 = Instant::now();
+    let lab = Lab::get();
+    let dir = setup(&lab, "owncloud", "sqlite", 20);
+    let d = dir.path();
+    let before = source_files(&lab, "owncloud", "sqlite");
+
+    // 1. Wrong admin credentials: the live check gets 401.
+    let good = std::fs::read_to_string(d.join("ocmigrate.toml")).unwrap();
+    let wrong = d.join("wrong-password");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    std::fs::write(
+        d.join("ocmigrate.toml"),
+        good.replace(lab.var("LAB_ADMIN_PASSWORD_FILE"), &wrong.to_string_lossy()),
+    )
+    .unwrap();
+    fails_then_rollback(&lab, d, "live-check", "refused the admin credentials");
+    std::fs::write(d.join("ocmigrate.toml"), &good).unwrap();
+    // The config file changed, so preflight runs again: that is its input.
+
+    // 2. One file's mtime on the target differs from the file cache.
+    stop_after(d, "database");
+    let f = lab.sh(
+        "new",
+        "cd /var/www/owncloud/data/user1/files && find . -type f | LC_ALL=C sort | head -n1",
+    );
+    let f = f.trim().trim_start_matches("./").to_string();
+    lab.sh(
+        "new",
+        &format!("touch -d @1500000000 '/var/www/owncloud/data/user1/files/{f}'"),
+    );
+    fails_then_rollback(&lab, d, "target-up", "file cache row(s) disagree");
+
+    // 3. The target reports needsDbUpgrade (an app's code is newer than its installed version).
+    stop_after(d, "target-config");
+    let info = "/var/www/owncloud/apps/files/appinfo/info.xml";
+    lab.sh(
+        "new",
+        &format!("cp {info} /tmp/h3-info.xml && sed -i 's|<version>[^<]*</version>|<version>9.9.9</version>|' {info}"),
+    );
+    fails_then_rollback(&lab, d, "target-up", "needsDbUpgrade=true");
+    lab.sh("new", &format!("cp /tmp/h3-info.xml {info}"));
+
+    // 4. An error line in the target's ownCloud log during the checks.
+    stop_after(d, "target-config");
+    lab.sh(
+        "new",
+        "nohup sh -c 'for i in $(seq 1 400); do echo \"{\\\"reqId\\\":\\\"x\\\",\\\"level\\\":3,\\\"time\\\":\\\"2026-01-01T00:00:00+00:00\\\",\\\"app\\\":\\\"core\\\",\\\"message\\\":\\\"injected error\\\"}\" >> /var/www/owncloud/data/owncloud.log; sleep 0.1; done' >/dev/null 2>&1 & echo $! > /tmp/h3-injector.pid",
+    );
+    fails_then_rollback(&lab, d, "target-up", "error line(s)");
+    lab.exec(
+        "new",
+        "kill $(cat /tmp/h3-injector.pid); rm -f /tmp/h3-injector.pid",
+    );
+
+    // 5. The target's web server fails to start.
+    stop_after(d, "target-config");
+    lab.sh(
+        "new",
+        "service apache2 stop; cp /etc/apache2/apache2.conf /tmp/h3-apache2.conf && echo 'NotADirective on' >> /etc/apache2/apache2.conf",
+    );
+    fails_then_rollback(&lab, d, "target-up", "did not start");
+    lab.sh("new", "cp /tmp/h3-apache2.conf /etc/apache2/apache2.conf");
+
+    // After all that, the migration completes, and the source kept its bytes.
+    let out = ocmigrate(&["migrate", "--yes"], d);
+    assert_eq!(out.status.code(), Some(0), "final run:\n{}", text(&out));
+    assert_complete(d);
+    let after = source_files(&lab, "owncloud", "sqlite");
+    // The source served again in between (rollback), and its log may have grown then.
+    let mut b = before.clone();
+    let mut a = after.clone();
+    b.0.remove("./data/owncloud.log");
+    a.0.remove("./data/owncloud.log");
+    assert_source_unchanged(&b, &a);
+    eprintln!(
+        "five faults, each rolled back, then a full run: {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+/// SIGTERM during the drain: the journal says interrupted, exit 4, the same command resumes.
+#[test]
+fn sigterm_marks_the_journal_and_exits_4() {
+    let lab = Lab::get();
+    let dir = setup(&lab, "owncloud", "sqlite", 10);
+    let d = dir.path();
+    let toml = std::fs::read_to_string(d.join("ocmigrate.toml")).unwrap();
+    std::fs::write(
+        d.join("ocmigrate.toml"),
+        toml.replace("drain = \"1s\"", "drain = \"30s\""),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_ocmigrate"))
+        .args(["migrate", "--yes", "--no-progress"])
+        .current_dir(d)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while step_state(d, "drain").as_deref() != Some("running") {
+        assert!(Instant::now() < deadline, "drain never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe_kill(child.id(), "TERM");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("interrupted by SIGTERM during drain"), "{err}");
+    let (state, outcome) = entry(&journal(d), "drain").unwrap();
+    assert_eq!(
+        (state.as_str(), outcome.as_str()),
+        ("interrupted", "interrupted by SIGTERM")
+    );
+    std::fs::write(d.join("ocmigrate.toml"), toml).unwrap();
+    let out = ocmigrate(&["migrate", "--yes"], d);
+    assert_eq!(out.status.code(), Some(0), "resume:\n{}", text(&out));
+    assert_complete(d);
+}
+
+fn unsafe_kill(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
