@@ -176,10 +176,41 @@ impl<'a> Ctx<'a> {
             crate::transfer::Pass::Online
         };
         let report = crate::transfer::sync(self.m, pass, &mut |line: &str| ev.info(line))?;
+        for p in report.problems() {
+            ev.warning(&p);
+        }
         let mut o = Outcome::done(report.summary());
         if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&report) {
             o.figures.extend(map);
         }
+        if !final_pass {
+            return Ok(o);
+        }
+        // The exit condition of the final sync: both sides' manifests agree on every managed
+        // tree (path, type, size, mtime to the nanosecond, mode, owner, links), read afresh.
+        let v =
+            crate::transfer::verify_migration(self.m, &crate::transfer::VerifyOptions::default())?;
+        if !v.equal {
+            return Err(Failure::check(format!(
+                "after the final sync the target's files differ from the source's in {} place(s): {}",
+                v.difference_count,
+                v.differences
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+            .hint("run `ocmigrate migrate` again (the final sync is redone); `ocmigrate verify` lists every difference"));
+        }
+        o.summary = format!(
+            "{}; manifests equal ({} entries, {} files, {} bytes)",
+            o.summary, v.entries, v.files, v.bytes
+        );
+        o.figures.insert(
+            "verify".into(),
+            serde_json::to_value(&v).unwrap_or_default(),
+        );
         Ok(o)
     }
 
