@@ -394,51 +394,42 @@ fn acker(
                 source_error,
             } => {
                 let (_, r) = trx.recv()?;
+                let path = job.op.path.clone();
+                let tree = job.tree;
                 match (r, source_error) {
-                    (_, Some(why)) => {
-                        shared.with(|s| s.unreadable.push((job.tree, job.op.path.clone(), why)));
-                        shared.settle();
-                    }
                     (Response::Done { .. }, None) => {
                         shared.counters.add(1, bytes);
                         shared.with(|s| {
                             s.files += 1;
                             s.bytes += bytes;
                         });
-                        if changed {
-                            job.tries += 1;
-                            if job.tries < TRIES {
-                                shared.with(|s| s.resent += 1);
-                                shared
-                                    .queue
-                                    .lock()
-                                    .unwrap_or_else(|p| p.into_inner())
-                                    .push_back(job);
-                            } else {
-                                shared.with(|s| s.gave_up.push((job.tree, job.op.path.clone())));
-                                shared.settle();
-                            }
-                        } else {
-                            shared.settle();
-                        }
                     }
-                    (Response::Error { message, code, .. }, None) => {
-                        if changed && code == ErrorCode::BadData && job.tries + 1 < TRIES {
-                            // The size moved while read: again.
-                            job.tries += 1;
-                            shared.with(|s| s.resent += 1);
-                            shared
-                                .queue
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .push_back(job);
-                        } else {
-                            shared
-                                .with(|s| s.failed.push((job.tree, job.op.path.clone(), message)));
-                            shared.settle();
-                        }
+                    (Response::Done { .. } | Response::Error { .. }, Some(why)) => {
+                        shared.with(|s| s.unreadable.push((tree, path.clone(), why)));
                     }
-                    (r, None) => return Err(unexpected(&r)),
+                    // The size moved while read (more or fewer bytes than announced).
+                    (Response::Error { .. }, None) if changed => {}
+                    (Response::Error { message, .. }, None) => {
+                        shared.with(|s| s.failed.push((tree, path.clone(), message)));
+                    }
+                    (r, _) => return Err(unexpected(&r)),
+                }
+                if changed {
+                    // Changed while read: the copy is not current; again, up to TRIES times.
+                    job.tries += 1;
+                    if job.tries < TRIES {
+                        shared.with(|s| s.resent += 1);
+                        shared
+                            .queue
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push_back(job);
+                    } else {
+                        shared.with(|s| s.gave_up.push((tree, path)));
+                        shared.settle();
+                    }
+                } else {
+                    shared.settle();
                 }
             }
         }

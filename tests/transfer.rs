@@ -1,0 +1,882 @@
+//! The transfer engine end to end, on local sides (absolute paths, so no lab): `ocmigrate sync
+//! --from A --to B` and `ocmigrate verify`, checked by an independent walker written here
+//! (`std::fs::symlink_metadata`, not the engine's code): every attribute equal, a second sync
+//! sends nothing, a delta sends exactly the delta, every edge case on its own, unreadable files,
+//! files changing while copied, and kill -9 of the operator or of an agent at several moments
+//! followed by a resume that sends only what was not finished and leaves no temporary file.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const EXE: &str = env!("CARGO_BIN_EXE_ocmigrate");
+
+// ---------------------------------------------------------------------------------------------
+// The independent walker
+
+/// Everything the engine must carry, as seen by `lstat` through std.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Attr {
+    kind: char,
+    size: u64,
+    mtime: (i64, i64),
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    link: Vec<u8>,
+    hash: Option<[u8; 32]>,
+    /// The first path (in sort order) of this file's inode in the tree, when it has several.
+    group: Option<Vec<u8>>,
+}
+
+fn walk(root: &Path) -> BTreeMap<Vec<u8>, Attr> {
+    let mut out = BTreeMap::new();
+    let mut inodes: BTreeMap<(u64, u64), Vec<Vec<u8>>> = BTreeMap::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let full = root.join(&rel);
+        let m = std::fs::symlink_metadata(&full).unwrap();
+        let ft = m.file_type();
+        let kind = if ft.is_dir() {
+            'd'
+        } else if ft.is_symlink() {
+            'l'
+        } else if ft.is_file() {
+            'f'
+        } else {
+            '?'
+        };
+        let key = rel.as_os_str().as_bytes().to_vec();
+        if kind == 'd' {
+            for e in std::fs::read_dir(&full).unwrap() {
+                stack.push(rel.join(e.unwrap().file_name()));
+            }
+        }
+        if kind == 'f' && m.nlink() > 1 {
+            inodes
+                .entry((m.dev(), m.ino()))
+                .or_default()
+                .push(key.clone());
+        }
+        out.insert(
+            key,
+            Attr {
+                kind,
+                size: if kind == 'd' { 0 } else { m.size() },
+                mtime: (m.mtime(), m.mtime_nsec()),
+                mode: m.mode() & 0o7777,
+                uid: m.uid(),
+                gid: m.gid(),
+                link: if kind == 'l' {
+                    std::fs::read_link(&full)
+                        .unwrap()
+                        .as_os_str()
+                        .as_bytes()
+                        .to_vec()
+                } else {
+                    vec![]
+                },
+                hash: (kind == 'f')
+                    .then(|| *blake3::hash(&std::fs::read(&full).unwrap()).as_bytes()),
+                group: None,
+            },
+        );
+    }
+    for paths in inodes.values() {
+        if paths.len() > 1 {
+            let first = paths.iter().min().unwrap().clone();
+            for p in paths {
+                out.get_mut(p).unwrap().group = Some(first.clone());
+            }
+        }
+    }
+    out
+}
+
+fn show(p: &[u8]) -> String {
+    String::from_utf8_lossy(p).into_owned()
+}
+
+/// Every entry and attribute equal; the roots' own attributes too.
+fn assert_same(a: &Path, b: &Path) {
+    let (x, y) = (walk(a), walk(b));
+    let mut diffs = Vec::new();
+    for (p, s) in &x {
+        match y.get(p) {
+            None => diffs.push(format!("missing on the target: {}", show(p))),
+            Some(t) if t != s => diffs.push(format!("{}: {s:?} != {t:?}", show(p))),
+            _ => {}
+        }
+    }
+    for p in y.keys().filter(|p| !x.contains_key(*p)) {
+        diffs.push(format!("extra on the target: {}", show(p)));
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} difference(s):\n{}",
+        diffs.len(),
+        diffs[..diffs.len().min(20)].join("\n")
+    );
+}
+
+fn temp_files(root: &Path) -> Vec<String> {
+    walk(root)
+        .keys()
+        .filter(|p| {
+            let name = p.rsplit(|&b| b == b'/').next().unwrap();
+            name.starts_with(b".ocm-") && name.ends_with(b".tmp")
+        })
+        .map(|p| show(p))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running the binary
+
+struct Run {
+    code: i32,
+    report: serde_json::Value,
+    stderr: String,
+}
+
+fn sync_args(a: &Path, b: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(EXE);
+    c.arg("sync")
+        .arg("--from")
+        .arg(a)
+        .arg("--to")
+        .arg(b)
+        .arg("--json")
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn finish(o: std::process::Output) -> Run {
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let report = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "done")
+        .unwrap_or(serde_json::Value::Null);
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        report,
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn sync(a: &Path, b: &Path, extra: &[&str]) -> Run {
+    finish(sync_args(a, b, extra).output().unwrap())
+}
+
+/// A sync that must succeed; its report.
+fn sync_ok(a: &Path, b: &Path) -> serde_json::Value {
+    let r = sync(a, b, &[]);
+    assert_eq!(r.code, 0, "sync failed: {}\n{}", r.stderr, r.report);
+    r.report
+}
+
+fn verify(a: &Path, b: &Path, content: bool) -> (i32, String) {
+    let mut c = Command::new(EXE);
+    c.arg("verify").arg("--from").arg(a).arg("--to").arg(b);
+    if content {
+        c.arg("--content");
+    }
+    let o = c.output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+    )
+}
+
+fn n(v: &serde_json::Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {v}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Making trees
+
+/// A small, seeded generator (xorshift64*).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(n + 8);
+        while v.len() < n {
+            v.extend_from_slice(&self.next().to_le_bytes());
+        }
+        v.truncate(n);
+        v
+    }
+}
+
+fn cpath(p: &Path) -> std::ffi::CString {
+    std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap()
+}
+
+/// Set atime and mtime (nanoseconds) without following a symlink.
+fn set_mtime(p: &Path, sec: i64, nsec: i64) {
+    let ts = [
+        libc::timespec {
+            tv_sec: sec,
+            tv_nsec: nsec,
+        },
+        libc::timespec {
+            tv_sec: sec,
+            tv_nsec: nsec,
+        },
+    ];
+    // SAFETY: valid C string and two timespecs.
+    let r = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            cpath(p).as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    assert_eq!(r, 0, "utimensat {}", p.display());
+}
+
+fn lchown(p: &Path, uid: u32, gid: u32) {
+    // SAFETY: valid C string.
+    assert_eq!(unsafe { libc::lchown(cpath(p).as_ptr(), uid, gid) }, 0);
+}
+
+fn write(p: &Path, data: &[u8]) {
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, data).unwrap();
+}
+
+/// Give every folder a seeded mtime, deepest first (writing into a folder moves its mtime).
+fn fix_dir_times(root: &Path, rng: &mut Rng) {
+    let mut dirs: Vec<Vec<u8>> = walk(root)
+        .into_iter()
+        .filter(|(_, a)| a.kind == 'd')
+        .map(|(p, _)| p)
+        .collect();
+    dirs.sort_by_key(|p| {
+        std::cmp::Reverse(p.iter().filter(|&&b| b == b'/').count() + p.len().min(1))
+    });
+    for d in dirs {
+        let p = root.join(OsStr::from_bytes(&d));
+        set_mtime(
+            &p,
+            1_500_000_000 + rng.below(100_000_000) as i64,
+            rng.below(1_000_000_000) as i64,
+        );
+    }
+}
+
+/// A seeded tree with every edge case mixed in.
+fn random_tree(root: &Path, seed: u64, files: usize) {
+    let mut rng = Rng(seed | 1);
+    std::fs::create_dir_all(root).unwrap();
+    let mut dirs = vec![PathBuf::new()];
+    for i in 0..files {
+        // sometimes a new folder under a random existing one
+        if rng.below(6) == 0 {
+            let parent = dirs[rng.below(dirs.len() as u64) as usize].clone();
+            let d = parent.join(format!("d{i}"));
+            std::fs::create_dir_all(root.join(&d)).unwrap();
+            dirs.push(d);
+        }
+        let dir = dirs[rng.below(dirs.len() as u64) as usize].clone();
+        let mut name = format!("f{i}").into_bytes();
+        match rng.below(10) {
+            0 => name.extend_from_slice(b"-caf\xe9"), // not UTF-8
+            1 => name.extend_from_slice(b"\nline"),
+            2 => name.extend_from_slice(" space é ü".as_bytes()),
+            _ => {}
+        }
+        let p = root.join(&dir).join(OsStr::from_bytes(&name));
+        let size = match rng.below(20) {
+            0 => 0,
+            1 => 100_000 + rng.below(600_000) as usize,
+            _ => rng.below(16_384) as usize,
+        };
+        let data = if rng.below(3) == 0 {
+            vec![b'a'; size] // compressible
+        } else {
+            rng.bytes(size)
+        };
+        write(&p, &data);
+        let mode = [0o644, 0o600, 0o640, 0o755, 0o444][rng.below(5) as usize];
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        if rng.below(8) == 0 {
+            lchown(&p, 1000 + rng.below(3) as u32, 2000 + rng.below(3) as u32);
+        }
+        set_mtime(
+            &p,
+            1_400_000_000 + rng.below(300_000_000) as i64,
+            rng.below(1_000_000_000) as i64,
+        );
+        match rng.below(25) {
+            0 => {
+                let l = root.join(&dir).join(format!("hl{i}"));
+                std::fs::hard_link(&p, l).unwrap();
+            }
+            1 => {
+                let l = root.join(&dir).join(format!("sl{i}"));
+                std::os::unix::fs::symlink(OsStr::from_bytes(&name), &l).unwrap();
+                set_mtime(&l, 1_600_000_000, 123);
+            }
+            2 => {
+                let l = root.join(&dir).join(format!("dangling{i}"));
+                std::os::unix::fs::symlink("../nowhere/at/all", &l).unwrap();
+            }
+            3 => {
+                let l = root.join(&dir).join(format!("outside{i}"));
+                std::os::unix::fs::symlink("/etc", &l).unwrap();
+            }
+            _ => {}
+        }
+    }
+    std::fs::create_dir_all(root.join("empty/deeper/still-empty")).unwrap();
+    write(&root.join("zero"), b"");
+    // a sparse file: 32 MiB with two small data regions
+    let f = std::fs::File::create(root.join("sparse")).unwrap();
+    f.set_len(32 << 20).unwrap();
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(b"head", 0).unwrap();
+    f.write_all_at(b"tail", (32 << 20) - 4).unwrap();
+    drop(f);
+    // a big file over several chunks
+    write(&root.join("big.bin"), &rng.bytes(3 << 20));
+    fix_dir_times(root, &mut rng);
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("ocm-transfer-")
+        .tempdir()
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn seeded_random_tree_is_copied_exactly_then_nothing_moves() {
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    random_tree(&a, 0x5eed_0001, 400);
+    let r = sync_ok(&a, &b);
+    assert_same(&a, &b);
+    assert!(temp_files(&b).is_empty());
+    assert!(n(&r, "files_sent") > 300, "{r}");
+    let again = sync_ok(&a, &b);
+    assert_eq!(
+        n(&again, "files_sent"),
+        0,
+        "a second sync sends nothing: {again}"
+    );
+    assert_eq!(n(&again, "removed"), 0);
+    assert_eq!(n(&again, "meta_fixed"), 0);
+    let (code, out) = verify(&a, &b, true);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("equal"), "{out}");
+}
+
+#[test]
+fn delta_is_sent_exactly() {
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    random_tree(&a, 0x5eed_0002, 200);
+    std::fs::create_dir_all(a.join("folder/sub")).unwrap();
+    for i in 0..5 {
+        write(
+            &a.join(format!("folder/sub/x{i}")),
+            format!("x{i}").as_bytes(),
+        );
+    }
+    sync_ok(&a, &b);
+    // modify 3 files (content and mtime), add 4, delete 2, chmod 1, rename a folder of 5
+    let files: Vec<PathBuf> = walk(&a)
+        .into_iter()
+        .filter(|(p, x)| x.kind == 'f' && x.group.is_none() && !p.starts_with(b"folder"))
+        .map(|(p, _)| a.join(OsStr::from_bytes(&p)))
+        .collect();
+    for f in &files[0..3] {
+        std::fs::write(f, b"changed content").unwrap();
+    }
+    for i in 0..4 {
+        write(&a.join(format!("new{i}")), b"new");
+    }
+    std::fs::remove_file(&files[3]).unwrap();
+    std::fs::remove_file(&files[4]).unwrap();
+    std::fs::set_permissions(&files[5], std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::rename(a.join("folder"), a.join("folder-renamed")).unwrap();
+    let r = sync_ok(&a, &b);
+    assert_same(&a, &b);
+    assert_eq!(n(&r, "files_sent"), 3 + 4 + 5, "{r}");
+    assert_eq!(n(&r, "removed"), 2 + 1, "two files and the old folder: {r}");
+    assert!(n(&r, "meta_fixed") >= 1, "{r}");
+}
+
+#[test]
+fn names_not_utf8_with_newlines_and_255_bytes() {
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    let long = vec![b'n'; 255];
+    write(&a.join(OsStr::from_bytes(&long)), b"255");
+    write(&a.join(OsStr::from_bytes(b"caf\xe9")), b"latin1");
+    write(&a.join(OsStr::from_bytes(b"two\nlines")), b"nl");
+    write(&a.join(OsStr::from_bytes(b"\xff\xfe/inside\n")), b"deep");
+    write(&a.join(OsStr::from_bytes(b"-dash")), b"dash");
+    sync_ok(&a, &b);
+    assert_same(&a, &b);
+    assert_eq!(
+        std::fs::read(b.join(OsStr::from_bytes(&long))).unwrap(),
+        b"255"
+    );
+}
+
+#[test]
+fn paths_near_4096_bytes() {
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    // 16 levels of 250-byte names: a relative path of about 4 KiB (4016 bytes)
+    let mut p = PathBuf::new();
+    for i in 0..16 {
+        p.push(format!("{i:02}{}", "x".repeat(248)));
+    }
+    let rel_len = p.as_os_str().len();
+    assert!(rel_len > 4000, "{rel_len}");
+    // create it step by step (one component at a time, relative to the current folder)
+    let mut dir = a.clone();
+    std::fs::create_dir_all(&dir).unwrap();
+    for c in p.components() {
+        dir.push(c);
+        std::fs::create_dir(&dir).unwrap();
+    }
+    write(&dir.join("leaf"), b"deep leaf");
+    sync_ok(&a, &b);
+    assert_same(&a, &b);
+}
+
+#[test]
+fn symlinks_are_copied_as_links_never_followed() {
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    let outside = t.path().join("outside");
+    write(&outside.join("secret"), b"not to be copied");
+    std::fs::create_dir_all(&a).unwrap();
+    std::os::unix::fs::symlink(&outside, a.join("to-dir-outside")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", a.join("absolute")).unwrap();
+    std::os::unix::fs::symlink("missing/target", a.join("dangling")).unwrap();
+    std::os::unix::fs::symlink(OsStr::from_bytes(b"odd\xff\ntarget"), a.join("odd")).unwrap();
+    write(&a.join("real"), b"real");
+    std::os::unix::fs::symlink("real", a.join("relative")).unwrap();
+    set_mtime(&a.join("relative"), 1_234_567_890, 987_654_321);
+    lchown(&a.join("relative"), 1001, 1002);
+    sync_ok(&a, &b);
+    assert_same(&a, &b);
+    assert!(std::fs::symlink_metadata(b.join("to-dir-outside"))
+        .unwrap()
+        .is_symlink());
+    // a symlink replaced by a file and a file by a symlink
+    std::fs::remove_file(a.join("relative")).unwrap();
+    write(&a.join("relative"), b"now a file");
+    std::fs::remove_file(a.join("real")).unwrap();
+    std::os::unix::fs::symlink("relative", a.join("real")).unwrap();
+    sync_ok(&a, &b);
+    assert_same(&a, &b);
+}
+
+#[test]
+fn hard_links_stay_linked() {
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    write(&a.join("one/original"), b"shared bytes");
+    std::fs::create_dir_all(a.join("two")).unwrap();
+    std::fs::hard_link(a.join("one/original"), a.join("two/second")).unwrap();
+    std::fs::hard_link(a.join("one/original"), a.join("third")).unwrap();
+    write(&a.join("lonely"), b"alone");
+    let r = sync_ok(&a, &b);
+    assert_same(&a, &b);
+    assert_eq!(n(&r, "hard_links"), 2, "{r}");
+    let ino = |p: &str| std::fs::metadata(b.join(p)).unwrap().ino();
+    assert_eq!(ino("one/original"), ino("two/second"));
+    assert_eq!(ino("one/original"), ino("third"));
+    // the group's content changes: every name follows
+    std::fs::write(a.join("third"), b"new shared bytes").unwrap();
+    sync_ok(&a, &b);
+    assert_same(&a, &b);
+    assert_eq!(
+        std::fs::read(b.join("two/second")).unwrap(),
+        b"new shared bytes"
+    );
+}
+
+#[test]
+fn sparse_files_stay_sparse() {
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    let f = std::fs::File::create(a.join("sparse")).unwrap();
+    f.set_len(256 << 20).unwrap();
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(b"middle", 100 << 20).unwrap();
+    drop(f);
+    sync_ok(&a, &b);
+    assert_same(&a, &b);
+    let m = std::fs::metadata(b.join("sparse")).unwrap();
+    assert_eq!(m.len(), 256 << 20);
+    assert!(
+        m.blocks() * 512 < 1 << 20,
+        "{} bytes allocated for 6 bytes of data",
+        m.blocks() * 512
+    );
+}
+
+#[test]
+fn empty_folders_and_zero_byte_files() {
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    std::fs::create_dir_all(a.join("e1/e2/e3")).unwrap();
+    std::fs::create_dir_all(a.join("e4")).unwrap();
+    write(&a.join("e4/zero"), b"");
+    write(&a.join("zero"), b"");
+    std::fs::set_permissions(a.join("e1/e2"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    set_mtime(&a.join("e1/e2/e3"), 1_000_000_000, 1);
+    set_mtime(&a.join("e1/e2"), 1_000_000_001, 2);
+    set_mtime(&a.join("e1"), 1_000_000_002, 3);
+    let r = sync_ok(&a, &b);
+    assert_same(&a, &b);
+    assert_eq!(n(&r, "files_sent"), 2);
+}
+
+#[test]
+fn big_file_over_many_chunks() {
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    let mut rng = Rng(77);
+    write(&a.join("big"), &rng.bytes(20 << 20));
+    write(
+        &a.join("zeros-and-text"),
+        &[vec![0u8; 5 << 20], b"text".repeat(1 << 18)].concat(),
+    );
+    let r = sync_ok(&a, &b);
+    assert_same(&a, &b);
+    assert_eq!(n(&r, "bytes_sent"), (20 << 20) + (5 << 20) + (4 << 18));
+    let (code, out) = verify(&a, &b, true);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn extraneous_target_entries_are_removed_and_type_changes_handled() {
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    write(&a.join("x/file"), b"f");
+    write(&a.join("was-dir"), b"now a file");
+    std::fs::create_dir_all(a.join("was-file")).unwrap();
+    write(&b.join("extra/deep/deeper/f"), b"extra");
+    write(&b.join("was-dir/inside"), b"old");
+    write(&b.join("was-file"), b"old file");
+    write(&b.join("x/stale"), b"stale");
+    write(
+        &b.join(".ocm-0123456789abcdef.tmp"),
+        b"left by a killed run",
+    );
+    let r = sync_ok(&a, &b);
+    assert_same(&a, &b);
+    assert_eq!(n(&r, "cleaned"), 1, "{r}");
+}
+
+#[test]
+fn verify_finds_each_kind_of_difference() {
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    write(&a.join("same-meta-other-bytes"), b"aaaa");
+    write(&a.join("mode"), b"m");
+    write(&a.join("gone"), b"g");
+    sync_ok(&a, &b);
+    // same size and mtime, other bytes: only --content sees it
+    let m = std::fs::metadata(b.join("same-meta-other-bytes")).unwrap();
+    std::fs::write(b.join("same-meta-other-bytes"), b"bbbb").unwrap();
+    set_mtime(&b.join("same-meta-other-bytes"), m.mtime(), m.mtime_nsec());
+    let (code, out) = verify(&a, &b, false);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = verify(&a, &b, true);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("content"), "{out}");
+    std::fs::set_permissions(b.join("mode"), std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::remove_file(b.join("gone")).unwrap();
+    write(&b.join("extra"), b"e");
+    let (code, out) = verify(&a, &b, false);
+    assert_eq!(code, 1, "{out}");
+    for k in ["mode", "missing", "extra"] {
+        assert!(out.contains(k), "{k} in {out}");
+    }
+}
+
+/// Make a folder readable by `nobody`, with one file it cannot read.
+#[test]
+fn unreadable_file_fails_the_sync_unless_accepted() {
+    let t = tmp();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    write(&a.join("ok"), b"fine");
+    write(&a.join("secret"), b"locked");
+    write(&a.join("locked-dir/inside"), b"x");
+    std::fs::create_dir_all(&b).unwrap();
+    for p in [&a, &b] {
+        Command::new("chown")
+            .arg("-R")
+            .arg("65534:65534")
+            .arg(p)
+            .status()
+            .unwrap();
+    }
+    std::fs::set_permissions(a.join("secret"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    std::fs::set_permissions(a.join("locked-dir"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    let as_nobody = |extra: &[&str]| {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            EXE,
+            "sync",
+            "--json",
+            "--from",
+        ])
+        .arg(&a)
+        .arg("--to")
+        .arg(&b)
+        .args(extra);
+        finish(c.output().unwrap())
+    };
+    let r = as_nobody(&[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stderr, r.report);
+    assert_eq!(n(&r.report, "unreadable_count"), 2, "{}", r.report);
+    let listed = r.report["unreadable"].to_string();
+    assert!(
+        listed.contains("secret") && listed.contains("locked-dir"),
+        "{listed}"
+    );
+    assert!(r.stderr.contains("--accept-unreadable"), "{}", r.stderr);
+    assert_eq!(std::fs::read(b.join("ok")).unwrap(), b"fine");
+    let r = as_nobody(&["--accept-unreadable"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, r.report);
+    assert_eq!(n(&r.report, "unreadable_count"), 2);
+}
+
+#[test]
+fn file_changing_while_copied_is_sent_again() {
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    let mut rng = Rng(5);
+    write(&a.join("growing"), &rng.bytes(64 << 20));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let path = a.join("growing");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            f.write_all(b"more").unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    let r = sync(&a, &b, &[]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let again =
+        n(&r.report, "resent") + r.report["gave_up"].as_array().map_or(0, |v| v.len() as u64);
+    assert!(again >= 1, "the change was seen: {}", r.report);
+    assert_eq!(
+        r.code == 0,
+        r.report["gave_up"].as_array().is_some_and(|v| v.is_empty())
+    );
+    // it holds still now: the next sync makes the copy exact
+    sync_ok(&a, &b);
+    assert_same(&a, &b);
+}
+
+/// A tree big enough that a debug build needs a few seconds for it.
+fn kill_tree(root: &Path) {
+    let mut rng = Rng(99);
+    for i in 0..3000 {
+        let size = 2000 + rng.below(30_000) as usize;
+        write(&root.join(format!("d{}/f{i}", i % 37)), &rng.bytes(size));
+    }
+    for i in 0..6 {
+        write(&root.join(format!("big{i}")), &rng.bytes(8 << 20));
+    }
+}
+
+/// Source regular files (one per inode) whose copy is missing or not finished on the target.
+fn unfinished(a: &Path, b: &Path) -> u64 {
+    let x = walk(a);
+    let y = if b.exists() { walk(b) } else { BTreeMap::new() };
+    x.iter()
+        .filter(|(p, s)| s.kind == 'f' && s.group.as_ref().is_none_or(|g| g == *p))
+        .filter(|(p, s)| {
+            !y.get(*p)
+                .is_some_and(|t| t.kind == 'f' && t.size == s.size && t.mtime == s.mtime)
+        })
+        .count() as u64
+}
+
+/// Regular files under `root` (no hashing; what vanishes meanwhile is skipped).
+fn count_files(root: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => n += 1,
+                _ => {}
+            }
+        }
+    }
+    n
+}
+
+/// Start a sync and kill it (with `victim`, given the operator's pid) once the target holds at
+/// least `files` regular files. False when the sync ended first.
+fn kill_at(a: &Path, b: &Path, files: usize, victim: &dyn Fn(u32)) -> bool {
+    let mut child = sync_args(a, b, &["--streams", "2"]).spawn().unwrap();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return false; // finished before the kill
+        }
+        if files == 0 || count_files(b) >= files {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    let agents = children(child.id());
+    victim(child.id());
+    // The operator must end (killed, or failing on its broken agent), never hang.
+    let t1 = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            // and its agents end too (their stdin closed): wait for them before looking
+            while agents.iter().any(|p| alive(*p)) {
+                assert!(
+                    t1.elapsed() < Duration::from_secs(60),
+                    "agents still running"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            return true;
+        }
+        if t1.elapsed() > Duration::from_secs(60) {
+            kill9(child.id());
+            let _ = child.wait();
+            panic!("the operator did not end within 60 s after an agent was killed");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Children of a process (the local agents of an operator).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        let after = &stat[stat.rfind(')').unwrap_or(0) + 2..];
+        let ppid: u32 = after
+            .split(' ')
+            .nth(1)
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0);
+        if ppid == pid {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Running (not gone, not a zombie nobody reaped).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat[stat.rfind(')').unwrap_or(0)..].starts_with(") Z"),
+        Err(_) => false,
+    }
+}
+
+fn kill9(pid: u32) {
+    // SAFETY: plain kill(2).
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+}
+
+fn resume_and_check(a: &Path, b: &Path) {
+    let left = unfinished(a, b);
+    let r = sync_ok(a, b);
+    assert_same(a, b);
+    assert!(temp_files(b).is_empty(), "{:?}", temp_files(b));
+    assert_eq!(
+        n(&r, "files_sent"),
+        left,
+        "only the files not finished before the kill are sent: {r}"
+    );
+}
+
+#[test]
+fn kill_of_the_operator_at_five_moments_then_resume() {
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    kill_tree(&a);
+    let mut killed = 0;
+    // at the start (agents starting, scanning), then at four points of the copy
+    for files in [0, 300, 1000, 1800, 2600] {
+        if kill_at(&a, &b, files, &kill9) {
+            killed += 1;
+        }
+        // no operator: its agents end with their stdin
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        killed >= 3,
+        "the sync was killed while running ({killed} times)"
+    );
+    resume_and_check(&a, &b);
+}
+
+#[test]
+fn kill_of_an_agent_then_resume() {
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    kill_tree(&a);
+    for (files, which) in [(200, 0usize), (1200, 1), (2200, 2)] {
+        let killed = kill_at(&a, &b, files, &|pid| {
+            let kids = children(pid);
+            if let Some(k) = kids.get(which % kids.len().max(1)) {
+                kill9(*k);
+            }
+        });
+        assert!(
+            killed,
+            "an agent was killed while the sync ran ({files} files)"
+        );
+    }
+    resume_and_check(&a, &b);
+}
