@@ -1509,3 +1509,204 @@ fn agent_read_only_refuses_writes() {
     assert_eq!(std::fs::read(root.join("file")).unwrap(), b"inside");
     assert!(!root.join("new").exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Secrets (lab): after `init`, `plan`, `plan --json` and the read-only first step of `migrate`,
+// no secret is in any output, in the migration file or in the state folder, and no process showed
+// one in its argv meanwhile. The state folder is 0700, its files 0600.
+
+/// Samples every process's argv (the lab's hosts share this machine's PID namespace) for any of
+/// `needles` until stopped.
+struct ArgvWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<(usize, Vec<String>)>,
+}
+
+impl ArgvWatch {
+    fn start(needles: Vec<Vec<u8>>) -> ArgvWatch {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s2 = stop.clone();
+        let me = std::process::id().to_string();
+        let handle = std::thread::spawn(move || {
+            let (mut samples, mut hits) = (0, Vec::new());
+            while !s2.load(Ordering::Relaxed) {
+                for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if !name.bytes().all(|b| b.is_ascii_digit()) || name == me {
+                        continue;
+                    }
+                    if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+                        if needles
+                            .iter()
+                            .any(|n| cmd.windows(n.len()).any(|w| w == n.as_slice()))
+                        {
+                            hits.push(String::from_utf8_lossy(&cmd).replace('\0', " "));
+                        }
+                    }
+                }
+                samples += 1;
+            }
+            (samples, hits)
+        });
+        ArgvWatch { stop, handle }
+    }
+
+    fn finish(self) -> (usize, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap()
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if e.file_type().unwrap().is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn no_secret_in_outputs_files_or_argv_after_plan() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = common::Lab::get();
+    lab.instance("owncloud", "mysql", 1, 10, 21);
+    let php = |key: &str| {
+        lab.sh(
+            "old",
+            &format!("php -r 'include \"/var/www/owncloud/config/config.php\"; echo $CONFIG[\"{key}\"];'"),
+        )
+    };
+    let admin_pw_file = lab.var("LAB_ADMIN_PASSWORD_FILE").to_string();
+    let tsig_file = lab.var("LAB_TSIG_KEY").to_string();
+    let tsig_text = std::fs::read_to_string(&tsig_file).unwrap();
+    let secrets: Vec<(&str, String)> = vec![
+        ("dbpassword", php("dbpassword")),
+        ("secret", php("secret")),
+        ("passwordsalt", php("passwordsalt")),
+        (
+            "admin password",
+            std::fs::read_to_string(&admin_pw_file)
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        ),
+        (
+            "TSIG secret",
+            tsig_text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("secret:"))
+                .unwrap_or("")
+                .trim()
+                .to_string(),
+        ),
+    ];
+    for (what, s) in &secrets {
+        assert!(
+            s.len() >= 8,
+            "the lab's {what} is too short to search for: {s:?}"
+        );
+    }
+    let watch = ArgvWatch::start(secrets.iter().map(|(_, s)| s.as_bytes().to_vec()).collect());
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = "ssh://root@127.0.0.2/var/www/owncloud";
+    let tgt = "ssh://root@127.0.0.3/var/www/owncloud";
+    let mut outputs = vec![(
+        "init",
+        ocmigrate(&["init", "--source", src, "--target", tgt], d),
+    )];
+    assert_eq!(
+        outputs[0].1.status.code(),
+        Some(0),
+        "init: {}",
+        stderr(&outputs[0].1)
+    );
+    // What an admin edits: the admin password file and the lab's DNS server with its key.
+    let file = d.join("ocmigrate.toml");
+    let toml = std::fs::read_to_string(&file).unwrap();
+    let mut toml: String = toml
+        .lines()
+        .map(|l| {
+            if l.starts_with("# admin_password_file") {
+                format!("admin_password_file = \"{admin_pw_file}\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    toml.truncate(toml.find("[dns]").unwrap());
+    toml.push_str(&format!(
+        "[dns]\nmode = \"rfc2136\"\nserver = \"{}\"\nzone = \"example.test.\"\nname = \"cloud.example.test.\"\n\
+         target = \"new.example.test.\"\ntsig_key_file = \"{tsig_file}\"\n",
+        lab.var("LAB_DNS")
+    ));
+    std::fs::write(&file, toml).unwrap();
+    outputs.push(("plan", ocmigrate(&["plan"], d)));
+    outputs.push(("plan --json", ocmigrate(&["plan", "--json"], d)));
+    outputs.push((
+        "migrate --stop-after preflight",
+        ocmigrate(&["migrate", "--yes", "--stop-after", "preflight"], d),
+    ));
+    let (samples, hits) = watch.finish();
+
+    for (cmd, o) in &outputs {
+        let all = [&o.stdout[..], &o.stderr[..]].concat();
+        for (what, s) in &secrets {
+            assert!(
+                !all.windows(s.len()).any(|w| w == s.as_bytes()),
+                "`ocmigrate {cmd}` printed the {what}:\n{}",
+                String::from_utf8_lossy(&all)
+            );
+        }
+    }
+    let plan = &outputs[1].1;
+    assert!(
+        matches!(plan.status.code(), Some(0) | Some(1)),
+        "plan: {}",
+        stderr(plan)
+    );
+    let m = &outputs[3].1;
+    assert_eq!(
+        m.status.code(),
+        Some(0),
+        "migrate --stop-after preflight: {}",
+        stderr(m)
+    );
+
+    // The migration file and everything in the state folder.
+    let state = d.join("ocmigrate.state");
+    let files = files_under(d);
+    assert!(
+        files.iter().any(|f| f.starts_with(&state)),
+        "migrate left no state folder: {files:?}"
+    );
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        for (what, s) in &secrets {
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                "{} holds the {what}",
+                f.display()
+            );
+        }
+        let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} is mode {mode:o}, not 0600", f.display());
+    }
+    let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "the state folder is mode {mode:o}");
+    assert!(samples > 10, "argv sampled only {samples} times");
+    assert!(
+        hits.is_empty(),
+        "a secret was in a process's argv: {hits:#?}"
+    );
+}
