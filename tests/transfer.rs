@@ -5,6 +5,8 @@
 //! files changing while copied, and kill -9 of the operator or of an agent at several moments
 //! followed by a resume that sends only what was not finished and leaves no temporary file.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -424,7 +426,12 @@ fn delta_is_sent_exactly() {
     std::fs::rename(a.join("folder"), a.join("folder-renamed")).unwrap();
     let r = sync_ok(&a, &b);
     assert_same(&a, &b);
-    assert_eq!(n(&r, "files_sent"), 3 + 4 + 5, "{r}");
+    assert_eq!(n(&r, "files_sent"), 3 + 4, "{r}");
+    assert_eq!(
+        n(&r, "reused"),
+        5,
+        "the renamed folder's files are linked, not sent: {r}"
+    );
     assert_eq!(n(&r, "removed"), 2 + 1, "two files and the old folder: {r}");
     assert!(n(&r, "meta_fixed") >= 1, "{r}");
 }
@@ -879,4 +886,79 @@ fn kill_of_an_agent_then_resume() {
         );
     }
     resume_and_check(&a, &b);
+}
+
+/// Over ssh in the lab (old → new, the hosts' /root seen from here through the lab's folders):
+/// two streams on connections of their own; one of the operator's ssh processes killed during
+/// the copy; the resume finishes it exactly and sends only what was not finished.
+#[test]
+fn lab_over_ssh_with_a_killed_ssh_then_resume() {
+    let lab = common::Lab::get();
+    let hosts = common::lab_dir().join("hosts");
+    let (a, b) = (
+        hosts.join("old/root/ocm-transfer/src"),
+        hosts.join("new/root/ocm-transfer/dst"),
+    );
+    let _ = std::fs::remove_dir_all(hosts.join("old/root/ocm-transfer"));
+    let _ = std::fs::remove_dir_all(hosts.join("new/root/ocm-transfer"));
+    kill_tree(&a);
+    random_tree(&a.join("mixed"), 0x5eed_0003, 150);
+    let from = "ssh://root@127.0.0.2/root/ocm-transfer/src";
+    let to = "ssh://root@127.0.0.3/root/ocm-transfer/dst";
+    let run = |extra: &[&str]| {
+        let mut c = Command::new(EXE);
+        c.args([
+            "sync",
+            "--json",
+            "--streams",
+            "2",
+            "--from",
+            from,
+            "--to",
+            to,
+        ])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        c
+    };
+    let mut child = run(&[]).spawn().unwrap();
+    let t0 = Instant::now();
+    while count_files(&b) < 500 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sync ended before the kill"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(120));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let ssh: Vec<u32> = children(child.id())
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "ssh")
+        })
+        .collect();
+    assert!(!ssh.is_empty(), "the operator's ssh processes");
+    kill9(*ssh.last().unwrap());
+    let out = child.wait_with_output().unwrap();
+    let r = finish(out);
+    assert_ne!(r.code, 0, "a killed ssh fails the sync: {}", r.stderr);
+    assert!(r.stderr.contains("hint"), "{}", r.stderr);
+    // the remote agents notice their closed channel and end; then resume
+    std::thread::sleep(Duration::from_millis(500));
+    let left = unfinished(&a, &b);
+    let r = finish(run(&[]).output().unwrap());
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, r.report);
+    assert_eq!(n(&r.report, "files_sent"), left, "{}", r.report);
+    assert_same(&a, &b);
+    assert!(temp_files(&b).is_empty(), "{:?}", temp_files(&b));
+    let o = Command::new(EXE)
+        .args(["verify", "--content", "--from", from, "--to", to])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    drop(lab);
+    let _ = std::fs::remove_dir_all(hosts.join("old/root/ocm-transfer"));
+    let _ = std::fs::remove_dir_all(hosts.join("new/root/ocm-transfer"));
 }

@@ -41,11 +41,17 @@ pub struct MetaOp {
 /// Everything to do on the target for one tree, in the order it must be done.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
-    /// Extraneous or in the way (another type): removed first, recursively (topmost only).
+    /// In the way of a source entry of another type: removed first, recursively.
+    pub remove_first: Vec<RelPath>,
+    /// Extraneous (not on the source): removed after `reuse`, recursively (topmost only).
     pub remove: Vec<RelPath>,
     /// Folders to create, parents first (attributes but the mtime, which comes with `dir_meta`).
     pub mkdir: Vec<(RelPath, Attrs)>,
     pub symlinks: Vec<(RelPath, Vec<u8>, Attrs)>,
+    /// New files whose bytes are already on the target under an extraneous name (a renamed or
+    /// moved folder): hard-linked from there before the removals, instead of sent again. When
+    /// the link fails, the file is sent.
+    pub reuse: Vec<(FileOp, RelPath)>,
     pub files: Vec<FileOp>,
     /// `(new path, existing path)`: after the files, since the existing one may be among them.
     pub links: Vec<(RelPath, RelPath)>,
@@ -62,6 +68,8 @@ impl Plan {
     /// Returns true if and only if nothing needs doing.
     pub fn is_empty(&self) -> bool {
         self.remove.is_empty()
+            && self.remove_first.is_empty()
+            && self.reuse.is_empty()
             && self.mkdir.is_empty()
             && self.symlinks.is_empty()
             && self.files.is_empty()
@@ -77,6 +85,13 @@ fn attrs(e: &Entry, owners: &OwnerMap) -> Attrs {
         uid: owners.uid(e.uid),
         gid: owners.gid(e.gid),
         mtime: e.mtime,
+    }
+}
+
+fn name(p: &[u8]) -> &[u8] {
+    match p.iter().rposition(|&b| b == b'/') {
+        Some(i) => &p[i + 1..],
+        None => p,
     }
 }
 
@@ -113,14 +128,27 @@ pub fn diff(src: &Manifest, tgt: &Manifest, owners: &OwnerMap) -> Plan {
     // Files whose content is sent (their hard links must be made again).
     let mut sent: HashSet<&[u8]> = HashSet::new();
 
+    // In the way of a source entry: removed before anything is created.
     let remove = |p: &RelPath,
                   plan: &mut Plan,
                   removed: &mut HashSet<Vec<u8>>,
                   touched: &mut HashSet<Vec<u8>>| {
-        plan.remove.push(p.clone());
+        plan.remove_first.push(p.clone());
         removed.insert(p.as_bytes().to_vec());
         touched.insert(parent(p.as_bytes()).to_vec());
     };
+    // Extraneous target files by (name, size, mtime): the bytes of a renamed folder's files.
+    let mut spare: HashMap<(&[u8], u64, Time), &Entry> = HashMap::new();
+    for t in &tgt.entries {
+        let p = t.path.as_bytes();
+        if t.file_type == FileType::File
+            && t.nlink == 1
+            && !sidx.contains_key(p)
+            && !src.under_skipped(p)
+        {
+            spare.entry((name(p), t.size, t.mtime)).or_insert(t);
+        }
+    }
 
     for s in &src.entries {
         let path = s.path.as_bytes();
@@ -195,6 +223,25 @@ pub fn diff(src: &Manifest, tgt: &Manifest, owners: &OwnerMap) -> Plan {
                     }
                     // The temporary file and the rename move the folder's mtime.
                     touched.insert(parent(path).to_vec());
+                    let key = (name(path), s.size, s.mtime);
+                    let old = (t.is_none() && !sleaders.contains_key(path) && s.size > 0)
+                        .then(|| spare.remove(&key))
+                        .flatten();
+                    if let Some(old) = old {
+                        if let Some(mut m) = meta_of(s, old, owners, true) {
+                            m.mtime = None;
+                            plan.meta.push(m);
+                        }
+                        plan.reuse.push((
+                            FileOp {
+                                path: s.path.clone(),
+                                size: s.size,
+                                attrs: attrs(s, owners),
+                            },
+                            old.path.clone(),
+                        ));
+                        continue;
+                    }
                     plan.bytes += s.size;
                     sent.insert(path);
                     plan.files.push(FileOp {
@@ -250,7 +297,9 @@ pub fn diff(src: &Manifest, tgt: &Manifest, owners: &OwnerMap) -> Plan {
         if covered {
             continue;
         }
-        remove(&t.path, &mut plan, &mut removed, &mut touched);
+        plan.remove.push(t.path.clone());
+        removed.insert(p.to_vec());
+        touched.insert(parent(p).to_vec());
     }
     // A removal and a re-creation of the same path: removal first, as listed. Folders touched
     // get their attributes (their mtime at least) again at the end.
@@ -355,7 +404,8 @@ mod tests {
             e("sub/extra", FileType::File, 0, 7),
         ]);
         let p = diff(&src, &tgt, &OwnerMap::identity());
-        assert_eq!(paths(&p.remove), ["typechange", "gone", "sub/extra"]);
+        assert_eq!(paths(&p.remove_first), ["typechange"]);
+        assert_eq!(paths(&p.remove), ["gone", "sub/extra"]);
         assert_eq!(paths(p.mkdir.iter().map(|x| &x.0)), ["d"]);
         assert_eq!(
             paths(p.files.iter().map(|x| &x.path)),
@@ -415,5 +465,57 @@ mod tests {
         ]);
         let p = diff(&src, &tgt, &OwnerMap::identity());
         assert!(p.is_empty(), "{p:?}");
+    }
+}
+
+#[cfg(test)]
+mod reuse_tests {
+    use super::*;
+
+    #[test]
+    fn a_renamed_folder_is_linked_not_sent() {
+        let e = |p: &str, ft: FileType, size: u64| Entry {
+            path: RelPath::new(p).unwrap(),
+            file_type: ft,
+            mode: 0o644,
+            uid: 1,
+            gid: 1,
+            size,
+            mtime: Time { sec: 9, nsec: 9 },
+            ctime: Time::default(),
+            dev: 1,
+            ino: 0,
+            nlink: 1,
+            target: vec![],
+        };
+        let m = |v: Vec<Entry>| Manifest {
+            entries: v,
+            ..Manifest::default()
+        };
+        let src = m(vec![
+            e("", FileType::Dir, 0),
+            e("new", FileType::Dir, 0),
+            e("new/a", FileType::File, 5),
+            e("new/b", FileType::File, 6),
+        ]);
+        let mut old_b = e("old/b", FileType::File, 6);
+        old_b.mode = 0o600;
+        let tgt = m(vec![
+            e("", FileType::Dir, 0),
+            e("old", FileType::Dir, 0),
+            e("old/a", FileType::File, 5),
+            old_b,
+        ]);
+        let p = diff(&src, &tgt, &OwnerMap::identity());
+        assert!(p.files.is_empty(), "{:?}", p.files);
+        let reused: Vec<_> = p
+            .reuse
+            .iter()
+            .map(|(f, o)| format!("{} <- {}", f.path, o))
+            .collect();
+        assert_eq!(reused, ["new/a <- old/a", "new/b <- old/b"]);
+        assert_eq!(p.remove, vec![RelPath::new("old").unwrap()]);
+        assert_eq!(p.meta.len(), 1, "the mode of b differs: {:?}", p.meta);
+        assert_eq!(p.meta[0].mode, Some(0o644));
     }
 }

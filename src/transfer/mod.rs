@@ -66,6 +66,9 @@ pub struct SyncReport {
     pub meta_fixed: u64,
     /// Entries removed from the target (topmost; a folder counts once).
     pub removed: u64,
+    /// New files whose bytes were already on the target under an old name (a renamed folder):
+    /// hard-linked from there, not sent.
+    pub reused: u64,
     /// Temporary files of an interrupted run removed at the start.
     pub cleaned: u64,
     /// Files that changed while read and were sent again.

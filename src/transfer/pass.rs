@@ -143,13 +143,13 @@ pub(crate) fn run_pass(
         }
         plans.push(p);
     }
-    let files: usize = plans.iter().map(|p| p.files.len()).sum();
-    let bytes: u64 = plans.iter().map(|p| p.bytes).sum();
+    let to_send: usize = plans.iter().map(|p| p.files.len()).sum();
+    let to_send_bytes: u64 = plans.iter().map(|p| p.bytes).sum();
     sink.note(&format!(
-        "scanned {} entries in {:.1} s: {files} file(s), {} to send",
+        "scanned {} entries in {:.1} s: {to_send} file(s), {} to send",
         rep.entries,
         rep.scan_seconds,
-        super::progress::human(bytes as f64)
+        super::progress::human(to_send_bytes as f64)
     ));
 
     let mut scon = Conn::new(sa);
@@ -163,12 +163,13 @@ pub(crate) fn run_pass(
     }
     let own = |v: u32| if keep_owner { u32::MAX } else { v };
 
-    // Removals, folders, symlinks: in this order, per tree.
+    // Removals of what is in the way, folders, links to the bytes of renamed files,
+    // removals of what is extraneous, symlinks: in this order, per tree.
     let mut reqs = Vec::new();
     let mut what = Vec::new();
     for (i, p) in plans.iter().enumerate() {
         let r = i as u16;
-        for x in &p.remove {
+        for x in &p.remove_first {
             reqs.push(Request::Remove {
                 target: Target::new(r, x.clone()),
             });
@@ -183,6 +184,19 @@ pub(crate) fn run_pass(
             });
             what.push((i, x.clone(), Kind::Mkdir));
         }
+        for (op, old) in &p.reuse {
+            reqs.push(Request::Link {
+                target: Target::new(r, op.path.clone()),
+                existing: old.clone(),
+            });
+            what.push((i, op.path.clone(), Kind::Reuse));
+        }
+        for x in &p.remove {
+            reqs.push(Request::Remove {
+                target: Target::new(r, x.clone()),
+            });
+            what.push((i, x.clone(), Kind::Remove));
+        }
         for (x, link, a) in &p.symlinks {
             reqs.push(Request::Symlink {
                 target: Target::new(r, x.clone()),
@@ -194,7 +208,17 @@ pub(crate) fn run_pass(
             what.push((i, x.clone(), Kind::Symlink));
         }
     }
-    run_batch(&mut tcon, reqs, what, trees, &mut rep)?;
+    let failed_reuse = run_batch(&mut tcon, reqs, what, trees, &mut rep)?;
+    // A link that could not be made: the file is sent.
+    for (i, path) in failed_reuse {
+        if let Some((op, _)) = plans[i].reuse.iter().find(|(op, _)| op.path == path) {
+            let op = op.clone();
+            plans[i].bytes += op.size;
+            plans[i].files.push(op);
+        }
+    }
+    let files: usize = plans.iter().map(|p| p.files.len()).sum();
+    let bytes: u64 = plans.iter().map(|p| p.bytes).sum();
 
     // File contents over the streams.
     let counters = Counters::default();
@@ -297,6 +321,7 @@ pub(crate) fn run_pass(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Remove,
+    Reuse,
     Mkdir,
     Symlink,
     Link,
@@ -304,15 +329,17 @@ enum Kind {
     Sync,
 }
 
+/// Run a batch; returns the `Reuse` links that failed (their files are sent instead).
 fn run_batch(
     con: &mut Conn,
     reqs: Vec<Request>,
     what: Vec<(usize, RelPath, Kind)>,
     trees: &[Tree],
     rep: &mut SyncReport,
-) -> Result<(), Failure> {
+) -> Result<Vec<(usize, RelPath)>, Failure> {
+    let mut failed_reuse = Vec::new();
     if reqs.is_empty() {
-        return Ok(());
+        return Ok(failed_reuse);
     }
     let answers = con.batch(reqs).map_err(deploy::failure_of)?;
     for ((i, p, kind), a) in what.into_iter().zip(answers) {
@@ -322,8 +349,10 @@ fn run_batch(
                 Kind::Mkdir => rep.dirs_created += 1,
                 Kind::Symlink => rep.symlinks += 1,
                 Kind::Link => rep.hard_links += 1,
+                Kind::Reuse => rep.reused += 1,
                 Kind::Meta | Kind::Sync => {}
             },
+            Err(_) if kind == Kind::Reuse => failed_reuse.push((i, p)),
             // A folder removed by a removal above it, a link to a file that vanished.
             Err((ErrorCode::NotFound, _)) if kind == Kind::Meta || kind == Kind::Link => {}
             Err((_, msg)) => {
@@ -331,7 +360,7 @@ fn run_batch(
             }
         }
     }
-    Ok(())
+    Ok(failed_reuse)
 }
 
 /// `n` more stream pairs, each agent on an ssh connection of its own, started at once.
