@@ -4,12 +4,13 @@ use super::events::Console;
 use crate::cli::FileArgs;
 use crate::exit::{ExitKind, HELP_FOOTER};
 use crate::migration::Migration;
-use crate::runbook::{self, Step};
+use crate::runbook::{self, Events, Step};
 
 const EXAMPLE: &str = "Example:
   ocmigrate plan && ocmigrate migrate        # asks before maintenance mode and before DNS
   ocmigrate migrate --yes --json > run.log   # unattended, one JSON event a line
-  ocmigrate status                           # where it stands; run migrate again to resume";
+  ocmigrate status                           # where it stands; run migrate again to resume
+  ocmigrate migrate --remove-agents          # when complete: take the agent binary off both hosts";
 
 /// Run the cut-over: maintenance, final copy, database, target checks, go-live, DNS, report.
 #[derive(Debug, clap::Args)]
@@ -29,6 +30,10 @@ pub struct MigrateArgs {
     /// Stop after this step (e.g. `target-up` to look at the target before it goes live).
     #[arg(long, value_name = "STEP", value_parser = parse_step)]
     pub stop_after: Option<Step>,
+    /// When the migration is complete, take ocmigrate's agent binary off both hosts (it is
+    /// copied again when a later command needs it).
+    #[arg(long)]
+    pub remove_agents: bool,
 }
 
 fn parse_step(s: &str) -> Result<Step, String> {
@@ -97,6 +102,18 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<ExitKind> {
         stop_after: args.stop_after,
     };
     let kind = runbook::run(&m, &opts, &mut console)?;
+    let complete =
+        crate::runbook::Journal::load(&m.state_dir())?.is_some_and(|j| j.next_step().is_none());
+    if args.remove_agents && complete {
+        for (label, removed) in [
+            (m.source.label().to_string(), m.source.remove_agents()?),
+            (m.target.label().to_string(), m.target.remove_agents()?),
+        ] {
+            for r in removed {
+                console.info(&format!("{label}: removed {r}"));
+            }
+        }
+    }
     if !args.json {
         let state = m.state_dir();
         match crate::runbook::Journal::load(&state)?.and_then(|j| j.next_step()) {

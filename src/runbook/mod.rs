@@ -7,6 +7,7 @@
 //! the command line implements (text or JSON lines). It never changes the source except through
 //! `SourceHost` (maintenance mode and the configured service commands).
 
+mod drain;
 pub mod journal;
 mod report;
 pub mod rollback;

@@ -82,6 +82,15 @@ pub fn write_report(state_dir: &Path, j: &Journal) -> Result<(PathBuf, PathBuf),
     for n in not {
         let _ = writeln!(md, "* {n}");
     }
+    let _ = writeln!(
+        md,
+        "\n## Left on the hosts\n\n\
+         * ocmigrate's agent binary, `~/.cache/ocmigrate/agent-<sha256>` of the ssh user on the source \
+         and on the target (nothing ownCloud reads). `ocmigrate migrate --remove-agents` takes it off \
+         both once the migration is complete.\n\
+         * On the source: `maintenance` in `config/config.php` (on while the target serves), and its \
+         web server stopped; `ocmigrate rollback` undoes both."
+    );
     let mut v = serde_json::to_value(j).expect("journal serializes");
     v["downtime_s"] = downtime(j).into();
     let mdp = state_dir.join("report.md");

@@ -85,7 +85,7 @@ pub fn changes_since_live(
 }
 
 /// The time of a common/combined log line: `[25/Nov/2026:21:20:59 +0000]`.
-fn access_log_time(line: &str) -> Option<f64> {
+pub(super) fn access_log_time(line: &str) -> Option<f64> {
     let s = &line[line.find('[')? + 1..];
     let s = &s[..s.find(']')?];
     let (date, zone) = s.split_once(' ')?;
@@ -231,6 +231,20 @@ pub fn rollback(
             )));
         }
         std::thread::sleep(Duration::from_millis(250));
+    }
+    // The target is left as it is, but for the log probe of a target-up check that was cut
+    // short (a run killed in its middle): that file is ocmigrate's, not the instance's.
+    let probe = m.target.root().join(super::steps::PROBE_CONFIG);
+    let r = m.target.run(&format!(
+        "rm -f {}",
+        crate::host::shell_quote(&probe.to_string_lossy())
+    ))?;
+    if !r.ok() {
+        ev.warning(&format!(
+            "could not remove {} on the target: {}",
+            probe.display(),
+            r.stderr_text()
+        ));
     }
     // A new migrate run starts again from maintenance mode (the online copy stays done).
     j.entries.retain(|e| e.step < Step::MaintenanceOn);

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 const ROOTS_PHP: &str = include_str!("roots.php");
 
+/// The config file target-up puts on the target for the length of its log probe.
+pub(super) const PROBE_CONFIG: &str = "config/zz-ocmigrate-probe.config.php";
+
 /// How long a toggle may take to show over HTTP (PHP's opcache keeps config.php ~2 s).
 const TOGGLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -290,9 +293,9 @@ impl<'a> Ctx<'a> {
     }
 
     fn drain(&mut self, j: &mut Journal, ev: &mut dyn Events) -> Result<Outcome, Failure> {
-        let wait = match self.m.config.cutover.drain {
-            crate::config::Drain::Fixed(d) => d,
-            crate::config::Drain::Auto { max } => max,
+        let (wait, auto) = match self.m.config.cutover.drain {
+            crate::config::Drain::Fixed(d) => (d, false),
+            crate::config::Drain::Auto { max } => (max, true),
         };
         let seen = j
             .marks
@@ -300,21 +303,95 @@ impl<'a> Ctx<'a> {
             .copied()
             .unwrap_or_else(super::journal::now);
         let until = seen + wait.as_secs_f64();
+        let (access_log, _) = web_logs(&self.src);
+        let mut last_check = 0.0;
+        let mut status = super::drain::Drained::default();
+        let (mut log_text, mut log_end) = (String::new(), None);
         loop {
-            let left = until - super::journal::now();
+            let now = super::journal::now();
+            let left = until - now;
             if left <= 0.0 {
                 break;
             }
-            ev.waiting(
-                "drain: sync clients notice maintenance mode",
-                Duration::from_secs_f64(left),
-            );
+            if auto && now - last_check >= 2.0 {
+                last_check = now;
+                let (more, end) = self.source_access_log(&access_log, log_end)?;
+                log_end = Some(end);
+                log_text.push_str(&more);
+                status = super::drain::assess(&log_text, seen);
+                if status.done() {
+                    let waited = now - seen;
+                    return Ok(Outcome::done(format!(
+                        "auto: all {} client(s) active in the hour before got a 503 after {waited:.0} s",
+                        status.clients.len()
+                    ))
+                    .figure("drain_s", waited)
+                    .figure("clients", status.clients.len()));
+                }
+            }
+            let what = if auto {
+                format!(
+                    "drain: {} of {} client(s) yet to get a 503",
+                    status.waiting_for().len(),
+                    status.clients.len()
+                )
+            } else {
+                "drain: sync clients notice maintenance mode".to_string()
+            };
+            ev.waiting(&what, Duration::from_secs_f64(left));
             std::thread::sleep(Duration::from_secs_f64(left.min(1.0)));
+        }
+        if auto && !status.done() {
+            ev.warning(&format!(
+                "drain: {} client(s) got no 503 within {} s (switched off, or gone): {}",
+                status.waiting_for().len(),
+                wait.as_secs(),
+                status
+                    .waiting_for()
+                    .iter()
+                    .take(5)
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
         }
         Ok(
             Outcome::done(format!("waited {} s from maintenance seen", wait.as_secs()))
-                .figure("drain_s", wait.as_secs()),
+                .figure("drain_s", wait.as_secs())
+                .figure("clients", status.clients.len()),
         )
+    }
+
+    /// The source's access log (read-only) from `from` on, or its last 4 MiB; and the offset
+    /// where what was read ends. A log rotated meanwhile (shorter than `from`) is read anew.
+    fn source_access_log(
+        &self,
+        path: &std::path::Path,
+        from: Option<u64>,
+    ) -> Result<(String, u64), Failure> {
+        let size = size_of(
+            &self
+                .m
+                .source
+                .probe(&Probe::ReadFrom(path.to_path_buf(), u64::MAX / 2))?
+                .stdout_text(),
+        );
+        let from = match from {
+            Some(f) if f <= size => f,
+            _ => size.saturating_sub(4 << 20),
+        };
+        let r = self
+            .m
+            .source
+            .probe(&Probe::ReadFrom(path.to_path_buf(), from))?;
+        let text = r.stdout_text();
+        let body = text
+            .split_once('\n')
+            .map(|(_, rest)| rest.to_string())
+            .unwrap_or_default();
+        // Only whole lines: a line still being written is read next time.
+        let whole = body.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        Ok((body[..whole].to_string(), from + whole as u64))
     }
 
     fn stop_source_web(&mut self, _ev: &mut dyn Events) -> Result<Outcome, Failure> {
@@ -537,11 +614,7 @@ impl<'a> Ctx<'a> {
                 .get(..16)
                 .unwrap_or("0")
         );
-        let probe_cfg = self
-            .m
-            .target
-            .root()
-            .join("config/zz-ocmigrate-probe.config.php");
+        let probe_cfg = self.m.target.root().join(PROBE_CONFIG);
         let php = format!("<?php\n$CONFIG = array (\n  'log.condition' => array ('shared_secret' => '{secret}'),\n);\n");
         self.m
             .target
