@@ -280,6 +280,17 @@ pub(crate) fn may_import(
     .hint("check that this is the right target; to drop those tables and import, set `replace_target = true` under [database] in the migration file"))
 }
 
+/// Record in the state folder that an import of `database` into `tgt` is `started` or `done`.
+pub(crate) fn mark(
+    opts: &CopyOptions,
+    kind: DbKind,
+    database: &str,
+    tgt: &TargetHost,
+    state: &str,
+) -> Result<(), Failure> {
+    write_marker(&opts.state_dir, &marker(kind, database, tgt.label(), state))
+}
+
 pub(crate) fn marker(kind: DbKind, database: &str, target: &str, state: &str) -> ImportMarker {
     ImportMarker {
         kind: format!("{kind:?}").to_lowercase(),

@@ -3,9 +3,8 @@
 //! access; per-table figures for verification.
 
 use super::{
-    as_root, compress_name, conn, elapsed, figures_from_lines, login_warning, marker, may_import,
-    source_sql, stream, target_query, write_marker, CopyOptions, CopyReport, DbKind, DbParams,
-    Figures,
+    as_root, compress_name, conn, elapsed, figures_from_lines, login_warning, mark, may_import,
+    source_sql, stream, target_query, CopyOptions, CopyReport, DbKind, DbParams, Figures,
 };
 use crate::exit::Failure;
 use crate::host::{shell_quote, Compress, DumpCommand, MysqlPart, SourceHost, TargetHost};
@@ -188,10 +187,7 @@ pub(crate) fn copy(
         p.password.expose(),
     )?;
 
-    write_marker(
-        &opts.state_dir,
-        &marker(DbKind::Mysql, &db, tgt.label(), "started"),
-    )?;
+    mark(opts, DbKind::Mysql, &db, tgt, "started")?;
 
     // The stream. Without triggers, the table definitions go first, the secondary indexes are
     // dropped, the rows follow, and the indexes are built at the end: a sorted index build is
@@ -281,10 +277,7 @@ pub(crate) fn copy(
     .into_iter()
     .collect();
 
-    write_marker(
-        &opts.state_dir,
-        &marker(DbKind::Mysql, &db, tgt.label(), "done"),
-    )?;
+    mark(opts, DbKind::Mysql, &db, tgt, "done")?;
     Ok(CopyReport {
         kind: DbKind::Mysql,
         database: db,

@@ -3,9 +3,9 @@
 //! belongs to config.php's user; the role and the database created when missing.
 
 use super::{
-    as_root, compress_name, conn, elapsed, figures_from_lines, login_warning, marker, may_import,
-    nonempty_lines, source_sql, stream, target_query, write_marker, CopyOptions, CopyReport,
-    DbKind, DbParams, Figures,
+    as_root, compress_name, conn, elapsed, figures_from_lines, login_warning, mark, may_import,
+    nonempty_lines, source_sql, stream, target_query, CopyOptions, CopyReport, DbKind, DbParams,
+    Figures,
 };
 use crate::exit::Failure;
 use crate::host::{shell_quote, shell_words, Compress, DumpCommand, PgFormat};
@@ -159,10 +159,7 @@ pub(crate) fn copy(
         "preparing the target database",
         p.password.expose(),
     )?;
-    write_marker(
-        &opts.state_dir,
-        &marker(DbKind::Pgsql, &db, tgt.label(), "started"),
-    )?;
+    mark(opts, DbKind::Pgsql, &db, tgt, "started")?;
 
     let format = if opts.pg_plain {
         PgFormat::Plain
@@ -221,10 +218,7 @@ pub(crate) fn copy(
     })?
     .into_iter()
     .collect();
-    write_marker(
-        &opts.state_dir,
-        &marker(DbKind::Pgsql, &db, tgt.label(), "done"),
-    )?;
+    mark(opts, DbKind::Pgsql, &db, tgt, "done")?;
     Ok(CopyReport {
         kind: DbKind::Pgsql,
         database: db,

@@ -4,9 +4,8 @@
 //! engine will carry the files later; this is the database leg's own copy until then.)
 
 use super::{
-    compress_name, elapsed, figures_from_lines, marker, may_import, nonempty_lines, source_sql,
-    sqlite_file, stream, target_query, write_marker, CopyOptions, CopyReport, DbKind, DbParams,
-    Figures,
+    compress_name, elapsed, figures_from_lines, mark, may_import, nonempty_lines, source_sql,
+    sqlite_file, stream, target_query, CopyOptions, CopyReport, DbKind, DbParams, Figures,
 };
 use crate::exit::Failure;
 use crate::host::{shell_quote, Compress, DumpCommand, Probe, SourceHost, TargetHost};
@@ -99,10 +98,7 @@ pub(crate) fn copy(
     let db = file.to_string_lossy().into_owned();
     let tables = target_tables(tgt, &file)?;
     let replace = may_import(opts, DbKind::Sqlite, &db, tgt.label(), tables)?;
-    write_marker(
-        &opts.state_dir,
-        &marker(DbKind::Sqlite, &db, tgt.label(), "started"),
-    )?;
+    mark(opts, DbKind::Sqlite, &db, tgt, "started")?;
     let t = Instant::now();
     let (integrity, bytes) = copy_files(
         src,
@@ -112,10 +108,7 @@ pub(crate) fn copy(
         compress,
     )?;
     let seconds = elapsed(t);
-    write_marker(
-        &opts.state_dir,
-        &marker(DbKind::Sqlite, &db, tgt.label(), "done"),
-    )?;
+    mark(opts, DbKind::Sqlite, &db, tgt, "done")?;
     Ok(CopyReport {
         kind: DbKind::Sqlite,
         database: db,

@@ -17,7 +17,10 @@
 //! * No PHP: fetch `config/config.php`, every `config/*.config.php` ([`is_extra_config_name`])
 //!   and `version.php` into an [`InstanceFiles`], then [`InstanceFiles::instance`]. A
 //!   [`ParseError`] with `needs_php` means the file is valid PHP that only PHP can evaluate.
-//! * Both roads give the same [`MergedConfig`] (tested against real PHP on fixtures).
+//! * Both roads give the same [`MergedConfig`] (tested against real PHP on fixtures, and on the
+//!   lab's instances in `tests/plan.rs`). [`crate::inventory::read_instance`] takes them over
+//!   the host layer: PHP when it runs on the host, this reader when it does not. The PHP side
+//!   is one file, `merge.php` ([`MERGE_SNIPPET`] and the host programs' prelude both use it).
 //!
 //! Not modelled: Nextcloud's `NC_<key>` environment overrides (they live in the web server's
 //! environment, which neither road can see from the command line).

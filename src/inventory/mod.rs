@@ -313,9 +313,13 @@ fn parse(label: &str, ran: &Ran) -> Result<Inventory, Failure> {
     })
 }
 
-/// Run the inventory program on a side (as `user`, or as the login user), or, when PHP cannot
-/// run there, read the side without PHP. `full`: the config and the database too.
-fn run_inventory(side: &ReadSide, user: Option<&str>, full: bool) -> Result<Inventory, Failure> {
+/// Run the inventory program on a side (as `user`, or as the login user); `Ok(Err(why))` when
+/// PHP cannot run there. `full`: the config and the database too.
+fn run_inventory(
+    side: &ReadSide,
+    user: Option<&str>,
+    full: bool,
+) -> Result<Result<Inventory, String>, Failure> {
     let probe = Probe::PhpRead {
         snippet: INVENTORY_PHP,
         args: vec![
@@ -328,9 +332,18 @@ fn run_inventory(side: &ReadSide, user: Option<&str>, full: bool) -> Result<Inve
         None => side.probe(&probe)?,
     };
     match php_cannot_run(&ran) {
-        Some(why) => without_php::inventory(side, full, why),
-        None => parse(side.label(), &ran),
+        Some(why) => Ok(Err(why)),
+        None => parse(side.label(), &ran).map(Ok),
     }
+}
+
+/// The source's inventory without PHP, its database read with the database's own client.
+fn source_inventory_without_php(src: &SourceHost, why: String) -> Result<Inventory, Failure> {
+    let (mut inv, params) = without_php::inventory_and_params(src, true, why)?;
+    if let (Some(p), Some(db)) = (params, inv.db.as_mut()) {
+        without_php::read_database(src, &p, db);
+    }
+    Ok(inv)
 }
 
 /// The owner of `<root>/config/config.php`, or the failure that says this is not an instance
@@ -363,7 +376,10 @@ pub fn config_owner(side: &ReadSide) -> Result<String, Failure> {
 pub fn source(src: &SourceHost, web_user: Option<&str>) -> Result<Inventory, Failure> {
     let owner = config_owner(src)?;
     let user = web_user.unwrap_or(&owner).to_string();
-    let inv = run_inventory(src, Some(&user), true)?;
+    let inv = match run_inventory(src, Some(&user), true)? {
+        Ok(inv) => inv,
+        Err(why) => source_inventory_without_php(src, why)?,
+    };
     check_instance(src.label(), src.root(), &inv)?;
     Ok(inv)
 }
@@ -371,7 +387,7 @@ pub fn source(src: &SourceHost, web_user: Option<&str>) -> Result<Inventory, Fai
 /// [`source`] with ocmigrate's own reader even where PHP runs: for comparing the two roads.
 pub fn source_without_php(src: &SourceHost) -> Result<Inventory, Failure> {
     config_owner(src)?;
-    let inv = without_php::inventory(src, true, "asked to read without PHP".into())?;
+    let inv = source_inventory_without_php(src, "asked to read without PHP".into())?;
     check_instance(src.label(), src.root(), &inv)?;
     Ok(inv)
 }
@@ -431,7 +447,10 @@ fn check_instance(label: &str, root: &Path, inv: &Inventory) -> Result<(), Failu
 
 /// Full inventory of the target once its config is in place (as its web user).
 pub fn source_like_target(tgt: &TargetHost, web_user: &str) -> Result<Inventory, Failure> {
-    let inv = run_inventory(tgt, Some(web_user), true)?;
+    let inv = match run_inventory(tgt, Some(web_user), true)? {
+        Ok(inv) => inv,
+        Err(why) => without_php::inventory(tgt, true, why)?,
+    };
     check_instance(tgt.label(), tgt.root(), &inv)?;
     Ok(inv)
 }
@@ -439,7 +458,10 @@ pub fn source_like_target(tgt: &TargetHost, web_user: &str) -> Result<Inventory,
 /// Inventory of the target: the release installed there, PHP, services, disk. A config there is
 /// read when present (a re-run after the config step).
 pub fn target(tgt: &TargetHost) -> Result<Inventory, Failure> {
-    run_inventory(tgt, None, false)
+    match run_inventory(tgt, None, false)? {
+        Ok(inv) => Ok(inv),
+        Err(why) => without_php::inventory(tgt, false, why),
+    }
 }
 
 /// The instance model of a side and how its config was read.
@@ -583,7 +605,8 @@ mod tests {
         );
         let (pd, rd) = (php.db.unwrap(), rust.db.unwrap());
         assert_eq!((pd.kind, pd.prefix), (rd.kind, rd.prefix));
-        assert!(!rd.ok && rd.error.unwrap().contains("not read"));
+        // The fixture's SQLite file does not exist: the client says so.
+        assert!(!rd.ok && rd.error.unwrap().contains("as PHP cannot run"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 // ocmigrate PHP prelude: reading an instance's config and database the way ownCloud does.
-// Comes after src/instance/merge.php (PRELUDE_PHP joins them). Shared by the programs ocmigrate runs on a host (inventory, file cache check, …). Read-only:
-// the SQLite database is opened with SQLITE3_OPEN_READONLY and the callers run SELECTs only.
+// Comes after src/instance/merge.php (PRELUDE_PHP joins them). Shared by the programs ocmigrate
+// runs on a host (inventory, file cache check, …). Read-only: the SQLite database is opened with
+// SQLITE3_OPEN_READONLY and the callers run SELECTs only.
 // Works on PHP 7.0 and later.
 error_reporting(E_ALL & ~E_NOTICE & ~E_DEPRECATED);
 

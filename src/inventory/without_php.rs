@@ -3,14 +3,15 @@
 //! whole-file reads, as the login user) and read by ocmigrate's own reader ([`crate::instance`]),
 //! which merges them as ownCloud does. The result has the PHP inventory's shape, with secrets
 //! fingerprinted alike ([`fingerprint`], the same as `fp()` in `inventory.php`), and says how it
-//! was made ([`Inventory::without_php`]). What only PHP or the database can tell stays empty: the
-//! PHP version and modules, the apps' code versions, and the database facts.
+//! was made ([`Inventory::without_php`]). On the source, the database facts come from the
+//! database's own client instead (the same SELECTs, in a read-only session; [`read_database`]).
+//! What only PHP can tell stays empty: the PHP version and modules, and the apps' code versions.
 
 use super::{labelled, DbInfo, Disk, Inventory, PhpInfo, Release, Services};
 use crate::exit::Failure;
-use crate::host::{Probe, ReadSide};
+use crate::host::{Probe, ReadSide, SourceHost};
 use crate::instance::{
-    is_extra_config_name, read_code_version, typed_dump, DbParams, Flavor, InstanceFiles,
+    is_extra_config_name, read_code_version, typed_dump, DbKind, DbParams, Flavor, InstanceFiles,
     MergedConfig, PhpValue,
 };
 use serde_json::{Map, Value};
@@ -126,6 +127,15 @@ pub fn merged_config(side: &ReadSide) -> Result<MergedConfig, Failure> {
 /// source), else the release only (the target before its config is in place). `why` says why PHP
 /// was not used; it is kept in [`Inventory::without_php`].
 pub fn inventory(side: &ReadSide, full: bool, why: String) -> Result<Inventory, Failure> {
+    Ok(inventory_and_params(side, full, why)?.0)
+}
+
+/// [`inventory`], with the database parameters of the config (for [`read_database`]).
+pub fn inventory_and_params(
+    side: &ReadSide,
+    full: bool,
+    why: String,
+) -> Result<(Inventory, Option<DbParams>), Failure> {
     let root = side.root();
     let root_s = root.to_string_lossy().trim_end_matches('/').to_string();
     let files = fetch_instance_files(side)?;
@@ -173,7 +183,7 @@ pub fn inventory(side: &ReadSide, full: bool, why: String) -> Result<Inventory, 
         }
     }
     if !full || files.config_php.is_none() {
-        return Ok(inv);
+        return Ok((inv, None));
     }
     let owner = side.probe(&Probe::Owner(root.join("config/config.php")))?;
     if owner.ok() {
@@ -182,7 +192,7 @@ pub fn inventory(side: &ReadSide, full: bool, why: String) -> Result<Inventory, 
     let merged = files.merged_config().map_err(|f| labelled(side, f))?;
     if merged.config.as_array().is_none_or(|a| a.is_empty()) {
         inv.error = Some("config_no_array".into());
-        return Ok(inv);
+        return Ok((inv, None));
     }
     inv.config_files = merged.files.clone();
     inv.config = Some(shown_config(&merged.config));
@@ -210,7 +220,8 @@ pub fn inventory(side: &ReadSide, full: bool, why: String) -> Result<Inventory, 
         ..Default::default()
     };
     let flavor = inv.flavor().unwrap_or(Flavor::OwnCloud);
-    if let Ok(p) = DbParams::from_config(&get, flavor, datadir.as_bytes()) {
+    let params = DbParams::from_config(&get, flavor, datadir.as_bytes()).ok();
+    if let Some(p) = &params {
         db.name = Some(p.name.clone());
         match &p.sqlite_file {
             Some(f) => db.file = Some(f.to_string_lossy().into_owned()),
@@ -223,7 +234,180 @@ pub fn inventory(side: &ReadSide, full: bool, why: String) -> Result<Inventory, 
     }
     inv.datadir = Some(datadir);
     inv.db = Some(db);
-    Ok(inv)
+    Ok((inv, params))
+}
+
+/// The database facts `inventory.php` reads (server, storages, enabled apps and LDAP/encryption
+/// settings, file count and bytes, held locks, homes, external mounts), read on the source with
+/// the database's own client: the same SELECTs, in a read-only session (SQLite opened immutable;
+/// see [`SourceHost::db_select`]). Text columns travel hex-encoded, so no value can break the
+/// client's row format. On failure `db.ok` stays false and `db.error` says why.
+pub fn read_database(src: &SourceHost, p: &DbParams, db: &mut DbInfo) {
+    match database_facts(src, p, db) {
+        Ok(()) => {
+            db.ok = true;
+            db.error = None;
+        }
+        Err(f) => {
+            db.ok = false;
+            db.error = Some(format!(
+                "{} (read with the database's client, as PHP cannot run)",
+                f.message
+            ));
+        }
+    }
+}
+
+fn database_facts(src: &SourceHost, p: &DbParams, db: &mut DbInfo) -> Result<(), Failure> {
+    let kind = p.kind;
+    let t = |name: &str| format!("{}{name}", p.table_prefix);
+    // A text column as `N` (NULL) or `s<hex of its bytes>`.
+    let hx = |c: &str| {
+        match kind {
+        DbKind::Mysql => format!("IF({c} IS NULL, 'N', CONCAT('s', HEX({c})))"),
+        DbKind::Pgsql => format!(
+            "CASE WHEN {c} IS NULL THEN 'N' ELSE 's' || encode(convert_to({c}::text, 'UTF8'), 'hex') END"
+        ),
+        DbKind::Sqlite => format!("CASE WHEN {c} IS NULL THEN 'N' ELSE 's' || hex({c}) END"),
+    }
+    };
+    let ident = |c: &str| match kind {
+        DbKind::Mysql => format!("`{c}`"),
+        _ => format!("\"{c}\""),
+    };
+    let sep = if kind == DbKind::Mysql { '\t' } else { '|' };
+    let rows = |sql: &str, what: &str| -> Result<Vec<Vec<String>>, Failure> {
+        Ok(crate::db::source_sql(src, p, sql, what)?
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| l.split(sep).map(str::to_string).collect())
+            .collect())
+    };
+    let text = |v: Option<&String>| -> Option<String> {
+        let v = v?.strip_prefix('s')?;
+        let bytes: Option<Vec<u8>> = (0..v.len() / 2)
+            .map(|i| u8::from_str_radix(v.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect();
+        Some(String::from_utf8_lossy(&bytes?).into_owned())
+    };
+    let number = |v: Option<&String>| -> Value {
+        v.and_then(|n| n.trim().parse::<u64>().ok())
+            .map(Value::from)
+            .unwrap_or(Value::Null)
+    };
+    let server_sql = match kind {
+        DbKind::Mysql => "SELECT VERSION();",
+        DbKind::Pgsql => "SHOW server_version;",
+        DbKind::Sqlite => "SELECT 'sqlite ' || sqlite_version();",
+    };
+    db.server = rows(server_sql, "reading the server version")?
+        .first()
+        .and_then(|r| r.first().cloned());
+    db.storages = rows(
+        &format!(
+            "SELECT numeric_id, {} FROM {} ORDER BY numeric_id;",
+            hx("id"),
+            t("storages")
+        ),
+        "reading the storages",
+    )?
+    .iter()
+    .map(|r| super::Storage {
+        numeric_id: number(r.first()),
+        id: text(r.get(1)).unwrap_or_default(),
+    })
+    .collect();
+    db.appconfig = rows(
+        &format!(
+            "SELECT {}, {}, {} FROM {} WHERE configkey IN ('enabled', 'installed_version') \
+             OR appid = 'core' AND configkey LIKE '%encryption%' OR appid = 'user_ldap' AND \
+             (configkey LIKE '%ldap_host' OR configkey LIKE '%ldap_port' OR configkey LIKE \
+             '%ldap_backup_host' OR configkey LIKE '%ldap_backup_port' OR configkey LIKE \
+             '%ldap_configuration_active') ORDER BY appid, configkey;",
+            hx("appid"),
+            hx("configkey"),
+            hx("configvalue"),
+            t("appconfig")
+        ),
+        "reading the app settings",
+    )?
+    .iter()
+    .map(|r| super::AppConfigRow {
+        appid: text(r.first()).unwrap_or_default(),
+        configkey: text(r.get(1)).unwrap_or_default(),
+        configvalue: text(r.get(2)),
+    })
+    .collect();
+    let fc = rows(
+        &format!(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN mimetype <> (SELECT id FROM {} WHERE \
+             mimetype = 'httpd/unix-directory') THEN size ELSE 0 END), 0) FROM {};",
+            t("mimetypes"),
+            t("filecache")
+        ),
+        "counting the file cache",
+    )?;
+    let fc = fc.first().cloned().unwrap_or_default();
+    db.filecache = Some(super::FileCacheSummary {
+        files: number(fc.first()),
+        bytes: number(fc.get(1)),
+    });
+    db.locks = Some(number(
+        rows(
+            &format!(
+                "SELECT COUNT(*) FROM {} WHERE {} <> 0;",
+                t("file_locks"),
+                ident("lock")
+            ),
+            "counting the file locks",
+        )?
+        .first()
+        .and_then(|r| r.first()),
+    ));
+    // Tables that not every version has: absent is not an error (as in inventory.php).
+    db.homes = rows(
+        &format!(
+            "SELECT {}, {} FROM {} ORDER BY user_id;",
+            hx("user_id"),
+            hx("home"),
+            t("accounts")
+        ),
+        "reading the accounts",
+    )
+    .ok()
+    .map(|rs| {
+        rs.iter()
+            .map(|r| super::Home {
+                user_id: text(r.first()).unwrap_or_default(),
+                home: text(r.get(1)),
+            })
+            .collect()
+    });
+    db.external = rows(
+        &format!(
+            "SELECT m.mount_id, {}, {}, {} FROM {} m LEFT JOIN {} c ON c.mount_id = m.mount_id \
+             AND c.{} = 'datadir';",
+            hx("m.mount_point"),
+            hx("m.storage_backend"),
+            hx("c.value"),
+            t("external_mounts"),
+            t("external_config"),
+            ident("key")
+        ),
+        "reading the external mounts",
+    )
+    .ok()
+    .map(|rs| {
+        rs.iter()
+            .map(|r| super::ExternalMount {
+                mount_id: number(r.first()),
+                mount_point: text(r.get(1)).unwrap_or_default(),
+                storage_backend: text(r.get(2)).unwrap_or_default(),
+                datadir: text(r.get(3)),
+            })
+            .collect()
+    });
+    Ok(())
 }
 
 /// Web server and PHP-FPM units as `inventory.php` finds them: init scripts and systemd unit

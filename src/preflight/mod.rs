@@ -265,10 +265,15 @@ fn release_php_bounds(src: &Inventory, tgt: &Inventory) -> Option<((u32, u32), (
 /// warning, with what could not be checked), and `occ` cannot run there (a blocker).
 fn check_php_runs(src: &Inventory, tgt: &Inventory, out: &mut Out) {
     if let Some(why) = &src.without_php {
+        let db = if src.db.as_ref().is_some_and(|d| d.ok) {
+            "and the database with its own client"
+        } else {
+            "but could not read the database"
+        };
         out.warning(
             "read-without-php",
             format!(
-                "PHP could not run on the source ({why}): ocmigrate read config.php with its own reader; the database (files, apps, LDAP, homes, external mounts, locks) and the apps' code were not checked"
+                "PHP could not run on the source ({why}): ocmigrate read config.php with its own reader {db}; the PHP modules and the apps' code versions were not checked"
             ),
             "install the PHP command line on the source (the version the web server runs, e.g. apt install php7.4-cli) and run plan again for a complete check",
         );
