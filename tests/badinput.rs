@@ -592,6 +592,65 @@ fn admin_password_file_cases() {
     }
 }
 
+/// The state folder: a journal of another migration, a damaged journal, no journal at all.
+#[test]
+fn state_folder_cases() {
+    let s = Scratch::new();
+    let root = s.root();
+    std::fs::create_dir_all(s.path("other")).unwrap();
+    s.toml("");
+    let o = s.run(&["rollback", "--yes"]);
+    expect(
+        "rollback before any migrate",
+        &o,
+        2,
+        &[
+            "ocmigrate: error: no migration has started here (no journal in ocmigrate.state)",
+            "hint: rollback undoes a `migrate` run of this migration file; the source was not touched",
+        ],
+    );
+    // A first run leaves a journal (it stops at the missing admin password file).
+    let o = s.run(&["migrate", "--yes"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(s.path("ocmigrate.state/journal.json").exists());
+    std::fs::write(
+        s.path("ocmigrate.toml"),
+        format!("[source]\nside = \"{root}/src\"\n[target]\nside = \"{root}/other\"\n"),
+    )
+    .unwrap();
+    let o = s.run(&["migrate", "--yes"]);
+    expect(
+        "a state folder of another migration",
+        &o,
+        2,
+        &[
+            &format!("ocmigrate: error: the journal in ocmigrate.state belongs to another migration ({root}/src → {root}/tgt)"),
+            "hint: use another migration file (its state folder is beside it), or move that state folder away",
+        ],
+    );
+    std::fs::write(s.path("ocmigrate.state/journal.json"), "{bad").unwrap();
+    for (case, args) in [
+        ("status with a damaged journal", &["status"][..]),
+        ("migrate with a damaged journal", &["migrate", "--yes"][..]),
+    ] {
+        let o = s.run(args);
+        expect(
+            case,
+            &o,
+            2,
+            &[
+                "ocmigrate: error: the journal ocmigrate.state/journal.json is damaged: key must be a string at line 1 column 2",
+                "hint: it is rewritten atomically, so this is not a crash",
+            ],
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(s.path("ocmigrate.state/journal.json")).unwrap(),
+        "{bad",
+        "a damaged journal is left for the admin, not overwritten"
+    );
+}
+
 /// A `[dns]` section for `dns switch` against a port nothing listens on: a key file is read (and
 /// refused) before any packet is sent.
 fn dns_toml(s: &Scratch, key: &Path) -> PathBuf {
