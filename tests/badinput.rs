@@ -592,6 +592,35 @@ fn admin_password_file_cases() {
     }
 }
 
+/// A host that cannot be reached: exit 3, with the cause and the fix (no lab needed: nothing
+/// listens on port 1 of this machine, and `.invalid` never resolves).
+#[test]
+fn unreachable_host_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    for (case, side, message, hint) in [
+        (
+            "nothing listens on the port",
+            "ssh://root@127.0.0.1:1/srv/oc",
+            "ocmigrate: error: source: the connection was refused (ssh: connect to host 127.0.0.1 port 1: Connection refused)",
+            "hint: check the host and port in the side (ssh://user@host:port/path) and that sshd runs",
+        ),
+        (
+            "a host name that does not resolve",
+            "ssh://root@no-such-host.invalid/srv/oc",
+            "ocmigrate: error: source: the host name cannot be resolved",
+            "hint: check the spelling, or use an address or a Host entry in ~/.ssh/config",
+        ),
+    ] {
+        std::fs::write(
+            dir.path().join("ocmigrate.toml"),
+            format!("[source]\nside = \"{side}\"\n[target]\nside = \"/srv/new\"\n"),
+        )
+        .unwrap();
+        let o = ocmigrate(&["plan"], dir.path());
+        expect(case, &o, 3, &[message, hint]);
+    }
+}
+
 /// The state folder: a journal of another migration, a damaged journal, no journal at all.
 #[test]
 fn state_folder_cases() {
