@@ -16,8 +16,10 @@ What it records (JSON object in FILE):
   CPU of the host's sshd process trees (listeners plus every session, agent, rsync or tar they
   run), exact: the difference of utime+stime+cutime+cstime summed over those processes before and
   after (finished children are in their parents' cutime/cstime, as every session is reaped by its
-  sshd). Peak RSS by sampling the same processes (largest VmHWM; largest sum of VmRSS at one
-  sample). Other daemons of the host (databases, apache) are not counted.
+  sshd). Peak RSS by sampling the processes of those trees that were not there before CMD
+  started (largest VmHWM; largest sum of VmRSS at one sample): the listener and idle sessions
+  left by others (ssh masters persist) are not counted. Other daemons of the host (databases,
+  apache) are not counted.
 * wire (with --ssh-logs DIR): bytes the ssh clients exchanged with each host, from OpenSSH's own
   count ("Transferred: sent N, received M bytes", LogLevel VERBOSE) in the logs that bench/lib/bin/ssh
   writes to DIR; by peer: target (new, new-slow, 127.0.0.3, port 2302), source (old, old-slow,
@@ -101,6 +103,7 @@ class Host:
         self.name, self.inode = name, inode
         self.hwm = {}
         self.sum_peak = 0
+        self.before = set()  # processes of the tree before CMD: not counted in memory
 
     def tree(self, allp, nsmap):
         """pid -> (ppid, ticks) for sshd listeners of this namespace and all their descendants."""
@@ -132,6 +135,8 @@ class Host:
     def sample(self, allp, nsmap):
         total = 0
         for p in self.tree(allp, nsmap):
+            if p in self.before:
+                continue
             hwm, rss = mem_of(p)
             if hwm > self.hwm.get(p, 0):
                 self.hwm[p] = hwm
@@ -234,6 +239,8 @@ def main():
     allp = cache.refresh()
     before = {h.name: h.ticks(allp, cache.map)[0] for h in hosts}
     baseline_members = {h.name: h.ticks(allp, cache.map)[1] for h in hosts}
+    for h in hosts:
+        h.before = set(h.tree(allp, cache.map))
     lo0 = lo_bytes() if a.lo else None
     me = os.getpid()
     op_hwm, op_sum_peak = {}, 0
