@@ -23,9 +23,10 @@
 use super::frame::{self, Frame, FrameReader, Kind, ReadError};
 use super::fs::{self, Fail, Root};
 use super::proto::{
-    data_of, Entry, ErrorCode, FileType, Hello, RelPath, Request, Response, Target, Welcome,
-    BINARY_VERSION, MAX_CHUNK, PROTOCOL_VERSION,
+    data_of, Entry, ErrorCode, Hello, RelPath, Request, Response, Target, Welcome, BINARY_VERSION,
+    MAX_CHUNK, PROTOCOL_VERSION,
 };
+use super::scan;
 use super::write::{self, PutFile};
 use std::collections::{HashMap, HashSet};
 use std::io::{self, BufWriter, Read, Write};
@@ -37,7 +38,7 @@ const MAX_OPEN_PUTS: usize = 1024;
 /// limits a transfer).
 const ZSTD_LEVEL: i32 = 1;
 /// An `Entries` frame is sent once its payload passes this size.
-const BATCH_BYTES: usize = 64 * 1024;
+const BATCH_BYTES: usize = 256 * 1024;
 
 /// How a connection ended, when not cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -493,98 +494,46 @@ impl<W: Write> Server<W> {
     }
 
     /// `Scan`: `Err` only when the start path cannot be read; everything below it that cannot
-    /// be read is `Skipped` and the scan goes on. Write errors surface as `Fail` with code Io
-    /// and are re-raised by the next write.
+    /// be read is `Skipped` and the scan goes on (see [`scan::walk`] for the order and the
+    /// threads). A write error to the operator ends it as `Fail` with code Io, re-raised by the
+    /// next write.
     fn scan(&mut self, id: u32, t: &Target) -> Result<Option<Response>, Fail> {
         let root = match self.roots.get(t.root as usize) {
-            Some(Ok(_)) => t.root as usize,
+            Some(Ok(r)) => r,
             _ => return Err(self.root(t.root).unwrap_err()),
         };
-        let first = self.root(t.root)?.lstat(&t.path)?;
+        let out = &mut self.out;
         let mut batch = Batch::default();
         let mut skipped = 0u64;
-        let mut stack = Vec::new();
-        if first.file_type == FileType::Dir {
-            stack.push(first.path.clone());
-        }
-        batch.push(first);
-        while let Some(dir) = stack.pop() {
-            let Some(Ok(r)) = self.roots.get(root) else {
-                break;
-            };
-            let listed = r
-                .open_dir(&dir)
-                .and_then(|fd| fs::read_names(&fd).map(|n| (fd, n)));
-            let (fd, mut names) = match listed {
-                Ok(x) => x,
-                Err(f) => {
+        let mut emit = |item: scan::Item| -> io::Result<()> {
+            match item {
+                scan::Item::Entry(e) => {
+                    batch.push(e);
+                    if batch.bytes >= BATCH_BYTES {
+                        flush_batch(out, id, &mut batch)?;
+                    }
+                    Ok(())
+                }
+                scan::Item::Skipped(path, f) => {
                     skipped += 1;
-                    self.skip(id, &mut batch, dir, f).map_err(io_fail)?;
-                    continue;
-                }
-            };
-            names.sort();
-            let mut subdirs = Vec::new();
-            for name in names {
-                let rel = match dir.join(&name) {
-                    Ok(p) => p,
-                    Err(why) => {
-                        skipped += 1;
-                        let shown = String::from_utf8_lossy(&name).into_owned();
-                        self.skip(
-                            id,
-                            &mut batch,
-                            dir.clone(),
-                            Fail::new(ErrorCode::Io, format!("name {shown:?}: {why}")),
-                        )
-                        .map_err(io_fail)?;
-                        continue;
-                    }
-                };
-                let cname = std::ffi::CString::new(name).expect("readdir names have no NUL");
-                match fs::lstat_at(std::os::fd::AsRawFd::as_raw_fd(&fd), &cname, rel.clone()) {
-                    Ok(e) => {
-                        if e.file_type == FileType::Dir {
-                            subdirs.push(rel);
-                        }
-                        batch.push(e);
-                        if batch.bytes >= BATCH_BYTES {
-                            self.flush_batch(id, &mut batch).map_err(io_fail)?;
-                        }
-                    }
-                    Err(f) => {
-                        skipped += 1;
-                        self.skip(id, &mut batch, rel, f).map_err(io_fail)?;
-                    }
+                    // Keep the stream's order: entries before the skip go out first.
+                    flush_batch(out, id, &mut batch)?;
+                    let r = Response::Skipped {
+                        path,
+                        code: f.code,
+                        message: f.message,
+                    };
+                    frame::write_frame_buffered(out, &r.into_frame(id))
                 }
             }
-            // Sorted order: the first subdirectory is popped first.
-            stack.extend(subdirs.into_iter().rev());
+        };
+        match scan::walk(root, &t.path, scan::default_workers(), &mut emit) {
+            Ok(()) => {}
+            Err(scan::WalkError::Start(f)) => return Err(f),
+            Err(scan::WalkError::Emit(e)) => return Err(io_fail(e)),
         }
-        self.flush_batch(id, &mut batch).map_err(io_fail)?;
+        flush_batch(out, id, &mut batch).map_err(io_fail)?;
         Ok(Some(done(batch.total, skipped, 0)))
-    }
-
-    fn skip(&mut self, id: u32, batch: &mut Batch, path: RelPath, f: Fail) -> io::Result<()> {
-        // Keep the stream's order: entries before the skip go out first.
-        self.flush_batch(id, batch)?;
-        self.send(
-            &Response::Skipped {
-                path,
-                code: f.code,
-                message: f.message,
-            }
-            .into_frame(id),
-        )
-    }
-
-    fn flush_batch(&mut self, id: u32, batch: &mut Batch) -> io::Result<()> {
-        if batch.entries.is_empty() {
-            return Ok(());
-        }
-        let entries = std::mem::take(&mut batch.entries);
-        batch.bytes = 0;
-        self.send(&Response::Entries(entries).into_frame(id))
     }
 
     /// `ReadFile`: `Opened`, `Data`*, and `Done` returned for the caller to send. With
@@ -678,6 +627,15 @@ fn changed(a: &Entry, b: &Entry) -> bool {
 
 fn io_fail(e: io::Error) -> Fail {
     Fail::new(ErrorCode::Io, format!("writing to the operator: {e}"))
+}
+
+fn flush_batch<W: Write>(out: &mut W, id: u32, batch: &mut Batch) -> io::Result<()> {
+    if batch.entries.is_empty() {
+        return Ok(());
+    }
+    let entries = std::mem::take(&mut batch.entries);
+    batch.bytes = 0;
+    frame::write_frame_buffered(out, &Response::Entries(entries).into_frame(id))
 }
 
 #[derive(Default)]

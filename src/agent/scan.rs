@@ -1,0 +1,335 @@
+//! The walk behind `Scan`: every entry under a path, `lstat`ed, never following a symlink, in a
+//! fixed order (each directory's children sorted by name, a directory's children before its
+//! subdirectories' contents, depth first), with directories listed and `lstat`ed ahead by a few
+//! worker threads.
+//!
+//! Why threads: on a cold cache each `lstat` and `getdents` waits for the disk, and a data
+//! directory has hundreds of thousands of them; several in flight keep the disk busy. The order
+//! of the output does not depend on the threads: the walking thread consumes directory listings
+//! in depth-first order and waits for (or makes itself) the one it needs next. Workers take the
+//! most recently queued directory first (a stack), which is the one the walk needs soonest, and
+//! stop prefetching when [`AHEAD_ENTRIES`] entries wait unconsumed, so memory stays bounded. A
+//! directory with more than [`BIG_DIR`] names is not `lstat`ed ahead: the walking thread streams
+//! it itself.
+
+use super::fs::{self, Fail, Root};
+use super::proto::{Entry, ErrorCode, FileType, RelPath};
+use std::collections::{HashMap, HashSet};
+use std::ffi::CString;
+use std::os::fd::AsRawFd;
+use std::sync::{Condvar, Mutex};
+
+/// Entries listed ahead of the walk, at most (about 10 MB).
+pub const AHEAD_ENTRIES: usize = 50_000;
+/// A directory with more names than this is streamed by the walking thread, not listed ahead.
+pub const BIG_DIR: usize = 10_000;
+
+/// One item of a walk, in order.
+#[derive(Debug)]
+pub enum Item {
+    Entry(Entry),
+    /// Something that could not be read (a directory that cannot be listed, an entry that cannot
+    /// be `lstat`ed, a name that is not a valid path component); the walk goes on.
+    Skipped(RelPath, Fail),
+}
+
+/// A directory's children, `lstat`ed, and which of them are directories.
+struct Listing {
+    items: Vec<Item>,
+    subdirs: Vec<RelPath>,
+}
+
+/// What a worker (or the walking thread) found for one directory.
+enum Found {
+    /// The directory itself could not be opened or read.
+    Unreadable(Fail),
+    Listed(Listing),
+    /// Too many names to hold `lstat`ed: the names, sorted, for the walking thread to stream.
+    Big(Vec<Vec<u8>>),
+}
+
+impl Found {
+    fn weight(&self) -> usize {
+        match self {
+            Found::Unreadable(_) => 1,
+            Found::Listed(l) => l.items.len() + 1,
+            Found::Big(n) => n.len() / 8 + 1,
+        }
+    }
+}
+
+fn name_error(dir: &RelPath, name: &[u8], why: String) -> Item {
+    let shown = String::from_utf8_lossy(name).into_owned();
+    Item::Skipped(
+        dir.clone(),
+        Fail::new(ErrorCode::Io, format!("name {shown:?}: {why}")),
+    )
+}
+
+/// List and `lstat` one directory (or, when it is big, only list it).
+fn list(root: &Root, dir: &RelPath) -> Found {
+    let listed = root
+        .open_dir(dir)
+        .and_then(|fd| fs::read_names(&fd).map(|n| (fd, n)));
+    let (fd, mut names) = match listed {
+        Ok(x) => x,
+        Err(f) => return Found::Unreadable(f),
+    };
+    names.sort_unstable();
+    if names.len() > BIG_DIR {
+        return Found::Big(names);
+    }
+    let mut items = Vec::with_capacity(names.len());
+    let mut subdirs = Vec::new();
+    for name in names {
+        match stat_child(fd.as_raw_fd(), dir, name) {
+            Ok(e) => {
+                if e.file_type == FileType::Dir {
+                    subdirs.push(e.path.clone());
+                }
+                items.push(Item::Entry(e));
+            }
+            Err(item) => items.push(item),
+        }
+    }
+    Found::Listed(Listing { items, subdirs })
+}
+
+/// The entry for one name in an open directory, or the item that says why not.
+fn stat_child(dirfd: std::os::fd::RawFd, dir: &RelPath, name: Vec<u8>) -> Result<Entry, Item> {
+    let rel = match dir.join(&name) {
+        Ok(p) => p,
+        Err(why) => return Err(name_error(dir, &name, why)),
+    };
+    let Ok(cname) = CString::new(name) else {
+        return Err(Item::Skipped(
+            rel,
+            Fail::new(ErrorCode::Io, "a name with a NUL byte"),
+        ));
+    };
+    fs::lstat_at(dirfd, &cname, rel.clone()).map_err(|f| Item::Skipped(rel, f))
+}
+
+#[derive(Default)]
+struct State {
+    /// Directories to list, most urgent last; an entry no longer in `queued` was taken.
+    stack: Vec<RelPath>,
+    queued: HashSet<RelPath>,
+    done: HashMap<RelPath, Found>,
+    /// Entries in `done`, against [`AHEAD_ENTRIES`].
+    ahead: usize,
+    stop: bool,
+}
+
+struct Pool<'a> {
+    root: &'a Root,
+    state: Mutex<State>,
+    /// Signalled when work is queued, a result is done or taken, or the walk stops.
+    changed: Condvar,
+}
+
+impl Pool<'_> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queue directories; the last one is listed first.
+    fn submit(&self, dirs: impl Iterator<Item = RelPath>) {
+        let mut s = self.lock();
+        for d in dirs {
+            s.queued.insert(d.clone());
+            s.stack.push(d);
+        }
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    /// The listing of `dir`: done by a worker, or made here when no worker has started it.
+    fn take(&self, dir: &RelPath) -> Found {
+        let mut s = self.lock();
+        loop {
+            if let Some(f) = s.done.remove(dir) {
+                s.ahead -= f.weight();
+                drop(s);
+                self.changed.notify_all();
+                return f;
+            }
+            if s.queued.remove(dir) {
+                drop(s);
+                return list(self.root, dir);
+            }
+            // A worker is listing it.
+            s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn work(&self) {
+        let mut s = self.lock();
+        loop {
+            if s.stop {
+                return;
+            }
+            if s.ahead < AHEAD_ENTRIES {
+                if let Some(d) = s.stack.pop() {
+                    if !s.queued.remove(&d) {
+                        continue; // taken by the walking thread
+                    }
+                    drop(s);
+                    let f = list(self.root, &d);
+                    s = self.lock();
+                    s.ahead += f.weight();
+                    s.done.insert(d, f);
+                    self.changed.notify_all();
+                    continue;
+                }
+            }
+            s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// How many threads list ahead: a few even on one core, since they mostly wait for the disk.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(3, 8)
+}
+
+/// Walk `start` (the entry itself first), giving every item to `emit` in order. `Err` when
+/// `start` cannot be `lstat`ed, or with `emit`'s error.
+pub fn walk<E>(
+    root: &Root,
+    start: &RelPath,
+    workers: usize,
+    emit: &mut dyn FnMut(Item) -> Result<(), E>,
+) -> Result<(), WalkError<E>> {
+    let first = root.lstat(start).map_err(WalkError::Start)?;
+    let is_dir = first.file_type == FileType::Dir;
+    emit(Item::Entry(first)).map_err(WalkError::Emit)?;
+    if !is_dir {
+        return Ok(());
+    }
+    let pool = Pool {
+        root,
+        state: Mutex::new(State::default()),
+        changed: Condvar::new(),
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| pool.work());
+        }
+        let r = walk_with(&pool, start, emit);
+        pool.lock().stop = true;
+        pool.changed.notify_all();
+        r
+    })
+}
+
+/// Why a walk ended early.
+#[derive(Debug)]
+pub enum WalkError<E> {
+    /// The start path could not be read.
+    Start(Fail),
+    /// `emit` failed.
+    Emit(E),
+}
+
+fn walk_with<E>(
+    pool: &Pool<'_>,
+    start: &RelPath,
+    emit: &mut dyn FnMut(Item) -> Result<(), E>,
+) -> Result<(), WalkError<E>> {
+    pool.submit(std::iter::once(start.clone()));
+    let mut stack = vec![start.clone()];
+    while let Some(dir) = stack.pop() {
+        let subdirs = match pool.take(&dir) {
+            Found::Unreadable(f) => {
+                emit(Item::Skipped(dir, f)).map_err(WalkError::Emit)?;
+                continue;
+            }
+            Found::Listed(l) => {
+                // Queue the children first, so workers start on them while we send.
+                pool.submit(l.subdirs.iter().rev().cloned());
+                for item in l.items {
+                    emit(item).map_err(WalkError::Emit)?;
+                }
+                l.subdirs
+            }
+            Found::Big(names) => {
+                let mut subdirs = Vec::new();
+                match pool.root.open_dir(&dir) {
+                    Err(f) => emit(Item::Skipped(dir, f)).map_err(WalkError::Emit)?,
+                    Ok(fd) => {
+                        for name in names {
+                            match stat_child(fd.as_raw_fd(), &dir, name) {
+                                Ok(e) => {
+                                    if e.file_type == FileType::Dir {
+                                        subdirs.push(e.path.clone());
+                                    }
+                                    emit(Item::Entry(e)).map_err(WalkError::Emit)?;
+                                }
+                                Err(item) => emit(item).map_err(WalkError::Emit)?,
+                            }
+                        }
+                    }
+                }
+                pool.submit(subdirs.iter().rev().cloned());
+                subdirs
+            }
+        };
+        // Sorted order: the first subdirectory is popped first.
+        stack.extend(subdirs.into_iter().rev());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The order does not depend on the number of threads, and matches a plain depth-first walk.
+    #[test]
+    fn same_order_with_any_number_of_workers() {
+        let t = tempfile::tempdir().unwrap();
+        for a in 0..7 {
+            for b in 0..5 {
+                let d = t.path().join(format!("a{a}/b{b}"));
+                std::fs::create_dir_all(&d).unwrap();
+                for f in 0..(a * b) {
+                    std::fs::write(d.join(format!("f{f}")), b"x").unwrap();
+                }
+            }
+        }
+        std::os::unix::fs::symlink("/", t.path().join("a1/root-link")).unwrap();
+        let root = Root::open(t.path().as_os_str().as_encoded_bytes()).unwrap();
+        let run = |workers| {
+            let mut v = Vec::new();
+            walk::<()>(&root, &RelPath::root(), workers, &mut |i| {
+                v.push(match i {
+                    Item::Entry(e) => e.path,
+                    Item::Skipped(p, _) => p,
+                });
+                Ok(())
+            })
+            .unwrap();
+            v
+        };
+        let one = run(0);
+        assert_eq!(
+            one.len(),
+            1 + 7 + 35 + (0..7).map(|a| a * 10).sum::<usize>() + 1
+        );
+        // children of a directory come sorted, before anything deeper
+        let pos = |s: &str| {
+            one.iter()
+                .position(|p| p.as_bytes() == s.as_bytes())
+                .unwrap()
+        };
+        assert!(pos("a0") < pos("a1") && pos("a6") < pos("a0/b0"));
+        assert!(pos("a0/b4") < pos("a1/b0") && pos("a1/root-link") < pos("a1/b1/f0"));
+        for w in [1, 3, 8] {
+            assert_eq!(run(w), one, "{w} workers");
+        }
+    }
+}
