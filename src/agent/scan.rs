@@ -66,8 +66,8 @@ fn name_error(dir: &RelPath, name: &[u8], why: String) -> Item {
     )
 }
 
-/// List and `lstat` one directory (or, when it is big, only list it).
-fn list(root: &Root, dir: &RelPath) -> Found {
+/// List and `lstat` one directory (or, when it has more than `big` names, only list it).
+fn list(root: &Root, dir: &RelPath, big: usize) -> Found {
     let listed = root
         .open_dir(dir)
         .and_then(|fd| fs::read_names(&fd).map(|n| (fd, n)));
@@ -76,38 +76,36 @@ fn list(root: &Root, dir: &RelPath) -> Found {
         Err(f) => return Found::Unreadable(f),
     };
     names.sort_unstable();
-    if names.len() > BIG_DIR {
+    if names.len() > big {
         return Found::Big(names);
     }
     let mut items = Vec::with_capacity(names.len());
     let mut subdirs = Vec::new();
     for name in names {
-        match stat_child(fd.as_raw_fd(), dir, name) {
-            Ok(e) => {
-                if e.file_type == FileType::Dir {
-                    subdirs.push(e.path.clone());
-                }
-                items.push(Item::Entry(e));
+        let item = stat_child(fd.as_raw_fd(), dir, name);
+        if let Item::Entry(e) = &item {
+            if e.file_type == FileType::Dir {
+                subdirs.push(e.path.clone());
             }
-            Err(item) => items.push(item),
         }
+        items.push(item);
     }
     Found::Listed(Listing { items, subdirs })
 }
 
 /// The entry for one name in an open directory, or the item that says why not.
-fn stat_child(dirfd: std::os::fd::RawFd, dir: &RelPath, name: Vec<u8>) -> Result<Entry, Item> {
+fn stat_child(dirfd: std::os::fd::RawFd, dir: &RelPath, name: Vec<u8>) -> Item {
     let rel = match dir.join(&name) {
         Ok(p) => p,
-        Err(why) => return Err(name_error(dir, &name, why)),
+        Err(why) => return name_error(dir, &name, why),
     };
     let Ok(cname) = CString::new(name) else {
-        return Err(Item::Skipped(
-            rel,
-            Fail::new(ErrorCode::Io, "a name with a NUL byte"),
-        ));
+        return Item::Skipped(rel, Fail::new(ErrorCode::Io, "a name with a NUL byte"));
     };
-    fs::lstat_at(dirfd, &cname, rel.clone()).map_err(|f| Item::Skipped(rel, f))
+    match fs::lstat_at(dirfd, &cname, rel.clone()) {
+        Ok(e) => Item::Entry(e),
+        Err(f) => Item::Skipped(rel, f),
+    }
 }
 
 #[derive(Default)]
@@ -123,6 +121,7 @@ struct State {
 
 struct Pool<'a> {
     root: &'a Root,
+    big: usize,
     state: Mutex<State>,
     /// Signalled when work is queued, a result is done or taken, or the walk stops.
     changed: Condvar,
@@ -156,7 +155,7 @@ impl Pool<'_> {
             }
             if s.queued.remove(dir) {
                 drop(s);
-                return list(self.root, dir);
+                return list(self.root, dir, self.big);
             }
             // A worker is listing it.
             s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
@@ -175,7 +174,7 @@ impl Pool<'_> {
                         continue; // taken by the walking thread
                     }
                     drop(s);
-                    let f = list(self.root, &d);
+                    let f = list(self.root, &d, self.big);
                     s = self.lock();
                     s.ahead += f.weight();
                     s.done.insert(d, f);
@@ -204,6 +203,16 @@ pub fn walk<E>(
     workers: usize,
     emit: &mut dyn FnMut(Item) -> Result<(), E>,
 ) -> Result<(), WalkError<E>> {
+    walk_big(root, start, workers, BIG_DIR, emit)
+}
+
+fn walk_big<E>(
+    root: &Root,
+    start: &RelPath,
+    workers: usize,
+    big: usize,
+    emit: &mut dyn FnMut(Item) -> Result<(), E>,
+) -> Result<(), WalkError<E>> {
     let first = root.lstat(start).map_err(WalkError::Start)?;
     let is_dir = first.file_type == FileType::Dir;
     emit(Item::Entry(first)).map_err(WalkError::Emit)?;
@@ -212,6 +221,7 @@ pub fn walk<E>(
     }
     let pool = Pool {
         root,
+        big,
         state: Mutex::new(State::default()),
         changed: Condvar::new(),
     };
@@ -262,15 +272,13 @@ fn walk_with<E>(
                     Err(f) => emit(Item::Skipped(dir, f)).map_err(WalkError::Emit)?,
                     Ok(fd) => {
                         for name in names {
-                            match stat_child(fd.as_raw_fd(), &dir, name) {
-                                Ok(e) => {
-                                    if e.file_type == FileType::Dir {
-                                        subdirs.push(e.path.clone());
-                                    }
-                                    emit(Item::Entry(e)).map_err(WalkError::Emit)?;
+                            let item = stat_child(fd.as_raw_fd(), &dir, name);
+                            if let Item::Entry(e) = &item {
+                                if e.file_type == FileType::Dir {
+                                    subdirs.push(e.path.clone());
                                 }
-                                Err(item) => emit(item).map_err(WalkError::Emit)?,
                             }
+                            emit(item).map_err(WalkError::Emit)?;
                         }
                     }
                 }
@@ -303,9 +311,9 @@ mod tests {
         }
         std::os::unix::fs::symlink("/", t.path().join("a1/root-link")).unwrap();
         let root = Root::open(t.path().as_os_str().as_encoded_bytes()).unwrap();
-        let run = |workers| {
+        let run = |workers, big| {
             let mut v = Vec::new();
-            walk::<()>(&root, &RelPath::root(), workers, &mut |i| {
+            walk_big::<()>(&root, &RelPath::root(), workers, big, &mut |i| {
                 v.push(match i {
                     Item::Entry(e) => e.path,
                     Item::Skipped(p, _) => p,
@@ -315,7 +323,7 @@ mod tests {
             .unwrap();
             v
         };
-        let one = run(0);
+        let one = run(0, BIG_DIR);
         assert_eq!(
             one.len(),
             1 + 7 + 35 + (0..7).map(|a| a * 10).sum::<usize>() + 1
@@ -329,7 +337,9 @@ mod tests {
         assert!(pos("a0") < pos("a1") && pos("a6") < pos("a0/b0"));
         assert!(pos("a0/b4") < pos("a1/b0") && pos("a1/root-link") < pos("a1/b1/f0"));
         for w in [1, 3, 8] {
-            assert_eq!(run(w), one, "{w} workers");
+            assert_eq!(run(w, BIG_DIR), one, "{w} workers");
+            // every directory with more than 3 names streamed by the walking thread
+            assert_eq!(run(w, 3), one, "{w} workers, big directories");
         }
     }
 }
