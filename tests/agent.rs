@@ -1094,15 +1094,25 @@ fn remove_tree_with_symlink_to_outside() {
     std::fs::write(tree.join("x/g"), b"2").unwrap();
     std::os::unix::fs::symlink(outside.path(), tree.join("x/out")).unwrap();
     std::os::unix::fs::symlink(outside.path().join("a/b/f"), tree.join("x/y/outf")).unwrap();
+    // 1500 levels: more than the usual limit of 1024 open descriptors, one per level.
     let mut deep = tree.join("deep");
-    for _ in 0..300 {
+    for _ in 0..1500 {
         deep = deep.join("d");
     }
     std::fs::create_dir_all(&deep).unwrap();
-    let mut c = writer(t.path());
+    // The agent starts with a soft limit of 256 descriptors (it raises it to the hard one).
+    let child = Command::new("sh")
+        .args(["-c", "ulimit -Sn 256 && exec \"$0\" agent --writable", EXE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut c =
+        AgentClient::from_child_with("t", child, vec![root_of(t.path())], None, true).unwrap();
     let n = done(c.call(&Request::Remove { target: p("tree") }));
-    // x y z, f g, out outf, empty, deep and 300 d, tree
-    assert_eq!(n, 3 + 2 + 2 + 1 + 301 + 1, "entries removed");
+    // x y z, f g, out outf, empty, deep and 1500 d, tree
+    assert_eq!(n, 3 + 2 + 2 + 1 + 1501 + 1, "entries removed");
     assert!(!tree.exists());
     assert_eq!(snapshot(outside.path()), before);
     // Missing: Done with 0, also with a missing parent.

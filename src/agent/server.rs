@@ -98,6 +98,7 @@ pub fn serve_with<R: Read, W: Write>(
     output: W,
     allow_write: bool,
 ) -> Result<(), ServeError> {
+    raise_fd_limit();
     let mut reader = FrameReader::new(input);
     let mut s = Server {
         out: BufWriter::with_capacity(CHUNK + 64 * 1024, output),
@@ -193,6 +194,22 @@ pub fn serve_with<R: Read, W: Write>(
         // Flush when the operator is waiting for us; keep batching while requests are queued.
         if !reader.has_buffered_frame() {
             s.out.flush()?;
+        }
+    }
+}
+
+/// Raise the soft limit of open descriptors to the hard one: `Remove` holds one descriptor per
+/// level of a tree (paths near 4096 bytes are ~2000 levels deep) and `Scan`'s workers a few.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out pointer; setrlimit with a soft limit not above the hard one.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
 }
