@@ -621,6 +621,50 @@ fn unreachable_host_cases() {
     }
 }
 
+/// Shell metacharacters in a side's path are data, never run: an instance at such a path is read
+/// (PHP runs on it) and no marker file appears.
+#[test]
+fn shell_metacharacters_in_side_paths_are_not_run() {
+    let s = Scratch::new();
+    let root = s.root();
+    let weird = [
+        format!("a$(touch {root}/pwned1)"),
+        format!("b`touch {root}/pwned2`"),
+        format!("c';touch {root}/pwned3;'"),
+        format!("d\";touch {root}/pwned4;\""),
+        format!("e\ntouch {root}/pwned5"),
+    ];
+    for w in &weird {
+        let inst = s.path("src").parent().unwrap().join(w);
+        std::fs::create_dir_all(inst.join("config")).unwrap();
+        std::fs::copy(
+            s.path("src/config/config.php"),
+            inst.join("config/config.php"),
+        )
+        .unwrap();
+        std::fs::copy(s.path("src/version.php"), inst.join("version.php")).unwrap();
+        let side = toml::Value::String(inst.display().to_string()).to_string();
+        std::fs::write(
+            s.path("w.toml"),
+            format!("[source]\nside = {side}\n[target]\nside = \"{root}/tgt\"\n"),
+        )
+        .unwrap();
+        let o = s.run(&["plan", "-c", "w.toml"]);
+        // The instance is read (its data directory is elsewhere, so plan ends with findings).
+        assert!(
+            matches!(o.status.code(), Some(0) | Some(1)),
+            "{w:?}: {}",
+            stderr(&o)
+        );
+        for n in 1..=5 {
+            assert!(
+                !s.path(&format!("pwned{n}")).exists(),
+                "{w:?}: a shell ran part of the path"
+            );
+        }
+    }
+}
+
 /// The state folder: a journal of another migration, a damaged journal, no journal at all.
 #[test]
 fn state_folder_cases() {
