@@ -962,3 +962,70 @@ fn lab_over_ssh_with_a_killed_ssh_then_resume() {
     let _ = std::fs::remove_dir_all(hosts.join("old/root/ocm-transfer"));
     let _ = std::fs::remove_dir_all(hosts.join("new/root/ocm-transfer"));
 }
+
+/// A lab instance (SQLite) through the migration file: `ocmigrate sync -c` copies the data
+/// directory without the database files, owners mapped by name, then `verify --files-only` finds
+/// both sides equal and a second sync sends nothing.
+#[test]
+fn lab_instance_sync_then_verify() {
+    let lab = common::Lab::get();
+    lab.instance("owncloud", "sqlite", 2, 40, 11);
+    lab.sh("new", "rm -rf /var/www/owncloud/data");
+    let dir = tmp();
+    let file = dir.path().join("ocmigrate.toml");
+    std::fs::write(
+        &file,
+        "[source]\nside = \"ssh://root@127.0.0.2/var/www/owncloud\"\n\n\
+         [target]\nside = \"ssh://root@127.0.0.3/var/www/owncloud\"\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new(EXE)
+            .args(args)
+            .arg("-c")
+            .arg(&file)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        finish(o)
+    };
+    let r = run(&["sync", "--json"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, r.report);
+    assert!(n(&r.report, "files_sent") > 0, "{}", r.report);
+    assert!(
+        r.report["trees"].to_string().contains("data"),
+        "{}",
+        r.report
+    );
+    let hosts = common::lab_dir().join("hosts");
+    let (a, b) = (hosts.join("old/www/data"), hosts.join("new/www/data"));
+    assert!(a.join("owncloud.db").exists());
+    assert!(
+        !b.join("owncloud.db").exists(),
+        "the database leg copies the database"
+    );
+    // the rest is equal (the database files aside)
+    let (x, y) = (walk(&a), walk(&b));
+    for (p, s) in &x {
+        if p.starts_with(b"owncloud.db") {
+            continue;
+        }
+        assert_eq!(y.get(p), Some(s), "{}", show(p));
+    }
+    assert!(
+        std::fs::read_dir(dir.path().join("ocmigrate.state/manifests"))
+            .unwrap()
+            .next()
+            .is_some()
+    );
+    let o = Command::new(EXE)
+        .args(["verify", "--files-only", "-c"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let r = run(&["sync", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(n(&r.report, "files_sent"), 0, "{}", r.report);
+    drop(lab);
+}

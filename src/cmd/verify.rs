@@ -25,6 +25,9 @@ pub struct VerifyArgs {
     /// One JSON document instead of lines.
     #[arg(long)]
     pub json: bool,
+    /// Only the files (not the database and the file cache).
+    #[arg(long)]
+    pub files_only: bool,
     /// Agents per host for --content (default: from the core count).
     #[arg(long, value_name = "N")]
     pub streams: Option<usize>,
@@ -42,23 +45,73 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitKind> {
         content: args.content,
         agents: args.streams,
     };
-    let v = match (&args.from, &args.to) {
-        (Some(from), Some(to)) => {
-            let (src, tgt, trees) = super::sync::tree_sides(from, to)?;
-            let owners = transfer::owners::OwnerMap::identity();
-            transfer::verify_trees(&src, &tgt, &trees, &owners, &opts)?
+    if let (Some(from), Some(to)) = (&args.from, &args.to) {
+        let (src, tgt, trees) = super::sync::tree_sides(from, to)?;
+        let owners = transfer::owners::OwnerMap::identity();
+        let v = transfer::verify_trees(&src, &tgt, &trees, &owners, &opts)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            print!("{}", v.render());
         }
-        _ => {
-            let m = Migration::open(&args.file.config)?;
-            transfer::verify_migration(&m, &opts)?
-        }
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        print!("{}", v.render());
+        return Ok(if v.equal {
+            ExitKind::Ok
+        } else {
+            ExitKind::CheckFailed
+        });
     }
-    Ok(if v.equal {
+    let m = Migration::open(&args.file.config)?;
+    let p = transfer::prepare(&m, false)?;
+    let files = transfer::verify_trees(&m.source, &m.target, &p.trees, &p.owners, &opts)?;
+    let mut equal = files.equal;
+    let mut doc = serde_json::json!({ "files": files });
+    let mut text = files.render();
+    if !args.files_only {
+        // The database: per table, rows and checksum on both sides.
+        match crate::db::verify(&m) {
+            Ok(d) => {
+                equal &= d.equal;
+                text.push_str(&d.render());
+                doc["database"] = serde_json::to_value(&d)?;
+            }
+            Err(e) => {
+                equal = false;
+                text.push_str(&format!("Database: not verified: {}\n", e.message));
+                doc["database"] = serde_json::json!({ "error": e.message });
+            }
+        }
+        // The file cache: every home storage row against the target's disk.
+        let fc = crate::verify::scan_source(&m.source, &p.source_web_user).and_then(|s| {
+            crate::verify::scan_target(&m.target, &p.target_web_user)
+                .map(|t| crate::verify::compare(&s, &t))
+        });
+        match fc {
+            Ok(c) => {
+                equal &= c.passed();
+                text.push_str(&format!(
+                    "File cache: {} rows of {} storages; {} disagree with the target's disk \
+                     because of the migration, {} already disagreed on the source\n",
+                    c.rows, c.storages, c.new_mismatch_count, c.preexisting_count
+                ));
+                for x in c.new_mismatches.iter().take(20) {
+                    text.push_str(&format!("  {} {}: {}\n", x.user, x.path, x.kind));
+                }
+                doc["filecache"] = serde_json::to_value(&c)?;
+            }
+            Err(e) => {
+                equal = false;
+                text.push_str(&format!("File cache: not verified: {}\n", e.message));
+                doc["filecache"] = serde_json::json!({ "error": e.message });
+            }
+        }
+    }
+    doc["equal"] = equal.into();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{text}");
+    }
+    Ok(if equal {
         ExitKind::Ok
     } else {
         ExitKind::CheckFailed

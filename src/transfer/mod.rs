@@ -266,12 +266,21 @@ fn sync_migration_with(
     opts: &SyncOptions,
     sink: &mut dyn Sink,
 ) -> Result<SyncReport, Failure> {
-    let (trees, owners) = prepare(m, pass == Pass::Final)?;
-    sync_trees(&m.source, &m.target, &trees, owners, opts, sink)
+    let p = prepare(m, pass == Pass::Final)?;
+    sync_trees(&m.source, &m.target, &p.trees, p.owners, opts, sink)
 }
 
-/// The trees and the owner mapping of a migration, from the source's inventory.
-pub fn prepare(m: &Migration, with_config: bool) -> Result<(Vec<Tree>, OwnerMap), Failure> {
+/// What a migration's file passes need, from the source's inventory.
+pub struct Prepared {
+    pub trees: Vec<Tree>,
+    pub owners: OwnerMap,
+    pub source_web_user: String,
+    pub target_web_user: String,
+}
+
+/// The trees, the owner mapping and the web users of a migration, from the source's inventory
+/// (`with_config`: `config/` too, as in the final pass).
+pub fn prepare(m: &Migration, with_config: bool) -> Result<Prepared, Failure> {
     let c = &m.config;
     let inv = crate::inventory::source(&m.source, c.source.web_user.as_deref())?;
     let src_web = c
@@ -291,7 +300,12 @@ pub fn prepare(m: &Migration, with_config: bool) -> Result<(Vec<Tree>, OwnerMap)
         &src_web,
         &tgt_web,
     )?;
-    Ok((trees, owners))
+    Ok(Prepared {
+        trees,
+        owners,
+        source_web_user: src_web,
+        target_web_user: tgt_web,
+    })
 }
 
 /// The owner of the target's `config/config.php`, if there is one.
@@ -402,8 +416,8 @@ pub struct VerifyOptions {
 /// The file verification of a migration (every managed tree, `config/` included when the target
 /// has the source's config). The runbook's final sync uses it as its exit condition.
 pub fn verify_migration(m: &Migration, opts: &VerifyOptions) -> Result<FileVerification, Failure> {
-    let (trees, owners) = prepare(m, false)?;
-    verify_trees(&m.source, &m.target, &trees, &owners, opts)
+    let p = prepare(m, false)?;
+    verify_trees(&m.source, &m.target, &p.trees, &p.owners, opts)
 }
 
 /// Compare `trees` on both sides (read-only on both).
