@@ -65,6 +65,17 @@ struct Shared<'a> {
 }
 
 impl Shared<'_> {
+    /// The next queued job, without waiting.
+    fn try_next(&self) -> Option<Job> {
+        if self.abort.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+    }
+
     fn next(&self) -> Option<Job> {
         loop {
             if self.abort.load(Ordering::Relaxed) {
@@ -248,8 +259,31 @@ fn stream(h: Halves<'_>, shared: &Shared, compression: Compression) -> Result<()
         let adapt = &adapt;
         // Feeder: requests to the source.
         let feeder = sc.spawn(move || -> Result<(), AgentError> {
-            while let Some(job) = shared.next() {
-                if tok_tx.send(()).is_err() {
+            // Requests are flushed in groups: when 16 are waiting, when the window is full and
+            // before waiting for more work (a write wakes the agent; fewer wake-ups, less CPU).
+            let mut unflushed = 0;
+            loop {
+                let job = match shared.try_next() {
+                    Some(j) => j,
+                    None => {
+                        stx.flush()?;
+                        unflushed = 0;
+                        match shared.next() {
+                            Some(j) => j,
+                            None => break,
+                        }
+                    }
+                };
+                let token = match tok_tx.try_send(()) {
+                    Ok(()) => Ok(()),
+                    Err(mpsc::TrySendError::Full(())) => {
+                        stx.flush()?;
+                        unflushed = 0;
+                        tok_tx.send(()).map_err(|_| ())
+                    }
+                    Err(mpsc::TrySendError::Disconnected(())) => Err(()),
+                };
+                if token.is_err() {
                     // The acker is gone (it failed): give the job back and stop.
                     shared
                         .queue
@@ -264,7 +298,11 @@ fn stream(h: Halves<'_>, shared: &Shared, compression: Compression) -> Result<()
                     len: u64::MAX,
                     compress: adapt.want(),
                 })?;
-                stx.flush()?;
+                unflushed += 1;
+                if unflushed >= 16 {
+                    stx.flush()?;
+                    unflushed = 0;
+                }
                 if job_tx.send(job).is_err() {
                     break;
                 }
@@ -293,6 +331,8 @@ fn panicked() -> AgentError {
     }
 }
 
+/// Forward the source's answers as `Put`s. When it fails, the `Put` under way is ended and
+/// everything queued is sent, so the target answers every `Put` the acker waits for.
 fn forward(
     srx: &mut AgentReceiver,
     ttx: &mut AgentSender,
@@ -301,7 +341,39 @@ fn forward(
     shared: &Shared,
     adapt: &Adapt,
 ) -> Result<(), AgentError> {
-    for job in jobs {
+    let mut open = None;
+    let r = forward_all(srx, ttx, jobs, steps, shared, adapt, &mut open);
+    if r.is_err() {
+        if let Some(id) = open {
+            let _ = ttx.send_end(id);
+        }
+        let _ = ttx.flush();
+    }
+    r
+}
+
+fn forward_all(
+    srx: &mut AgentReceiver,
+    ttx: &mut AgentSender,
+    jobs: mpsc::Receiver<Job>,
+    steps: &mpsc::Sender<Step>,
+    shared: &Shared,
+    adapt: &Adapt,
+    open: &mut Option<u32>,
+) -> Result<(), AgentError> {
+    loop {
+        // Puts are flushed when no further file is waiting (or the buffer fills).
+        let job = match jobs.try_recv() {
+            Ok(j) => j,
+            Err(mpsc::TryRecvError::Empty) => {
+                ttx.flush()?;
+                match jobs.recv() {
+                    Ok(j) => j,
+                    Err(_) => break,
+                }
+            }
+            Err(mpsc::TryRecvError::Disconnected) => break,
+        };
         let (_, first) = srx.recv()?;
         let meta = match first {
             Response::Opened(e) => e,
@@ -324,6 +396,7 @@ fn forward(
             gid,
             mtime: meta.mtime,
         })?;
+        *open = Some(id);
         let mut wire = 0u64;
         let mut source_error = None;
         let (bytes, changed) = loop {
@@ -341,7 +414,7 @@ fn forward(
             }
         };
         ttx.send_end(id)?;
-        ttx.flush()?;
+        *open = None;
         adapt.account(bytes, wire);
         shared.with(|s| s.wire += wire);
         if steps
@@ -356,7 +429,7 @@ fn forward(
             break;
         }
     }
-    Ok(())
+    ttx.flush()
 }
 
 fn unexpected(r: &Response) -> AgentError {
