@@ -457,24 +457,34 @@ fn kill_9_at_every_step_boundary_and_mid_copy_then_resume() {
             continue;
         }
         if *step == "final-sync" {
-            // Give the final sync something to carry: 40 new files of 256 KiB on the source
+            // Give the final sync something to carry: 80 new files of 256 KiB on the source
             // (outside the file cache: ownCloud would find them on a scan; the copy must not
-            // care), then kill it 150 ms into the step.
+            // care), then kill it once the first of them reached the target, before the last.
             lab.sh(
                 "old",
                 "mkdir -p /var/www/owncloud/data/user1/files/late && cd /var/www/owncloud/data/user1/files/late && \
-                 for i in $(seq 1 40); do head -c 262144 /dev/urandom > f$i; done && chown -R www-data: ..",
+                 for i in $(seq 1 80); do head -c 262144 /dev/urandom > f$i; done && chown -R www-data: ..",
             );
-            let started = std::cell::Cell::new(None::<Instant>);
+            let arrived = || -> usize {
+                let out = lab.exec(
+                    "new",
+                    "ls /var/www/owncloud/data/user1/files/late 2>/dev/null | grep -c '^f[0-9]*$'",
+                );
+                String::from_utf8_lossy(&out.stdout)
+                    .trim()
+                    .parse()
+                    .unwrap_or(0)
+            };
             let since = epoch();
             let (killed, err) = migrate_killed(dir.path(), &|d: &Path| {
-                if started_since(d, "final-sync", since) {
-                    let s = started.get().unwrap_or_else(Instant::now);
-                    started.set(Some(s));
-                    return s.elapsed() > Duration::from_millis(150);
-                }
-                false
+                started_since(d, "final-sync", since) && arrived() > 0
             });
+            let n = arrived();
+            assert!(
+                n < 80,
+                "the kill came after the final sync had copied all 80 files"
+            );
+            eprintln!("final sync killed with {n} of 80 new files on the target");
             assert!(killed, "final sync ended before the kill: {err}");
             kills.push("final-sync (mid)".to_string());
             continue;
@@ -652,6 +662,50 @@ fn faults_stop_the_run_and_rollback_restores_the_source() {
     let out = ocmigrate(&["migrate", "--yes"], d);
     assert_eq!(out.status.code(), Some(0), "final run:\n{}", text(&out));
     assert_complete(d);
+    // After go-live, a user writes to the target: rollback must refuse, name the change and
+    // the safe way back, and leave the source alone.
+    let pass = password(&lab, "user1");
+    // The password goes in a curl config file, not on the command line.
+    let cfg = d.join("curl-auth");
+    std::fs::write(&cfg, format!("user = \"user1:{pass}\"\n")).unwrap();
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-K"])
+        .arg(&cfg)
+        .args([
+            "--data-binary",
+            "written on the target after go-live",
+            "-X",
+            "PUT",
+        ])
+        .arg("--resolve")
+        .arg(format!("{HOST}:80:{}", lab.var("LAB_NEW")))
+        .arg(format!(
+            "http://{HOST}/remote.php/dav/files/user1/after-go-live.txt"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "201",
+        "PUT on the target"
+    );
+    let out = ocmigrate(&["rollback", "--yes"], d);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "rollback after a write:\n{t}");
+    assert!(t.contains("changed since it went live"), "{t}");
+    assert!(
+        t.contains("user1"),
+        "rollback should name what changed: {t}"
+    );
+    assert!(
+        t.contains(&format!("ocmigrate init --source {TGT} --target {SRC}")),
+        "rollback should name the way back: {t}"
+    );
+    assert!(
+        !source_serves(&lab),
+        "a refused rollback left the source alone"
+    );
+
     let after = source_files(&lab, "owncloud", "sqlite");
     // The source served again in between (rollback), and its log may have grown then.
     let mut b = before.clone();
@@ -713,4 +767,64 @@ fn unsafe_kill(pid: u32, sig: &str) {
         .status()
         .unwrap();
     assert!(st.success());
+}
+
+/// `drain = "auto"`: a sync client polling the source before maintenance gets its 503, and the
+/// drain ends then instead of after the 7-minute maximum.
+#[test]
+fn auto_drain_ends_when_the_active_clients_got_a_503() {
+    let lab = Lab::get();
+    let dir = setup(&lab, "owncloud", "sqlite", 10);
+    let d = dir.path();
+    let toml = std::fs::read_to_string(d.join("ocmigrate.toml")).unwrap();
+    std::fs::write(
+        d.join("ocmigrate.toml"),
+        toml.replace("drain = \"1s\"", "drain = \"auto\""),
+    )
+    .unwrap();
+    let cfg = d.join("client-auth");
+    std::fs::write(
+        &cfg,
+        format!("user = \"user1:{}\"\n", password(&lab, "user1")),
+    )
+    .unwrap();
+    // Every client of the last hour counts, and the lab's log holds other tests' requests:
+    // start from an empty log.
+    lab.sh("old", ": > /var/log/apache2/access.log");
+    // A desktop client: PROPFIND every second, with its own user agent.
+    let mut client = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "while :; do curl -s -o /dev/null -K '{}' -A 'Mozilla/5.0 (Linux) mirall/2.11.0' \
+             -X PROPFIND -H 'Depth: 0' --resolve {HOST}:80:{} http://{HOST}/remote.php/dav/files/user1/; \
+             sleep 1; done",
+            cfg.display(),
+            lab.var("LAB_OLD")
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let out = ocmigrate(&["migrate", "--yes", "--stop-after", "drain"], d);
+    let _ = client.kill();
+    let _ = client.wait();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (state, outcome) = entry(&journal(d), "drain").unwrap();
+    assert_eq!(state, "done");
+    assert!(
+        outcome.starts_with("auto: all 1 client(s)"),
+        "the drain should have ended on the client's 503: {outcome}"
+    );
+    let secs = journal(d)["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["step"] == "drain")
+        .map(|e| e["ended"].as_f64().unwrap() - e["started"].as_f64().unwrap())
+        .unwrap();
+    assert!(secs < 60.0, "drain took {secs:.0} s");
+    eprintln!("auto drain ended after {secs:.1} s: {outcome}");
+    let out = ocmigrate(&["rollback", "--yes"], d);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
