@@ -1409,3 +1409,205 @@ fn open_put_at_close_leaves_nothing() {
     assert!(tmp_files(t.path()).is_empty());
     assert!(!t.path().join("f").exists());
 }
+
+/// Over ssh in the lab: the target's agent writes, also over an ssh connection of its own
+/// (`AgentChannel::Dedicated`, a second ssh process beside the master); the source's agent
+/// refuses every write even when its Hello asks.
+#[test]
+fn lab_target_writes_over_dedicated_ssh() {
+    let lab = Lab::get();
+    use ocmigrate::config::Side;
+    use ocmigrate::host::{AgentChannel, ConnectOptions, Host, SourceHost, TargetHost};
+    let opts = ConnectOptions {
+        ssh_config: Some(lab.var("LAB_SSH_CONFIG").into()),
+        control_dir: None,
+    };
+    let side = |host: &str| Side::Ssh {
+        user: Some("root".into()),
+        host: host.into(),
+        port: None,
+        root: "/var/www/owncloud".into(),
+    };
+    let bin = AgentBinary::from_path(Path::new(EXE)).unwrap();
+    lab.sh("new", "rm -rf /tmp/agent-w && mkdir -p /tmp/agent-w");
+    lab.sh(
+        "old",
+        "rm -rf /tmp/agent-r && mkdir -p /tmp/agent-r && echo keep > /tmp/agent-r/f",
+    );
+    let target = TargetHost::new(
+        Host::connect("target", &side("new"), &opts).unwrap(),
+        "/var/www/owncloud".into(),
+    );
+    let source = SourceHost::new(
+        Host::connect("source", &side("old"), &opts).unwrap(),
+        "/var/www/owncloud".into(),
+    );
+    let root = || vec![b"/tmp/agent-w".to_vec()];
+    let (mut shared, inst) = deploy::start(&target, &bin, root()).unwrap();
+    let t0 = Instant::now();
+    let mut own = deploy::connect(&target, &bin, &inst, root(), AgentChannel::Dedicated).unwrap();
+    eprintln!("dedicated ssh agent: started in {:?}", t0.elapsed());
+    assert!(shared.welcome().writable && own.welcome().writable);
+    assert_ne!(shared.welcome().pid, own.welcome().pid);
+    for (c, name) in [(&mut shared, "a"), (&mut own, "b")] {
+        c.put(p(name), 5, 0o640, 33, 33, MT, &mut &b"hello"[..])
+            .unwrap();
+    }
+    let listed = lab.sh(
+        "new",
+        "cd /tmp/agent-w && stat -c '%n %s %a %u:%g %.9Y' a b && ls -A | wc -l",
+    );
+    assert_eq!(
+        listed.trim(),
+        "a 5 640 33:33 1234567890.987654321\nb 5 640 33:33 1234567890.987654321\n2"
+    );
+    // The dedicated agent's ssh does not go through the master: its process says so.
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .any(|l| l.starts_with("ssh ")
+                && l.contains("ControlPath=none")
+                && l.contains("--writable")),
+        "no ssh process of its own for the dedicated agent"
+    );
+    own.exit().unwrap();
+    shared.exit().unwrap();
+
+    // The source: read-only whatever the client asks.
+    let inst = deploy::start(&source, &bin, vec![b"/tmp/agent-r".to_vec()])
+        .unwrap()
+        .1;
+    let child = source.spawn_agent(&inst, AgentChannel::Dedicated).unwrap();
+    let e = AgentClient::from_child_with(
+        "src",
+        child,
+        vec![b"/tmp/agent-r".to_vec()],
+        Some(bin.blake3),
+        true,
+    )
+    .err()
+    .expect("the source's agent must not grant writes");
+    assert!(e.to_string().contains("granted a read-only"), "{e}");
+    let (mut c, _) = deploy::start(&source, &bin, vec![b"/tmp/agent-r".to_vec()]).unwrap();
+    assert!(!c.welcome().writable);
+    assert_eq!(
+        c.call(&Request::Remove { target: p("f") })
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::ReadOnly)
+    );
+    c.exit().unwrap();
+    assert_eq!(lab.sh("old", "cat /tmp/agent-r/f").trim(), "keep");
+    lab.sh("new", "rm -rf /tmp/agent-w");
+    lab.sh("old", "rm -rf /tmp/agent-r");
+}
+
+/// Throughput of the local agents (no ssh): `cargo test --release --test agent bench_local --
+/// --ignored --nocapture`. Many small files pipelined into a target agent; one large file read
+/// by a source agent and forwarded to a target agent, raw and compressed.
+#[test]
+#[ignore]
+fn bench_local_agents() {
+    let src = tempfile::tempdir_in("/var/tmp").unwrap();
+    let dst = tempfile::tempdir_in("/var/tmp").unwrap();
+    // 1. 20,000 files of 8 KiB, pipelined.
+    let n = 20_000u32;
+    let body = vec![b'x'; 8192];
+    let (mut tx, mut rx) = writer(dst.path()).into_split();
+    let t0 = Instant::now();
+    let reader = std::thread::spawn(move || {
+        for _ in 0..=n {
+            failed(rx.recv().unwrap().1).unwrap();
+        }
+        rx
+    });
+    tx.send(&mkdir(p("small"))).unwrap();
+    for i in 0..n {
+        let id = tx
+            .send(&put_req(
+                pb(format!("small/{i}").as_bytes()),
+                body.len() as u64,
+            ))
+            .unwrap();
+        tx.send_data(id, &body, false).unwrap();
+        tx.send_end(id).unwrap();
+    }
+    tx.flush().unwrap();
+    let rx = reader.join().unwrap();
+    let dt = t0.elapsed();
+    eprintln!(
+        "bench: {n} × 8 KiB Puts pipelined: {dt:?}, {:.0} files/s",
+        n as f64 / dt.as_secs_f64()
+    );
+    tx.close().unwrap();
+    drop(rx);
+
+    // 2. One 512 MiB file, source agent → operator → target agent.
+    let size = 512usize << 20;
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut big = Vec::with_capacity(size);
+    while big.len() < size {
+        // half text-like (compressible), half random, in 1 MiB stretches
+        let text = (big.len() >> 20) % 2 == 0;
+        for _ in 0..(1 << 17) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let w = if text {
+                (x % 26 + 97) * 0x0101_0101_0101_0101
+            } else {
+                x
+            };
+            big.extend_from_slice(&w.to_le_bytes());
+        }
+    }
+    std::fs::write(src.path().join("big"), &big).unwrap();
+    drop(big);
+    for compress in [false, true] {
+        let s =
+            AgentClient::from_child("s", spawn_agent(), vec![root_of(src.path())], None).unwrap();
+        let (mut stx, mut srx) = s.into_split();
+        let (mut ttx, mut trx) = writer(dst.path()).into_split();
+        let t0 = Instant::now();
+        stx.send(&Request::ReadFile {
+            target: p("big"),
+            offset: 0,
+            len: u64::MAX,
+            compress,
+        })
+        .unwrap();
+        stx.flush().unwrap();
+        let meta = match failed(srx.recv().unwrap().1).unwrap() {
+            Response::Opened(e) => e,
+            r => panic!("{r:?}"),
+        };
+        let id = ttx.send(&put_req(p("big"), meta.size)).unwrap();
+        let mut wire = 0usize;
+        loop {
+            match failed(srx.recv().unwrap().1).unwrap() {
+                Response::Data { bytes, compressed } => {
+                    wire += bytes.len();
+                    ttx.send_data(id, &bytes, compressed).unwrap();
+                }
+                Response::Done { .. } => break,
+                r => panic!("{r:?}"),
+            }
+        }
+        ttx.send_end(id).unwrap();
+        ttx.flush().unwrap();
+        failed(trx.recv().unwrap().1).unwrap();
+        let dt = t0.elapsed();
+        eprintln!(
+            "bench: 512 MiB forwarded, compress={compress}: {dt:?}, {:.0} MB/s, {} MiB on the wire",
+            size as f64 / dt.as_secs_f64() / 1e6,
+            wire >> 20
+        );
+        stx.close().unwrap();
+        ttx.close().unwrap();
+        drop((srx, trx));
+    }
+}

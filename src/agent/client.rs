@@ -256,8 +256,9 @@ impl AgentSender {
     pub fn send(&mut self, r: &Request) -> Result<u32, AgentError> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
-        self.write(|w| frame::write_frame_buffered(w, &r.into_frame(id)))?;
+        // Counted before it can leave: the answer may come before this thread runs again.
         self.link.sent.fetch_add(1, Ordering::Release);
+        self.write(|w| frame::write_frame_buffered(w, &r.into_frame(id)))?;
         Ok(id)
     }
 
