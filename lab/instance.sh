@@ -12,7 +12,8 @@
 # Result:
 #   old  /var/www/owncloud = the release (tests/double + apps/*/appinfo/info.xml from labkit) plus
 #        config/, data/, apps-external/ (ownCloud) from labkit, owned by www-data; the database
-#        created and loaded (SQLite: data/owncloud.db); apache left as lab/lab runs it.
+#        created and loaded (SQLite: data/owncloud.db); apache running (started when an earlier
+#        test, e.g. a migration, left it stopped; reloaded when it runs).
 #   new  /var/www/owncloud = the same release only; no instance database; apache stopped.
 #   $LAB/instance/  admin-password, users.tsv, dbpassword (0600), instance.env.
 #
@@ -174,8 +175,11 @@ case "$db" in
     ;;
 esac
 
-# A running apache on old may hold the previous instance's config.php in opcache: reload it.
-lab_exec old sh -c 'if [ -f /run/apache2/apache2.pid ]; then apache2ctl graceful; fi' >/dev/null 2>&1 || true
+# A running apache on old may hold the previous instance's config.php in opcache: reload it. One
+# that an earlier test stopped (a migration stops the source's web server) is started again.
+lab_exec old sh -c 'p=/run/apache2/apache2.pid
+  if [ -f "$p" ] && kill -0 "$(cat "$p")" 2>/dev/null; then apache2ctl graceful
+  else rm -f "$p"; service apache2 start; fi' >/dev/null 2>&1 || true
 
 t1=$(date +%s.%N)
 # summary is "files=… dirs=… bytes=… rows=… seconds=…" from labkit (all trees, versions and trash included)

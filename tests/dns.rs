@@ -68,30 +68,17 @@ impl DnsLab {
 
     /// The lab key's secret (knot format), for writing other key files.
     fn secret(&self) -> String {
-        let text = std::fs::read_to_string(self.key_file()).unwrap();
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix("secret:"))
-            .expect("secret: in the lab key")
-            .trim()
-            .to_string()
+        self.lab.tsig_secret()
     }
 
     /// The lab key in BIND's format (as `tsig-keygen` writes it), for nsupdate -k and ocmigrate.
     fn bind_key_file(&self) -> PathBuf {
         let p = self.dir.path().join("bind.key");
-        if !p.exists() {
-            std::fs::write(
-                &p,
-                format!(
-                    "key \"oc-migrate.\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{}\";\n}};\n",
-                    self.secret()
-                ),
-            )
-            .unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if p.exists() {
+            p
+        } else {
+            self.lab.bind_key_file(self.dir.path())
         }
-        p
     }
 
     /// Write a migration file with this [dns] section body; returns its path.
@@ -141,35 +128,7 @@ impl DnsLab {
 
     /// Change the record behind ocmigrate's back.
     fn nsupdate(&self, to: &str, ttl: u32) {
-        let (addr, port) = self
-            .server()
-            .rsplit_once(':')
-            .map(|(a, p)| (a.to_string(), p.to_string()))
-            .unwrap();
-        let script = format!(
-            "server {addr} {port}\nzone example.test.\nupdate delete {NAME} CNAME\nupdate add {NAME} {ttl} CNAME {to}\nsend\n"
-        );
-        let mut child = Command::new("nsupdate")
-            .arg("-k")
-            .arg(self.bind_key_file())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run nsupdate");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "nsupdate failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        nsupdate(&self.lab, &self.bind_key_file(), NAME, to, ttl);
     }
 }
 

@@ -131,6 +131,183 @@ impl Lab {
     pub fn path(&self, key: &str) -> &Path {
         Path::new(self.var(key))
     }
+
+    /// The test instance's admin password (`lab/lab instance` wrote it).
+    pub fn admin_password(&self) -> String {
+        std::fs::read_to_string(self.path("LAB_ADMIN_PASSWORD_FILE"))
+            .expect("admin password file")
+            .trim()
+            .to_string()
+    }
+
+    /// A query's rows on `old`, tab-separated, through the database's own client as root:
+    /// `db` is `sqlite`, `mysql` or `pgsql`; `dbname` the MariaDB/PostgreSQL database.
+    pub fn sql(&self, db: &str, dbname: &str, sql: &str) -> String {
+        let client = match db {
+            "sqlite" => "runuser -u www-data -- sqlite3 -batch -noheader -separator \"$(printf '\\t')\" /var/www/owncloud/data/owncloud.db".to_string(),
+            "mysql" => format!("mariadb --no-defaults --default-character-set=utf8mb4 -u root -N -B -r {dbname}"),
+            "pgsql" => format!("runuser -u postgres -- psql -X -q -A -t -F \"$(printf '\\t')\" -d {dbname}"),
+            other => panic!("no database type {other}"),
+        };
+        self.sh("old", &format!("{client} <<'EOF'\n{sql}\nEOF\n"))
+    }
+
+    /// The lab's TSIG secret (base64, from the knot-format key file `LAB_TSIG_KEY`).
+    pub fn tsig_secret(&self) -> String {
+        let text =
+            std::fs::read_to_string(self.var("LAB_TSIG_KEY")).expect("read the lab's TSIG key");
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("secret:"))
+            .expect("secret: in the lab key")
+            .trim()
+            .to_string()
+    }
+
+    /// The lab's TSIG key in BIND's format (as `tsig-keygen` writes it), written as `dir/bind.key`
+    /// (mode 0600) for nsupdate -k and ocmigrate; returns the path.
+    pub fn bind_key_file(&self, dir: &Path) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join("bind.key");
+        std::fs::write(
+            &p,
+            format!(
+                "key \"oc-migrate.\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{}\";\n}};\n",
+                self.tsig_secret()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    }
+}
+
+/// The instance's public name in the lab (`cloud.example.test`, a CNAME of `old`).
+pub const LAB_HOST_NAME: &str = "cloud.example.test";
+
+#[derive(Debug)]
+pub struct Resp {
+    pub code: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP request to `old` with the production host name ([`LAB_HOST_NAME`]), through curl. Credentials go in
+/// through curl's config on stdin, not on the command line.
+pub fn http(
+    lab: &Lab,
+    method: &str,
+    path: &str,
+    auth: Option<(&str, &str)>,
+    headers: &[&str],
+    body: Option<&str>,
+) -> Resp {
+    let addr = lab.var("LAB_OLD").to_string();
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-s",
+        "-S",
+        "-i",
+        "--http1.1",
+        "--max-time",
+        "20",
+        "-K",
+        "-",
+        "-X",
+        method,
+    ])
+    .arg("--resolve")
+    .arg(format!("{LAB_HOST_NAME}:80:{addr}"));
+    for h in headers {
+        cmd.arg("-H").arg(h);
+    }
+    if let Some(b) = body {
+        cmd.arg("--data-binary").arg(b);
+    }
+    cmd.arg(format!("http://{LAB_HOST_NAME}{path}"));
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run curl");
+    use std::io::Write;
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some((u, p)) = auth {
+            let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+            writeln!(stdin, "user = \"{}:{}\"", esc(u), esc(p)).unwrap();
+        }
+    }
+    let out = child.wait_with_output().expect("curl output");
+    assert!(
+        out.status.success(),
+        "curl {method} {path} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raw = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut rest = raw.as_str();
+    loop {
+        let (head, body) = rest.split_once("\r\n\r\n").unwrap_or((rest, ""));
+        let mut lines = head.lines();
+        let status = lines.next().unwrap_or("");
+        let code: u16 = status
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        if code == 100 {
+            rest = body;
+            continue;
+        }
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        return Resp {
+            code,
+            headers,
+            body: body.to_string(),
+        };
+    }
+}
+
+/// One `#[test]` per `name => (flavor, database, seed)`, each calling `check(flavor, db, seed)`.
+#[macro_export]
+macro_rules! flavor_db_tests {
+    ($check:ident: $($name:ident => ($flavor:literal, $db:literal, $seed:literal)),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $check($flavor, $db, $seed);
+            }
+        )*
+    };
+}
+
+/// Run the ocmigrate binary under test in `cwd`, stdin closed.
+pub fn ocmigrate_in(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ocmigrate"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ocmigrate")
+}
+
+/// stdout then stderr of a command, as text (for messages and `contains` checks).
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// Parse `KEY=value` / `KEY='value'` / `export KEY=…` lines as `lab/lab env` prints them.
@@ -154,23 +331,15 @@ pub fn parse_env(text: &str) -> HashMap<String, String> {
 }
 
 /// Change a CNAME in the lab's zone behind ocmigrate's back, with `nsupdate -k` and the lab's
-/// TSIG key (written in BIND's format into a private temporary file).
+/// TSIG key (written in BIND's format into a private temporary folder).
 pub fn lab_nsupdate(lab: &Lab, name: &str, to: &str, ttl: u32) {
-    use std::io::Write;
-    let key_text =
-        std::fs::read_to_string(lab.var("LAB_TSIG_KEY")).expect("read the lab's TSIG key");
-    let secret = key_text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("secret:"))
-        .expect("secret: in the lab key")
-        .trim();
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("bind.key");
-    std::fs::write(
-        &key,
-        format!("key \"oc-migrate.\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{secret}\";\n}};\n"),
-    )
-    .unwrap();
+    nsupdate(lab, &lab.bind_key_file(dir.path()), name, to, ttl);
+}
+
+/// `nsupdate -k key`: set `name` to a CNAME `to` with `ttl` in the lab's zone.
+pub fn nsupdate(lab: &Lab, key: &Path, name: &str, to: &str, ttl: u32) {
+    use std::io::Write;
     let (addr, port) = lab
         .var("LAB_DNS")
         .rsplit_once(':')
@@ -180,7 +349,7 @@ pub fn lab_nsupdate(lab: &Lab, name: &str, to: &str, ttl: u32) {
     );
     let mut child = Command::new("nsupdate")
         .arg("-k")
-        .arg(&key)
+        .arg(key)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
