@@ -63,7 +63,7 @@ class Content:
 
     def make(self, size, text):
         if not text:
-            return self.rng.randbytes(size)
+            return b"".join(self.rng.randbytes(min(64 << 20, size - o)) for o in range(0, size, 64 << 20))
         c = self.corpus
         parts, n = [], 0
         while n < size:
