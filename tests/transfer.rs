@@ -1029,3 +1029,35 @@ fn lab_instance_sync_then_verify() {
     assert_eq!(n(&r.report, "files_sent"), 0, "{}", r.report);
     drop(lab);
 }
+
+/// Files deleted from the source while the sync runs are dropped (counted), not errors; the next
+/// sync removes their old copies.
+#[test]
+fn files_vanishing_during_the_copy_are_dropped() {
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    kill_tree(&a);
+    let mut victims: Vec<PathBuf> = (0..3000)
+        .rev()
+        .map(|i| a.join(format!("d{}/f{i}", i % 37)))
+        .collect();
+    victims.truncate(1500);
+    let mut child = sync_args(&a, &b, &[]).spawn().unwrap();
+    // once the copy runs, delete files from the end of the list (copied last)
+    while count_files(&b) < 100 && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for v in &victims {
+        let _ = std::fs::remove_file(v);
+    }
+    let r = finish(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, r.report);
+    assert!(
+        n(&r.report, "vanished") > 0,
+        "files vanished during the copy: {}",
+        r.report
+    );
+    assert_eq!(n(&r.report, "unreadable_count"), 0, "{}", r.report);
+    sync_ok(&a, &b);
+    assert_same(&a, &b);
+}
