@@ -46,6 +46,10 @@ impl ReadSide {
     pub fn login_user(&self) -> &str {
         &self.host.login_user
     }
+    /// True if this side is the operator's own machine (no ssh).
+    pub fn is_local(&self) -> bool {
+        matches!(self.host.kind, HostKind::Local)
+    }
     /// Put ocmigrate's agent binary in the login user's cache folder (the one file SPEC.md lets
     /// ocmigrate leave on the source outside the instance); copied only when missing or different.
     pub fn install_agent(&self, bytes: &[u8], sha256_hex: &str) -> Result<AgentInstall, Failure> {
