@@ -10,19 +10,11 @@ const SRC: &str = "ssh://root@127.0.0.2/var/www/owncloud";
 const TGT: &str = "ssh://root@127.0.0.3/var/www/owncloud";
 
 fn ocmigrate(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ocmigrate"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run ocmigrate")
+    ocmigrate_in(args, cwd)
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    output_text(o)
 }
 
 /// `init` into a fresh folder; returns the folder and the migration file.
@@ -163,7 +155,272 @@ fn discovery_and_a_good_pair_for_each_flavor_and_database() {
             before == after,
             "{flavor}/{db}: init/plan changed the source: {changed:#?}"
         );
+        php_and_rust_agree(flavor, db);
     }
+}
+
+/// PHP on `old` and ocmigrate's own reader (over ssh, without PHP) read the instance alike: the
+/// merged config exactly (compared as typed dumps, never printed), and the inventory's config
+/// with secrets as fingerprints.
+fn php_and_rust_agree(flavor: &str, db: &str) {
+    use ocmigrate::host::{ConnectOptions, Host, SourceHost};
+    use ocmigrate::instance::typed_dump;
+    use ocmigrate::inventory;
+    let root = PathBuf::from("/var/www/owncloud");
+    let side = ocmigrate::config::Side::Ssh {
+        user: Some("root".into()),
+        host: "127.0.0.2".into(),
+        port: None,
+        root: root.clone(),
+    };
+    let host = Host::connect("source", &side, &ConnectOptions::default()).unwrap();
+    let src = SourceHost::new(host, root);
+    let with_php = inventory::merged_config_with_php(&src, "www-data")
+        .unwrap()
+        .expect("PHP runs on old");
+    let without = inventory::without_php::merged_config(&src).unwrap();
+    assert_eq!(with_php.files, without.files, "{flavor}/{db}: files read");
+    assert_eq!(with_php.output, without.output, "{flavor}/{db}");
+    let keys = |m: &ocmigrate::instance::MergedConfig| -> Vec<String> {
+        m.config
+            .as_array()
+            .map(|a| a.keys().map(|k| k.to_string()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(keys(&with_php), keys(&without), "{flavor}/{db}: keys");
+    let differing: Vec<String> = keys(&with_php)
+        .into_iter()
+        .filter(|k| with_php.config.get(k).map(typed_dump) != without.config.get(k).map(typed_dump))
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "{flavor}/{db}: PHP and the Rust reader differ on {differing:?}"
+    );
+    let php_inv = inventory::source(&src, None).unwrap();
+    let rust_inv = inventory::source_without_php(&src).unwrap();
+    let (a, b) = (
+        php_inv.config.clone().unwrap(),
+        rust_inv.config.clone().unwrap(),
+    );
+    let differing: Vec<&String> = a.keys().filter(|k| a.get(*k) != b.get(*k)).collect();
+    assert!(
+        differing.is_empty() && a.len() == b.len(),
+        "{flavor}/{db}: the inventories differ on {differing:?}"
+    );
+    let mut secrets = vec!["secret", "passwordsalt", "instanceid"];
+    if db != "sqlite" {
+        secrets.push("dbpassword");
+    }
+    for secret in secrets {
+        let fp = a.get(secret).and_then(|v| v["fingerprint"].as_str());
+        assert_eq!(
+            fp.map(str::len),
+            Some(16),
+            "{flavor}/{db}: {secret} fingerprint"
+        );
+    }
+    assert_eq!(php_inv.datadir, rust_inv.datadir);
+    assert_eq!(php_inv.release, rust_inv.release);
+    assert_eq!(php_inv.config_files, rust_inv.config_files);
+    assert_eq!(php_inv.services.units, rust_inv.services.units);
+    // The database, read by PHP and by the database's own client.
+    assert_eq!(php_inv.filecache_totals(), rust_inv.filecache_totals());
+    assert!(php_inv.filecache_totals().is_some_and(|(n, _)| n > 0));
+    assert_eq!(php_inv.enabled_apps(), rust_inv.enabled_apps());
+    assert_eq!(php_inv.encryption_enabled(), rust_inv.encryption_enabled());
+    let (pd, rd) = (php_inv.db.unwrap(), rust_inv.db.unwrap());
+    assert!(
+        pd.ok && rd.ok,
+        "{flavor}/{db}: {:?} / {:?}",
+        pd.error,
+        rd.error
+    );
+    assert_eq!(pd.server, rd.server, "{flavor}/{db}: server");
+    let ids = |d: &inventory::DbInfo| -> Vec<(Option<u64>, String)> {
+        d.storages
+            .iter()
+            .map(|s| (inventory::as_u64(&s.numeric_id), s.id.clone()))
+            .collect()
+    };
+    assert_eq!(ids(&pd), ids(&rd), "{flavor}/{db}: storages");
+    let homes = |d: &inventory::DbInfo| {
+        d.homes.as_ref().map(|h| {
+            h.iter()
+                .map(|x| (x.user_id.clone(), x.home.clone()))
+                .collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(homes(&pd), homes(&rd), "{flavor}/{db}: homes");
+    let ext = |d: &inventory::DbInfo| d.external.as_ref().map(Vec::len);
+    assert_eq!(ext(&pd), ext(&rd), "{flavor}/{db}: external mounts");
+    let locks = |d: &inventory::DbInfo| d.locks.as_ref().and_then(inventory::as_u64);
+    assert_eq!(locks(&pd), locks(&rd), "{flavor}/{db}: locks");
+    assert_eq!((&pd.kind, &pd.prefix), (&rd.kind, &rd.prefix));
+    if db == "sqlite" {
+        assert_eq!(pd.file, rd.file, "{flavor}/{db}");
+    } else {
+        assert_eq!(
+            (&pd.name, &pd.socket),
+            (&rd.name, &rd.socket),
+            "{flavor}/{db}"
+        );
+    }
+}
+
+/// A PATH with every command of the machine but PHP (`php`, `php7.4`, …), for running
+/// ocmigrate on a host where PHP cannot run.
+fn path_without_php(dir: &Path) -> String {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for d in ["/usr/local/bin", "/usr/bin"] {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            let name = e.file_name();
+            let n = name.to_string_lossy();
+            if n.starts_with("php") || bin.join(&name).exists() {
+                continue;
+            }
+            std::os::unix::fs::symlink(e.path(), bin.join(&name)).unwrap();
+        }
+    }
+    format!("{}:/usr/sbin:/sbin", bin.display())
+}
+
+/// Without the lab: local sides (a copy of the fixture instance, a release-only folder) with PHP
+/// hidden from PATH. init and plan read the config with the Rust reader and say so; a
+/// malformed config.php and a folder without config get their messages and exit 2.
+#[test]
+fn without_php_locally_init_and_plan_say_what_they_could_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = repo().join("tests/phpconfig_fixtures/instance");
+    let (src, tgt) = (dir.path().join("src"), dir.path().join("tgt"));
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(&fixture)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    std::fs::create_dir(&tgt).unwrap();
+    std::fs::copy(fixture.join("version.php"), tgt.join("version.php")).unwrap();
+    let path = path_without_php(dir.path());
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ocmigrate"))
+            .args(args)
+            .current_dir(&work)
+            .env("PATH", &path)
+            .output()
+            .unwrap()
+    };
+    let (s, t) = (src.to_str().unwrap(), tgt.to_str().unwrap());
+
+    let o = run(&["init", "--source", s, "--target", t]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("PHP could not run"), "{}", text(&o));
+    let toml = std::fs::read_to_string(work.join("ocmigrate.toml")).unwrap();
+    assert!(
+        toml.contains("10.15.2.0") && toml.contains("database sqlite"),
+        "{toml}"
+    );
+    let o = run(&["plan", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("plan --json");
+    assert_finding(&v, "warning", "read-without-php");
+    assert_finding(&v, "blocker", "source-php-missing");
+    assert_finding(&v, "blocker", "target-php-missing");
+    assert_finding(&v, "info", "release");
+    // No SQLite file at the fixture's data directory: said, not fatal.
+    assert_finding(&v, "warning", "source-db-unreadable");
+    assert!(
+        !codes(&v).iter().any(|(_, c)| c == "php-version"),
+        "no PHP version check without PHP: {v:#}"
+    );
+
+    // A malformed config.php: the reader's file, line and column; exit 2.
+    std::fs::write(
+        src.join("config/config.php"),
+        "<?php\n$CONFIG = array (\n  'x' => ,\n);\n",
+    )
+    .unwrap();
+    let o = run(&["init", "--force", "--source", s, "--target", t]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("config/config.php: line 3, column"),
+        "{}",
+        text(&o)
+    );
+    // No config.php at all (a release): not an instance, exit 2.
+    let o = run(&["init", "--force", "--source", t, "--target", s]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("holds ownCloud code but no config/config.php"),
+        "{}",
+        text(&o)
+    );
+}
+
+/// ocmigrate run on `old` itself (the source is a local path there) with PHP hidden from PATH:
+/// discovery falls back to the Rust reader, init says so, plan warns and blocks (occ cannot
+/// run), and a malformed config.php gets the reader's message with line and column.
+#[test]
+fn without_php_on_the_source_the_rust_reader_reads_the_config() {
+    let lab = Lab::get();
+    lab.instance("nextcloud", "mysql", 1, 10, 17);
+    let dir = tempfile::tempdir().unwrap();
+    let path = path_without_php(dir.path());
+    let bin = env!("CARGO_BIN_EXE_ocmigrate");
+    let on_old = |args: &str| {
+        lab.exec(
+            "old",
+            &format!("cd {} && PATH={path} {bin} {args}", dir.path().display()),
+        )
+    };
+    let hidden = lab.exec("old", &format!("PATH={path} command -v php"));
+    assert!(!hidden.status.success(), "php is still on the PATH");
+
+    let o = on_old("init --source /var/www/owncloud --target ssh://root@new/var/www/owncloud");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("PHP could not run"), "{}", text(&o));
+    let toml = std::fs::read_to_string(dir.path().join("ocmigrate.toml")).unwrap();
+    assert!(
+        toml.contains("33.0.1.2") && toml.contains("database mysql"),
+        "{toml}"
+    );
+    assert!(toml.contains("read by ocmigrate's own"), "{toml}");
+    assert!(toml.contains("web_user = \"www-data\""), "{toml}");
+
+    let o = on_old("plan --json");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("plan --json");
+    assert_finding(&v, "warning", "read-without-php");
+    assert_finding(&v, "blocker", "source-php-missing");
+    assert_finding(&v, "info", "release");
+    assert!(
+        !codes(&v)
+            .iter()
+            .any(|(_, c)| c == "release-differs" || c == "source-db-unreadable"),
+        "{v:#}"
+    );
+    assert!(
+        v.to_string().contains("the database with its own client"),
+        "{v:#}"
+    );
+
+    // A malformed config.php: the Rust reader names file, line and column; exit 2.
+    lab.sh("old", "cp -p /var/www/owncloud/config/config.php /tmp/config.php.nophp && printf '<?php\\n$CONFIG = array (\\n  \"x\" => ,\\n' > /var/www/owncloud/config/config.php");
+    let o =
+        on_old("init --force --source /var/www/owncloud --target ssh://root@new/var/www/owncloud");
+    lab.sh(
+        "old",
+        "cp -p /tmp/config.php.nophp /var/www/owncloud/config/config.php && rm -f /tmp/config.php.nophp",
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("/var/www/owncloud/config/config.php") && text(&o).contains("line 3"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -275,6 +532,15 @@ fn bad_input_gives_clear_messages_and_exit_codes() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("/nope does not exist"), "{}", text(&o));
+
+    // No config: new holds the release only (code, no config/config.php).
+    let o = run(&["init", "--source", TGT, "--target", SRC]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("holds ownCloud code but no config/config.php"),
+        "{}",
+        text(&o)
+    );
 
     // Wrong ssh port: unreachable, exit 3.
     let o = run(&[
