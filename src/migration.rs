@@ -5,7 +5,7 @@
 
 use crate::config::{Config, Side};
 use crate::exit::Failure;
-use crate::host::{ConnectOptions, Host, SourceHost, TargetHost};
+use crate::host::{ConnectOptions, Host, Probe, SourceHost, TargetHost};
 use std::path::{Path, PathBuf};
 
 pub struct Migration {
@@ -26,6 +26,29 @@ pub fn connect_target(side: &Side) -> Result<TargetHost, Failure> {
     Ok(TargetHost::new(host, side.root().to_path_buf()))
 }
 
+/// Refuse a target that is the source's own folder under another name (a symlink, a bind mount,
+/// another address of the same machine): a copy onto it would write the source. Same kernel boot
+/// and same device and inode of the root mean the same folder. A target root that does not
+/// exist yet cannot be the source.
+pub fn refuse_same_folder(source: &SourceHost, target: &TargetHost) -> Result<(), Failure> {
+    let id = |side: &crate::host::ReadSide| -> Option<String> {
+        let ran = side
+            .probe(&Probe::Identity(side.root().to_path_buf()))
+            .ok()?;
+        let text = ran.stdout_text();
+        (ran.ok() && text.lines().count() == 2).then(|| text.trim().to_string())
+    };
+    match (id(source), id(target)) {
+        (Some(a), Some(b)) if a == b => Err(Failure::usage(format!(
+            "the target {} is the source's own folder {} (the same folder on the same machine)",
+            target.label(),
+            source.label()
+        ))
+        .hint("point [target] side at the new machine's instance folder, not a symlink or another name of the source")),
+        _ => Ok(()),
+    }
+}
+
 /// `OCMIGRATE_SSH_CONFIG` names an extra ssh config file (`ssh -F`); otherwise the user's own
 /// `~/.ssh/config` applies as usual.
 fn connect_options() -> ConnectOptions {
@@ -40,6 +63,7 @@ impl Migration {
         let config = Config::load(config_path)?;
         let source = connect_source(&config.source.side)?;
         let target = connect_target(&config.target.side)?;
+        refuse_same_folder(&source, &target)?;
         Ok(Migration {
             config,
             config_path: config_path.to_path_buf(),

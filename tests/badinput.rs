@@ -538,6 +538,61 @@ fn instance_folder_cases() {
 // ---------------------------------------------------------------------------------------------
 // Secret files: the admin password file (read by `migrate` before any step) and TSIG key files.
 
+/// A target that is the source's own folder under another name (a symlink to it) would be a
+/// copy onto the source: refused by plan, init and sync before anything is read or written.
+#[test]
+fn target_that_is_the_source_under_another_name() {
+    let s = Scratch::new();
+    let root = s.root();
+    std::os::unix::fs::symlink(s.path("src"), s.path("srclink")).unwrap();
+    std::fs::write(
+        s.path("x.toml"),
+        format!("[source]\nside = \"{root}/src\"\n[target]\nside = \"{root}/srclink\"\n"),
+    )
+    .unwrap();
+    let hint = "not a symlink or another name of the source";
+    let o = s.run(&["plan", "-c", "x.toml"]);
+    expect(
+        "plan, target a symlink to the source",
+        &o,
+        2,
+        &["is the source's own folder", hint],
+    );
+    let o = s.run(&[
+        "init",
+        "--source",
+        &format!("{root}/src"),
+        "--target",
+        &format!("{root}/srclink"),
+        "-o",
+        "y.toml",
+    ]);
+    expect(
+        "init, target a symlink to the source",
+        &o,
+        2,
+        &["is the source's own folder", hint],
+    );
+    assert!(!s.path("y.toml").exists(), "init wrote a migration file");
+    let o = s.run(&[
+        "sync",
+        "--from",
+        &format!("{root}/src"),
+        "--to",
+        &format!("{root}/srclink"),
+    ]);
+    expect(
+        "sync --from/--to, the same folder",
+        &o,
+        2,
+        &["is the source's own folder", hint],
+    );
+    // The other folder of the good pair is still accepted by the same check.
+    s.toml("");
+    let o = s.run(&["plan"]);
+    assert_eq!(o.status.code(), Some(0), "the good pair: {}", stderr(&o));
+}
+
 #[test]
 fn admin_password_file_cases() {
     let s = Scratch::new();

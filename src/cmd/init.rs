@@ -48,6 +48,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitKind> {
     }
     let source = connect_source(&args.source)?;
     let target = connect_target(&args.target)?;
+    crate::migration::refuse_same_folder(&source, &target)?;
     eprintln!("Inspecting {} …", source.label());
     let src = inventory::source(&source, None)?;
     eprintln!("Inspecting {} …", target.label());

@@ -59,6 +59,7 @@ pub fn tree_sides(
     let (a, b) = (parse(from)?, parse(to)?);
     let src = crate::migration::connect_source(&a)?;
     let tgt = crate::migration::connect_target(&b)?;
+    crate::migration::refuse_same_folder(&src, &tgt)?;
     let tree = transfer::Tree {
         name: "tree".into(),
         source: a.root().to_path_buf(),
