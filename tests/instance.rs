@@ -142,17 +142,6 @@ const ROWS_SQL: &str = "SELECT SUBSTR(s.id, 7), f.path, f.size, f.storage_mtime,
      FROM oc_filecache f JOIN oc_storages s ON f.storage = s.numeric_id \
      JOIN oc_mimetypes m ON f.mimetype = m.id WHERE s.id LIKE 'home::%';";
 
-/// A query's rows, tab-separated, with the database client of `old` for `db`.
-fn query(lab: &Lab, db: &str, dbname: &str, sql: &str) -> String {
-    let client = match db {
-        "sqlite" => "runuser -u www-data -- sqlite3 -batch -noheader -separator \"$(printf '\\t')\" /var/www/owncloud/data/owncloud.db".to_string(),
-        "mysql" => format!("mariadb --no-defaults --default-character-set=utf8mb4 -u root -N -B -r {dbname}"),
-        "pgsql" => format!("runuser -u postgres -- psql -X -q -A -t -F \"$(printf '\\t')\" -d {dbname}"),
-        _ => unreachable!(),
-    };
-    lab.sh("old", &format!("{client} <<'EOF'\n{sql}\nEOF\n"))
-}
-
 #[derive(Debug)]
 struct Row {
     size: i64,
@@ -169,7 +158,7 @@ fn check_filecache_matches_disk(flavor: &str, db: &str, seed: u64) {
     let dbname = if db == "sqlite" { "owncloud" } else { flavor };
 
     let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
-    for line in query(&lab, db, dbname, ROWS_SQL).lines() {
+    for line in lab.sql(db, dbname, ROWS_SQL).lines() {
         let f: Vec<&str> = line.split('\t').collect();
         assert_eq!(f.len(), 8, "odd row {line:?}");
         let n = |i: usize| {
@@ -261,8 +250,7 @@ fn check_filecache_matches_disk(flavor: &str, db: &str, seed: u64) {
     assert!(files > 200, "versions and trash are cached too");
 
     // Mounts point at each home's root row.
-    let mounts = query(
-        &lab,
+    let mounts = lab.sql(
         db,
         dbname,
         "SELECT m.user_id, m.mount_point, f.path FROM oc_mounts m JOIN oc_filecache f ON f.fileid = m.root_id ORDER BY m.user_id;",
@@ -281,38 +269,16 @@ fn check_filecache_matches_disk(flavor: &str, db: &str, seed: u64) {
         status.contains("\"installed\":true") && status.contains("\"needsDbUpgrade\":false"),
         "{status}"
     );
-    let pw = std::fs::read_to_string(lab_dir().join("instance/admin-password")).unwrap();
-    let mut curl = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-K",
-            "-",
-            "-X",
-            "PROPFIND",
-            "-H",
-            "Depth: 0",
-        ])
-        .args([
-            "-H",
-            "Host: cloud.example.test",
-            "http://127.0.0.2/remote.php/dav/files/admin/",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    writeln!(curl.stdin.take().unwrap(), "user = \"admin:{pw}\"").unwrap();
-    let code = curl.wait_with_output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&code.stdout),
-        "207",
-        "admin PROPFIND on old"
+    let pw = lab.admin_password();
+    let r = http(
+        &lab,
+        "PROPFIND",
+        "/remote.php/dav/files/admin/",
+        Some(("admin", &pw)),
+        &["Depth: 0"],
+        None,
     );
+    assert_eq!(r.code, 207, "admin PROPFIND on old: {r:?}");
 
     // new has the release only: no config, no data, no instance database, web server stopped.
     let new = lab.sh(
@@ -338,20 +304,11 @@ fn check_filecache_matches_disk(flavor: &str, db: &str, seed: u64) {
     );
 }
 
-#[test]
-fn filecache_matches_disk_sqlite() {
-    check_filecache_matches_disk("owncloud", "sqlite", 11);
-}
-
-#[test]
-fn filecache_matches_disk_mysql() {
-    check_filecache_matches_disk("nextcloud", "mysql", 12);
-}
-
-#[test]
-fn filecache_matches_disk_pgsql() {
-    check_filecache_matches_disk("owncloud", "pgsql", 13);
-}
+flavor_db_tests!(check_filecache_matches_disk:
+    filecache_matches_disk_sqlite => ("owncloud", "sqlite", 11),
+    filecache_matches_disk_mysql => ("nextcloud", "mysql", 12),
+    filecache_matches_disk_pgsql => ("owncloud", "pgsql", 13),
+);
 
 /// A second instance replaces the first: the other database type's database is gone from old.
 #[test]
