@@ -4,7 +4,10 @@
 //! handshake. Each component is opened with `openat(…, O_NOFOLLOW)` relative to the directory
 //! descriptor of the one before, so neither a `..` (refused by `RelPath` already) nor a symlink
 //! placed anywhere along the path, even one swapped in while we walk, can lead outside the root.
-//! Metadata is `fstatat(…, AT_SYMLINK_NOFOLLOW)`. Nothing here writes: this module has no call
+//! Where the kernel has `openat2` (5.6 and later) the folders of a path are opened in one call
+//! that the kernel refuses for the same reasons (a symlink anywhere, leaving the root); any
+//! failure of that call is looked at again by the walk. Metadata is
+//! `fstatat(…, AT_SYMLINK_NOFOLLOW)`. Nothing here writes: this module has no call
 //! that creates, changes or removes anything; the writes of protocol version 2 are in
 //! [`super::write`], built on the same walk.
 //!
@@ -16,6 +19,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A failure with the code the operator sees.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +116,15 @@ impl Root {
     }
 
     /// Open the directories along `comps`, each relative to the one before, no symlinks.
+    /// Where the kernel has `openat2` (Linux 5.6), one call with `RESOLVE_BENEATH |
+    /// RESOLVE_NO_SYMLINKS` does it; when that fails for any reason the walk below runs, one
+    /// component at a time, and names the failure exactly.
     pub(super) fn walk(&self, comps: &[&[u8]]) -> Result<OwnedFd, Fail> {
+        if !comps.is_empty() {
+            if let Some(fd) = open_beneath(self.fd.as_raw_fd(), comps, DIR_FLAGS) {
+                return Ok(fd);
+            }
+        }
         let mut cur = self.fd.try_clone().map_err(Fail::from)?;
         for c in comps {
             let name = cstr(c)?;
@@ -185,6 +197,63 @@ impl Root {
             return Err(not_file());
         }
         Ok(f)
+    }
+}
+
+/// The kernel's `struct open_how` (libc's is non-exhaustive).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Set once the kernel said it has no `openat2`.
+static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+
+/// `openat2(dir, comps joined by '/', flags, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`: the whole
+/// path in one call, refused by the kernel if any component is a symlink (magic links included)
+/// or it would leave `dir`. `None` when it failed or the kernel lacks it: the caller then walks.
+fn open_beneath(dir: RawFd, comps: &[&[u8]], flags: libc::c_int) -> Option<OwnedFd> {
+    if NO_OPENAT2.load(Ordering::Relaxed) {
+        return None;
+    }
+    let mut path = Vec::with_capacity(comps.iter().map(|c| c.len() + 1).sum());
+    for (i, c) in comps.iter().enumerate() {
+        if i > 0 {
+            path.push(b'/');
+        }
+        path.extend_from_slice(c);
+    }
+    let path = CString::new(path).ok()?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+    };
+    loop {
+        // SAFETY: valid C string and `open_how` of the size given; a returned descriptor is ours.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir,
+                path.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: a fresh descriptor from openat2.
+            return Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+        }
+        match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::ENOSYS) => {
+                NO_OPENAT2.store(true, Ordering::Relaxed);
+                return None;
+            }
+            _ => return None,
+        }
     }
 }
 
@@ -379,6 +448,41 @@ mod tests {
         let mut names = read_names(&root.open_dir(&rp("d")).unwrap()).unwrap();
         names.sort();
         assert_eq!(names, [b"f".to_vec(), b"lf".to_vec(), b"out".to_vec()]);
+    }
+
+    #[test]
+    fn one_call_open_refuses_what_the_walk_refuses() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("d/e")).unwrap();
+        symlink(outside.path(), t.path().join("d/out")).unwrap();
+        symlink("e", t.path().join("d/le")).unwrap();
+        let root = Root::open(t.path().as_os_str().as_encoded_bytes()).unwrap();
+        let fd = root.fd.as_raw_fd();
+        // a symlink as the last or a middle component, or a name that is not there: no fd
+        for bad in [
+            &[&b"d"[..], b"out"][..],
+            &[b"d", b"le"],
+            &[b"d", b"le", b"x"],
+            &[b"x"],
+        ] {
+            assert!(open_beneath(fd, bad, DIR_FLAGS).is_none(), "{bad:?}");
+        }
+        if NO_OPENAT2.load(Ordering::Relaxed) {
+            return; // a kernel before 5.6: the walk does it all
+        }
+        let e = open_beneath(fd, &[b"d", b"e"], DIR_FLAGS).expect("d/e opens");
+        let st = File::from(e).metadata().unwrap();
+        let want = std::fs::metadata(t.path().join("d/e")).unwrap();
+        assert_eq!((st.dev(), st.ino()), (want.dev(), want.ino()));
+        // swapped for a symlink between requests: refused, by both ways
+        std::fs::rename(t.path().join("d/e"), outside.path().join("e")).unwrap();
+        symlink(outside.path().join("e"), t.path().join("d/e")).unwrap();
+        assert!(open_beneath(fd, &[b"d", b"e"], DIR_FLAGS).is_none());
+        assert_eq!(
+            root.open_dir(&rp("d/e")).unwrap_err().code,
+            ErrorCode::Symlink
+        );
     }
 
     #[test]
