@@ -67,6 +67,25 @@ impl Manifest {
             .collect()
     }
 
+    /// Take our temporary files (any non-directory named like the agent's `Put` temporaries,
+    /// left by an interrupted run) out of the entries and return their paths: the target's
+    /// scan finds them, so no separate walk of the target is needed to remove them.
+    pub fn take_temporary(&mut self) -> Vec<RelPath> {
+        let mut tmp = Vec::new();
+        self.entries.retain(|e| {
+            let ours = e.file_type != FileType::Dir
+                && e.path
+                    .components()
+                    .last()
+                    .is_some_and(crate::agent::write::is_tmp_name);
+            if ours {
+                tmp.push(e.path.clone());
+            }
+            !ours
+        });
+        tmp
+    }
+
     /// Returns true if and only if `path` is a skipped path or under one.
     pub fn under_skipped(&self, path: &[u8]) -> bool {
         self.skipped

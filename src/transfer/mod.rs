@@ -368,19 +368,22 @@ pub(crate) fn agent_pairs(
     Ok(out)
 }
 
+/// Scan every tree on one side.
+fn scan_side(a: &mut AgentClient, trees: &[Tree]) -> Result<Vec<Manifest>, Failure> {
+    trees
+        .iter()
+        .enumerate()
+        .map(|(i, tr)| manifest::scan(a, i as u16, &tr.filter).map_err(deploy::failure_of))
+        .collect()
+}
+
 /// Scan every tree on both sides at once.
 fn scan_all(
     s: &mut AgentClient,
     t: &mut AgentClient,
     trees: &[Tree],
 ) -> Result<(Vec<Manifest>, Vec<Manifest>), Failure> {
-    let scan = |a: &mut AgentClient| -> Result<Vec<Manifest>, Failure> {
-        trees
-            .iter()
-            .enumerate()
-            .map(|(i, tr)| manifest::scan(a, i as u16, &tr.filter).map_err(deploy::failure_of))
-            .collect()
-    };
+    let scan = |a: &mut AgentClient| scan_side(a, trees);
     std::thread::scope(|sc| {
         let h = sc.spawn(|| scan(s));
         let b = scan(t);

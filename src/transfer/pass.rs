@@ -7,10 +7,10 @@ use super::manifest::{self, Manifest};
 use super::owners::OwnerMap;
 use super::progress::{Counters, Sink};
 use super::send::{self, Compression, Conn, Job};
-use super::{roots, scan_all, SyncOptions, SyncReport, Tree};
+use super::{roots, scan_side, SyncOptions, SyncReport, Tree};
 use crate::agent::client::AgentClient;
 use crate::agent::deploy::{self, AgentBinary};
-use crate::agent::proto::{ErrorCode, RelPath, Request, Response, Target};
+use crate::agent::proto::{ErrorCode, RelPath, Request, Target};
 use crate::exit::Failure;
 use crate::host::{AgentChannel, AgentInstall, SourceHost, TargetHost};
 use std::collections::BTreeSet;
@@ -65,43 +65,40 @@ pub(crate) fn run_pass(
         .filter(|(_, ok)| **ok)
         .map(|(t, _)| crate::host::shell_quote(&t.target.to_string_lossy()))
         .collect();
-    if !missing.is_empty() {
-        let r = tgt.run(&format!("mkdir -p -- {}", missing.join(" ")))?;
-        if !r.ok() {
-            return Err(Failure::check(format!(
-                "{}: cannot create {}: {}",
-                tgt.label(),
-                missing.join(" "),
-                r.stderr_text()
-            )));
-        }
-    }
-    let (mut ta, t_install) = deploy::start(tgt, &bin, roots(trees, false))?;
-    if !ta.welcome().writable {
-        return Err(Failure::check(format!(
-            "{}: the agent did not grant write access",
-            tgt.label()
-        )));
-    }
-
-    // Temporary files of an interrupted run.
-    for (i, ok) in on_source.iter().enumerate() {
-        if !ok {
-            continue;
-        }
-        match ta.call(&Request::Cleanup {
-            target: Target::new(i as u16, RelPath::root()),
-        }) {
-            Ok(Response::Done { entries, .. }) => rep.cleaned += entries,
-            Ok(_) => {}
-            Err(e) if e.is_fatal() => return Err(deploy::failure_of(e)),
-            Err(e) => rep
-                .warnings
-                .push(format!("cleanup of {}: {e}", trees[i].name)),
-        }
-    }
-
-    let (sm, tm) = scan_all(&mut sa, &mut ta, trees)?;
+    // The source is scanned while the target is made ready and scanned.
+    let (sm, mut tm, ta, t_install) = std::thread::scope(|sc| {
+        let h = sc.spawn(|| scan_side(&mut sa, trees));
+        let target = || -> Result<_, Failure> {
+            if !missing.is_empty() {
+                let r = tgt.run(&format!("mkdir -p -- {}", missing.join(" ")))?;
+                if !r.ok() {
+                    return Err(Failure::check(format!(
+                        "{}: cannot create {}: {}",
+                        tgt.label(),
+                        missing.join(" "),
+                        r.stderr_text()
+                    )));
+                }
+            }
+            let (mut ta, t_install) = deploy::start(tgt, &bin, roots(trees, false))?;
+            if !ta.welcome().writable {
+                return Err(Failure::check(format!(
+                    "{}: the agent did not grant write access",
+                    tgt.label()
+                )));
+            }
+            let tm = scan_side(&mut ta, trees)?;
+            Ok((ta, t_install, tm))
+        };
+        let t = target();
+        let s = h
+            .join()
+            .unwrap_or_else(|_| Err(Failure::check("a scan thread panicked")));
+        let (ta, t_install, tm) = t?;
+        Ok::<_, Failure>((s?, tm, ta, t_install))
+    })?;
+    // Temporary files of an interrupted run, as the target's scan found them: removed first.
+    let temporary: Vec<Vec<RelPath>> = tm.iter_mut().map(|m| m.take_temporary()).collect();
     rep.scan_seconds = t0.elapsed().as_secs_f64();
     if let Some(dir) = &opts.state_dir {
         let d = dir.join("manifests");
@@ -167,6 +164,17 @@ pub(crate) fn run_pass(
     // removals of what is extraneous, symlinks: in this order, per tree.
     let mut reqs = Vec::new();
     let mut what = Vec::new();
+    for (i, tmp) in temporary.into_iter().enumerate() {
+        if !on_source[i] {
+            continue;
+        }
+        for x in tmp {
+            reqs.push(Request::Remove {
+                target: Target::new(i as u16, x.clone()),
+            });
+            what.push((i, x, Kind::Clean));
+        }
+    }
     for (i, p) in plans.iter().enumerate() {
         let r = i as u16;
         for x in &p.remove_first {
@@ -320,6 +328,7 @@ pub(crate) fn run_pass(
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
+    Clean,
     Remove,
     Reuse,
     Mkdir,
@@ -346,6 +355,7 @@ fn run_batch(
         match a {
             Ok(_) => match kind {
                 Kind::Remove => rep.removed += 1,
+                Kind::Clean => rep.cleaned += 1,
                 Kind::Mkdir => rep.dirs_created += 1,
                 Kind::Symlink => rep.symlinks += 1,
                 Kind::Link => rep.hard_links += 1,
@@ -353,6 +363,9 @@ fn run_batch(
                 Kind::Meta | Kind::Sync => {}
             },
             Err(_) if kind == Kind::Reuse => failed_reuse.push((i, p)),
+            Err((_, msg)) if kind == Kind::Clean => rep
+                .warnings
+                .push(format!("cleanup of {}: {msg}", shown(&trees[i], &p))),
             // A folder removed by a removal above it, a link to a file that vanished.
             Err((ErrorCode::NotFound, _)) if kind == Kind::Meta || kind == Kind::Link => {}
             Err((_, msg)) => {
