@@ -14,16 +14,21 @@ use super::client::{hex, AgentClient, AgentError};
 use crate::exit::Failure;
 use crate::host::{AgentChannel, AgentInstall, SourceHost, TargetHost};
 use sha2::Digest;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Child;
+use std::sync::{Arc, Mutex};
 
 /// The environment variable that names a portable agent build to deploy instead of ourselves.
 pub const AGENT_BINARY_ENV: &str = "OCMIGRATE_AGENT_BINARY";
 
-/// The bytes that become the agent on remote sides.
+/// The bytes that become the agent on remote sides. Only the hashes are kept from the start
+/// (computed streaming); the bytes are read when a copy to a host is needed, and must still have
+/// the hash then.
 #[derive(Clone)]
 pub struct AgentBinary {
-    bytes: Vec<u8>,
+    bytes: Arc<Mutex<Option<Arc<Vec<u8>>>>>,
+    size: u64,
     /// SHA-256 in hex: checked on the host with `sha256sum`, and names the file there.
     pub sha256: String,
     /// BLAKE3: what the running agent reports about its own executable.
@@ -36,7 +41,7 @@ impl std::fmt::Debug for AgentBinary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AgentBinary")
             .field("origin", &self.origin)
-            .field("size", &self.bytes.len())
+            .field("size", &self.size)
             .field("sha256", &self.sha256)
             .finish()
     }
@@ -58,35 +63,96 @@ impl AgentBinary {
         }
     }
 
+    /// Hash the file at `p` streaming (its bytes are not kept).
     pub fn from_path(p: &Path) -> Result<AgentBinary, Failure> {
-        let bytes = std::fs::read(p)
-            .map_err(|e| Failure::usage(format!("cannot read {}: {e}", p.display())))?;
-        if !bytes.starts_with(b"\x7fELF") {
+        let cannot =
+            |e: std::io::Error| Failure::usage(format!("cannot read {}: {e}", p.display()));
+        let mut f = std::fs::File::open(p).map_err(cannot)?;
+        let mut sha = sha2::Sha256::new();
+        let mut b3 = blake3::Hasher::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut size = 0u64;
+        let mut head = Vec::with_capacity(4);
+        loop {
+            let n = match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(cannot(e)),
+            };
+            if head.len() < 4 {
+                let k = (4 - head.len()).min(n);
+                head.extend_from_slice(&buf[..k]);
+            }
+            sha.update(&buf[..n]);
+            b3.update(&buf[..n]);
+            size += n as u64;
+        }
+        if head != b"\x7fELF" {
             return Err(Failure::usage(format!(
                 "{} is not an ELF executable",
                 p.display()
             )));
         }
-        Ok(AgentBinary::from_bytes(bytes, p.to_path_buf()))
+        Ok(AgentBinary {
+            bytes: Arc::new(Mutex::new(None)),
+            size,
+            sha256: hex(&sha.finalize()),
+            blake3: *b3.finalize().as_bytes(),
+            origin: p.to_path_buf(),
+        })
     }
 
     pub fn from_bytes(bytes: Vec<u8>, origin: PathBuf) -> AgentBinary {
         let sha256 = hex(&sha2::Sha256::digest(&bytes));
         let blake3 = *blake3::hash(&bytes).as_bytes();
         AgentBinary {
-            bytes,
+            size: bytes.len() as u64,
+            bytes: Arc::new(Mutex::new(Some(Arc::new(bytes)))),
             sha256,
             blake3,
             origin,
         }
     }
 
+    /// The bytes, read from [`AgentBinary::origin`] on first use; refused when the file no longer
+    /// has the hash it had when located.
+    pub fn bytes(&self) -> Result<Arc<Vec<u8>>, Failure> {
+        let mut slot = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = slot.as_ref() {
+            return Ok(b.clone());
+        }
+        let o = &self.origin;
+        let b = std::fs::read(o)
+            .map_err(|e| Failure::usage(format!("cannot read {}: {e}", o.display())))?;
+        if hex(&sha2::Sha256::digest(&b)) != self.sha256 {
+            return Err(Failure::check(format!(
+                "{} changed while ocmigrate ran (not the binary it started with)",
+                o.display()
+            ))
+            .hint("run ocmigrate again once the new build is in place"));
+        }
+        let b = Arc::new(b);
+        *slot = Some(b.clone());
+        Ok(b)
+    }
+
     pub fn len(&self) -> usize {
-        self.bytes.len()
+        self.size as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.size == 0
+    }
+}
+
+/// The bytes to hand to `install_agent`: none for a local side (it runs the operator's own
+/// executable and copies nothing), else the binary.
+fn install_bytes(local: bool, bin: &AgentBinary) -> Result<Arc<Vec<u8>>, Failure> {
+    if local {
+        Ok(Arc::new(Vec::new()))
+    } else {
+        bin.bytes()
     }
 }
 
@@ -106,7 +172,7 @@ impl AgentSide for SourceHost {
         crate::host::ReadSide::label(self)
     }
     fn install(&self, bin: &AgentBinary) -> Result<AgentInstall, Failure> {
-        self.install_agent(&bin.bytes, &bin.sha256)
+        self.install_agent(&install_bytes(self.is_local(), bin)?, &bin.sha256)
     }
     fn spawn(&self, install: &AgentInstall, channel: AgentChannel) -> Result<Child, Failure> {
         self.spawn_agent(install, channel)
@@ -121,7 +187,7 @@ impl AgentSide for TargetHost {
         crate::host::ReadSide::label(self)
     }
     fn install(&self, bin: &AgentBinary) -> Result<AgentInstall, Failure> {
-        self.install_agent(&bin.bytes, &bin.sha256)
+        self.install_agent(&install_bytes(self.is_local(), bin)?, &bin.sha256)
     }
     fn spawn(&self, install: &AgentInstall, channel: AgentChannel) -> Result<Child, Failure> {
         self.spawn_writable_agent(install, channel)
@@ -208,6 +274,26 @@ mod tests {
         let b = AgentBinary::from_bytes(b"\x7fELF...".to_vec(), "x".into());
         assert_eq!(b.sha256.len(), 64);
         assert_eq!(b.blake3, *blake3::hash(b"\x7fELF...").as_bytes());
+        // from a file: hashed streaming, the same identity, bytes read on demand
+        let t0 = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = b"\x7fELF"
+            .iter()
+            .copied()
+            .chain((0..700_000u32).map(|i| i as u8))
+            .collect();
+        std::fs::write(t0.path().join("a"), &big).unwrap();
+        let f = AgentBinary::from_path(&t0.path().join("a")).unwrap();
+        let m = AgentBinary::from_bytes(big.clone(), "m".into());
+        assert_eq!(
+            (&f.sha256, f.blake3, f.len()),
+            (&m.sha256, m.blake3, big.len())
+        );
+        assert_eq!(*f.bytes().unwrap(), big);
+        // changed after it was located: refused when the bytes are needed
+        let g = AgentBinary::from_path(&t0.path().join("a")).unwrap();
+        std::fs::write(t0.path().join("a"), b"\x7fELFother").unwrap();
+        assert!(g.bytes().unwrap_err().message.contains("changed"));
+        assert_eq!(*f.bytes().unwrap(), big, "read once, kept");
         let t = tempfile::tempdir().unwrap();
         std::fs::write(t.path().join("sh"), b"#!/bin/sh").unwrap();
         assert!(AgentBinary::from_path(&t.path().join("sh")).is_err());
