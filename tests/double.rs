@@ -10,106 +10,11 @@
 mod common;
 use common::*;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const HOST: &str = "cloud.example.test";
 const ROOT: &str = "/var/www/owncloud";
 const DATADIR: &str = "/var/www/owncloud/data";
-
-#[derive(Debug)]
-struct Resp {
-    code: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One HTTP request to `old` with the production host name, through curl. Credentials go in
-/// through curl's config on stdin, not on the command line.
-fn http(
-    lab: &Lab,
-    method: &str,
-    path: &str,
-    auth: Option<(&str, &str)>,
-    headers: &[&str],
-    body: Option<&str>,
-) -> Resp {
-    let addr = lab.var("LAB_OLD").to_string();
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-s",
-        "-S",
-        "-i",
-        "--http1.1",
-        "--max-time",
-        "20",
-        "-K",
-        "-",
-        "-X",
-        method,
-    ])
-    .arg("--resolve")
-    .arg(format!("{HOST}:80:{addr}"));
-    for h in headers {
-        cmd.arg("-H").arg(h);
-    }
-    if let Some(b) = body {
-        cmd.arg("--data-binary").arg(b);
-    }
-    cmd.arg(format!("http://{HOST}{path}"));
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("run curl");
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        if let Some((u, p)) = auth {
-            let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-            writeln!(stdin, "user = \"{}:{}\"", esc(u), esc(p)).unwrap();
-        }
-    }
-    let out = child.wait_with_output().expect("curl output");
-    assert!(
-        out.status.success(),
-        "curl {method} {path} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let raw = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut rest = raw.as_str();
-    loop {
-        let (head, body) = rest.split_once("\r\n\r\n").unwrap_or((rest, ""));
-        let mut lines = head.lines();
-        let status = lines.next().unwrap_or("");
-        let code: u16 = status
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        if code == 100 {
-            rest = body;
-            continue;
-        }
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect();
-        return Resp {
-            code,
-            headers,
-            body: body.to_string(),
-        };
-    }
-}
 
 /// The keys of a JSON object's top level, in the order they appear.
 fn top_level_keys(json: &str) -> Vec<String> {
@@ -171,14 +76,7 @@ fn text(b: &[u8]) -> String {
 
 /// A value from the instance's database on `old`, through the DB's own client as root.
 fn db_value(lab: &Lab, flavor: &str, db: &str, sql: &str) -> String {
-    let sql_q = sql.replace('\'', "'\\''");
-    let cmd = match db {
-        "sqlite" => format!("sqlite3 -batch -noheader {DATADIR}/owncloud.db '{sql_q}'"),
-        "mysql" => format!("mariadb -N -B {flavor} -e '{sql_q}'"),
-        "pgsql" => format!("runuser -u postgres -- psql -X -A -t -q -d {flavor} -c '{sql_q}'"),
-        _ => unreachable!(),
-    };
-    lab.sh("old", &cmd).trim().to_string()
+    lab.sql(db, flavor, &format!("{sql};")).trim().to_string()
 }
 
 fn expected_status(flavor: &str, maintenance: bool) -> String {
@@ -281,19 +179,12 @@ fn check_log_keys(flavor: &str, line: &str) {
     assert_eq!(v["reqId"].as_str().unwrap().len(), 20, "{line}");
 }
 
-fn admin_password(lab: &Lab) -> String {
-    std::fs::read_to_string(lab.path("LAB_ADMIN_PASSWORD_FILE"))
-        .expect("admin password file")
-        .trim()
-        .to_string()
-}
-
 fn check(flavor: &str, db: &str, seed: u64) {
     let lab = Lab::get();
     lab.instance(flavor, db, 2, 40, seed);
     let oc = flavor == "owncloud";
     let product = if oc { "ownCloud" } else { "Nextcloud" };
-    let pw = admin_password(&lab);
+    let pw = lab.admin_password();
     let admin = Some(("admin", pw.as_str()));
 
     // ---- status.php, exactly as observed
@@ -799,35 +690,14 @@ fn check(flavor: &str, db: &str, seed: u64) {
     }
 }
 
-#[test]
-fn owncloud_sqlite() {
-    check("owncloud", "sqlite", 11);
-}
-
-#[test]
-fn owncloud_mysql() {
-    check("owncloud", "mysql", 12);
-}
-
-#[test]
-fn owncloud_pgsql() {
-    check("owncloud", "pgsql", 13);
-}
-
-#[test]
-fn nextcloud_sqlite() {
-    check("nextcloud", "sqlite", 21);
-}
-
-#[test]
-fn nextcloud_mysql() {
-    check("nextcloud", "mysql", 22);
-}
-
-#[test]
-fn nextcloud_pgsql() {
-    check("nextcloud", "pgsql", 23);
-}
+flavor_db_tests!(check:
+    owncloud_sqlite => ("owncloud", "sqlite", 11),
+    owncloud_mysql => ("owncloud", "mysql", 12),
+    owncloud_pgsql => ("owncloud", "pgsql", 13),
+    nextcloud_sqlite => ("nextcloud", "sqlite", 21),
+    nextcloud_mysql => ("nextcloud", "mysql", 22),
+    nextcloud_pgsql => ("nextcloud", "pgsql", 23),
+);
 
 #[test]
 fn log_keys_parser() {
