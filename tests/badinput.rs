@@ -741,6 +741,26 @@ fn state_folder_cases() {
     let o = s.run(&["migrate", "--yes"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(s.path("ocmigrate.state/journal.json").exists());
+    let o = s.run(&["rollback"]);
+    expect(
+        "rollback without --yes and without a terminal",
+        &o,
+        2,
+        &[
+            "refusing to roll back without a confirmation: there is no terminal to ask on",
+            "hint: run `ocmigrate rollback --yes`",
+        ],
+    );
+    let o = s.run(&["status", "-c", "nope.toml"]);
+    expect(
+        "status of a migration file that does not exist",
+        &o,
+        2,
+        &[
+            "nope.toml does not exist",
+            "hint: give the migration file with -c FILE",
+        ],
+    );
     std::fs::write(
         s.path("ocmigrate.toml"),
         format!("[source]\nside = \"{root}/src\"\n[target]\nside = \"{root}/other\"\n"),

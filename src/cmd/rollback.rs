@@ -5,6 +5,7 @@ use crate::cli::FileArgs;
 use crate::exit::{ExitKind, HELP_FOOTER};
 use crate::migration::Migration;
 use crate::runbook::Events;
+use std::io::IsTerminal;
 
 const EXAMPLE: &str = "Example:
   ocmigrate rollback          # asks first; refuses if users wrote to the target after go-live
@@ -35,6 +36,13 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<ExitKind> {
     } else {
         "Put the source back in service (web server started, maintenance off)?"
     };
+    if !args.yes && !std::io::stdin().is_terminal() {
+        return Err(crate::exit::Failure::usage(format!(
+            "refusing to roll back without a confirmation: there is no terminal to ask on ({q})"
+        ))
+        .hint("run `ocmigrate rollback --yes` to confirm on the command line (`ocmigrate status` shows where the migration stands)")
+        .into());
+    }
     if !args.yes && !console.confirm(q) {
         return Ok(ExitKind::Interrupted);
     }

@@ -21,6 +21,14 @@ pub struct StatusArgs {
 }
 
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitKind> {
+    if !args.file.config.is_file() {
+        return Err(crate::exit::Failure::usage(format!(
+            "{} does not exist (or is not a file)",
+            args.file.config.display()
+        ))
+        .hint("give the migration file with -c FILE (the one `ocmigrate init` wrote); the journal is in the state folder beside it")
+        .into());
+    }
     let state = state_dir_for(&args.file.config);
     let journal = Journal::load(&state)?;
     let Some(j) = journal else {
