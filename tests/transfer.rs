@@ -1012,12 +1012,18 @@ fn lab_instance_sync_then_verify() {
         }
         assert_eq!(y.get(p), Some(s), "{}", show(p));
     }
-    assert!(
-        std::fs::read_dir(dir.path().join("ocmigrate.state/manifests"))
-            .unwrap()
-            .next()
-            .is_some()
-    );
+    // The saved manifests hold users' file names: private, like the rest of the state folder.
+    let mdir = dir.path().join("ocmigrate.state/manifests");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&mdir), 0o700, "manifests folder mode");
+    let saved: Vec<PathBuf> = std::fs::read_dir(&mdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!saved.is_empty(), "no manifest saved");
+    for f in &saved {
+        assert_eq!(mode(f), 0o600, "{} mode", f.display());
+    }
     let o = Command::new(EXE)
         .args(["verify", "--files-only", "-c"])
         .arg(&file)

@@ -10,6 +10,7 @@ use crate::agent::client::{AgentClient, AgentError, ScanItem};
 use crate::agent::proto::{Entry, ErrorCode, FileType, RelPath, Target, Time};
 use std::collections::HashMap;
 use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// What could not be read during a scan.
@@ -148,7 +149,13 @@ const MAGIC: &[u8; 8] = b"OCMMAN1\n";
 pub fn save(m: &Manifest, path: &Path) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
-        let mut w = BufWriter::new(std::fs::File::create(&tmp)?);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        let mut w = BufWriter::new(file);
         w.write_all(MAGIC)?;
         for e in &m.entries {
             let p = e.path.as_bytes();

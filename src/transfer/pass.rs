@@ -14,6 +14,7 @@ use crate::agent::proto::{ErrorCode, RelPath, Request, Target};
 use crate::exit::Failure;
 use crate::host::{AgentChannel, AgentInstall, SourceHost, TargetHost};
 use std::collections::BTreeSet;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
@@ -102,7 +103,13 @@ pub(crate) fn run_pass(
     rep.scan_seconds = t0.elapsed().as_secs_f64();
     if let Some(dir) = &opts.state_dir {
         let d = dir.join("manifests");
-        if std::fs::create_dir_all(&d).is_ok() {
+        // Private like the rest of the state folder: file names are users' data.
+        let made = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&d)
+            .and_then(|()| std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)));
+        if made.is_ok() {
             for (t, m) in trees.iter().zip(&sm) {
                 if let Err(e) = manifest::save(m, &d.join(format!("{}.source", t.name))) {
                     rep.warnings
