@@ -597,7 +597,7 @@ fn target_that_is_the_source_under_another_name() {
 fn admin_password_file_cases() {
     let s = Scratch::new();
     let root = s.root();
-    let cases: [(&str, Option<&[u8]>, &str, &str); 4] = [
+    let cases: [(&str, Option<&[u8]>, &str, &str); 5] = [
         (
             "admin_password_file not set",
             None,
@@ -620,7 +620,13 @@ fn admin_password_file_cases() {
             "admin_password_file with only a line break",
             Some(b"\n"),
             "ocmigrate: error: the admin password file ",
-            " is empty",
+            "hint: write the admin's password (or an app password) on its first line",
+        ),
+        (
+            "admin_password_file with the password below an empty line",
+            Some(b"\nsecret-below\n"),
+            "has an empty first line (the password must be on the first line)",
+            "hint: write the admin's password (or an app password) on its first line",
         ),
     ];
     for (case, content, message, detail) in cases {

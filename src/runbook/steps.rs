@@ -856,10 +856,16 @@ fn read_secret_file(path: &std::path::Path) -> Result<Secret, Failure> {
     let text = String::from_utf8_lossy(&bytes);
     let line = text.lines().next().unwrap_or("").to_string();
     if line.is_empty() {
+        let what = if text.trim().is_empty() {
+            "is empty"
+        } else {
+            "has an empty first line (the password must be on the first line)"
+        };
         return Err(Failure::usage(format!(
-            "the admin password file {} is empty",
+            "the admin password file {} {what}",
             path.display()
-        )));
+        ))
+        .hint("write the admin's password (or an app password) on its first line, in a file only root can read (mode 0600)"));
     }
     Ok(Secret::new(line.into_bytes()))
 }
