@@ -763,8 +763,8 @@ fn state_folder_cases() {
         &o,
         2,
         &[
-            "nope.toml does not exist",
-            "hint: give the migration file with -c FILE",
+            "ocmigrate: error: cannot read the migration file nope.toml: No such file or directory",
+            "hint: give it with -c FILE, or create one with `ocmigrate init",
         ],
     );
     std::fs::write(

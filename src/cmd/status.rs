@@ -21,14 +21,9 @@ pub struct StatusArgs {
 }
 
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitKind> {
-    if !args.file.config.is_file() {
-        return Err(crate::exit::Failure::usage(format!(
-            "{} does not exist (or is not a file)",
-            args.file.config.display()
-        ))
-        .hint("give the migration file with -c FILE (the one `ocmigrate init` wrote); the journal is in the state folder beside it")
-        .into());
-    }
+    // The same check every command makes of its migration file (a typo in -c is not "nothing
+    // started"); the journal beside it is what status reads.
+    crate::config::Config::load(&args.file.config)?;
     let state = state_dir_for(&args.file.config);
     let journal = Journal::load(&state)?;
     let Some(j) = journal else {

@@ -79,6 +79,15 @@ impl Plan {
     }
 }
 
+/// A file of the source to be written on the target (its bytes sent, or linked from a spare).
+fn file_op(e: &Entry, owners: &OwnerMap) -> FileOp {
+    FileOp {
+        path: e.path.clone(),
+        size: e.size,
+        attrs: attrs(e, owners),
+    }
+}
+
 fn attrs(e: &Entry, owners: &OwnerMap) -> Attrs {
     Attrs {
         mode: e.mode,
@@ -232,23 +241,12 @@ pub fn diff(src: &Manifest, tgt: &Manifest, owners: &OwnerMap) -> Plan {
                             m.mtime = None;
                             plan.meta.push(m);
                         }
-                        plan.reuse.push((
-                            FileOp {
-                                path: s.path.clone(),
-                                size: s.size,
-                                attrs: attrs(s, owners),
-                            },
-                            old.path.clone(),
-                        ));
+                        plan.reuse.push((file_op(s, owners), old.path.clone()));
                         continue;
                     }
                     plan.bytes += s.size;
                     sent.insert(path);
-                    plan.files.push(FileOp {
-                        path: s.path.clone(),
-                        size: s.size,
-                        attrs: attrs(s, owners),
-                    });
+                    plan.files.push(file_op(s, owners));
                 }
             }
             FileType::Symlink => {
