@@ -598,8 +598,13 @@ pub(crate) fn tool_failure(
         || low.contains("is full")
         || low.contains("could not extend file")
     {
-        return Failure::check(msg(&format!("the disk is full ({last})")))
-            .hint(format!("free space on the {side} (the database's data directory) and run the same command again: the import resumes"));
+        let what = if last.to_ascii_lowercase().contains("no space left") {
+            last.to_string()
+        } else {
+            format!("No space left on device ({last})")
+        };
+        return Failure::check(msg(&format!("the disk is full: {what}")))
+            .hint(format!("free space on the {side}'s disk that holds the database (the database server's data directory; for SQLite the instance's data directory) and run the same command again (the import starts over); during `migrate`, `ocmigrate rollback` puts the source back in service instead"));
     }
     if low.contains("unknown database") || low.contains("does not exist") {
         return Failure::check(msg(&format!("the database does not exist ({last})")))
@@ -682,6 +687,21 @@ mod tests {
         assert!(f.message.contains("character set"));
         let f = tool_failure("t", End::Target, "import", Some(1), "ERROR 3 (HY000) at line 1: Error writing file './x' (Errcode: 28 \"No space left on device\")");
         assert!(f.message.contains("disk is full"));
+        let f = tool_failure(
+            "target new",
+            End::Target,
+            "writing the SQLite copy",
+            Some(2),
+            "tar: owncloud.db: Cannot write: No space left on device\ntar: Exiting with failure status due to previous errors",
+        );
+        assert!(
+            f.message.starts_with(
+                "target new: writing the SQLite copy: the disk is full: No space left on device"
+            ),
+            "{}",
+            f.message
+        );
+        assert!(f.hint.unwrap().contains("rollback"));
         let f = tool_failure(
             "t",
             End::Source,

@@ -222,17 +222,7 @@ pub fn sync(
         ));
     }
     if r.failed_count > 0 {
-        return Err(Failure::check(format!(
-            "{} change(s) on the target failed: {}",
-            r.failed_count,
-            r.failed
-                .iter()
-                .take(10)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; ")
-        ))
-        .hint("fix the cause on the target (disk full, permissions) and run again"));
+        return Err(failed_changes(m.target.label(), r.failed_count, &r.failed));
     }
     if !r.gave_up.is_empty() {
         return Err(Failure::check(format!(
@@ -249,6 +239,35 @@ pub fn sync(
 
 /// [`sync`] for the `sync` command: progress shown as `opts.progress` says; unreadable files
 /// are in the report, not an error.
+/// The failure of a pass whose changes on the target failed: a full disk (ENOSPC) named as such,
+/// with what to do; any other cause listed.
+fn failed_changes(target: &str, count: u64, failed: &[String]) -> Failure {
+    let list = failed
+        .iter()
+        .take(10)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if failed
+        .iter()
+        .any(|f| f.contains("No space left on device") || f.contains("os error 28"))
+    {
+        return Failure::check(format!(
+            "{target}: No space left on device: {count} change(s) could not be written: {list}"
+        ))
+        .hint(
+            "free space on the target's disk (or give its data directory a larger one), then run \
+             the same command again: it resumes and removes the temporary files of this pass. \
+             Nothing was written under a real name half-way, and the source is untouched: \
+             during `migrate`, `ocmigrate rollback` puts the source back in service instead",
+        );
+    }
+    Failure::check(format!(
+        "{target}: {count} change(s) on the target failed: {list}"
+    ))
+    .hint("fix the cause on the target (permissions, disk) and run again")
+}
+
 pub fn sync_migration(
     m: &Migration,
     pass: Pass,
@@ -460,4 +479,35 @@ pub fn verify_trees(
     v.equal = v.difference_count == 0;
     v.seconds = t0.elapsed().as_secs_f64();
     Ok(v)
+}
+
+#[cfg(test)]
+mod failure_tests {
+    use super::failed_changes;
+
+    #[test]
+    fn a_full_disk_is_named_with_what_to_do() {
+        let f = failed_changes(
+            "target new",
+            1,
+            &["/srv/data/u/files/a.txt: No space left on device (os error 28)".into()],
+        );
+        assert!(
+            f.message
+                .starts_with("target new: No space left on device: 1 change(s)"),
+            "{}",
+            f.message
+        );
+        let hint = f.hint.unwrap();
+        assert!(hint.contains("free space on the target") && hint.contains("rollback"));
+        let f = failed_changes(
+            "target new",
+            2,
+            &["a: Permission denied (os error 13)".into()],
+        );
+        assert!(f
+            .message
+            .contains("2 change(s) on the target failed: a: Permission denied"));
+        assert!(!f.message.contains("No space"));
+    }
 }
