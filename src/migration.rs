@@ -26,6 +26,25 @@ pub fn connect_target(side: &Side) -> Result<TargetHost, Failure> {
     Ok(TargetHost::new(host, side.root().to_path_buf()))
 }
 
+/// Connect to both sides at once (each ssh master costs a round trip or more), then
+/// [`refuse_same_folder`]. A failure of the source is reported before one of the target.
+pub fn connect_both(source: &Side, target: &Side) -> Result<(SourceHost, TargetHost), Failure> {
+    crate::transfer::timing::mark("connect");
+    let (s, t) = std::thread::scope(|sc| {
+        let h = sc.spawn(|| connect_source(source));
+        let t = connect_target(target);
+        let s = h
+            .join()
+            .unwrap_or_else(|_| Err(Failure::check("connecting panicked")));
+        (s, t)
+    });
+    let (s, t) = (s?, t?);
+    crate::transfer::timing::mark("connected");
+    refuse_same_folder(&s, &t)?;
+    crate::transfer::timing::mark("same-folder check");
+    Ok((s, t))
+}
+
 /// Refuse a target that is the source's own folder under another name (a symlink, a bind mount,
 /// another address of the same machine): a copy onto it would write the source. Same kernel boot
 /// and same device and inode of the root mean the same folder. A target root that does not
@@ -38,7 +57,12 @@ pub fn refuse_same_folder(source: &SourceHost, target: &TargetHost) -> Result<()
         let text = ran.stdout_text();
         (ran.ok() && text.lines().count() == 2).then(|| text.trim().to_string())
     };
-    match (id(source), id(target)) {
+    let (a, b) = std::thread::scope(|sc| {
+        let h = sc.spawn(|| id(source));
+        let b = id(target);
+        (h.join().unwrap_or(None), b)
+    });
+    match (a, b) {
         (Some(a), Some(b)) if a == b => Err(Failure::usage(format!(
             "the target {} is the source's own folder {} (the same folder on the same machine)",
             target.label(),
@@ -61,9 +85,7 @@ fn connect_options() -> ConnectOptions {
 impl Migration {
     pub fn open(config_path: &Path) -> Result<Migration, Failure> {
         let config = Config::load(config_path)?;
-        let source = connect_source(&config.source.side)?;
-        let target = connect_target(&config.target.side)?;
-        refuse_same_folder(&source, &target)?;
+        let (source, target) = connect_both(&config.source.side, &config.target.side)?;
         Ok(Migration {
             config,
             config_path: config_path.to_path_buf(),

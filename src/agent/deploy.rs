@@ -162,6 +162,8 @@ fn install_bytes(local: bool, bin: &AgentBinary) -> Result<Arc<Vec<u8>>, Failure
 pub trait AgentSide {
     fn label(&self) -> &str;
     fn install(&self, bin: &AgentBinary) -> Result<AgentInstall, Failure>;
+    /// Where an earlier run put the agent, not checked (no round trip).
+    fn assume(&self, bin: &AgentBinary) -> Option<AgentInstall>;
     fn spawn(&self, install: &AgentInstall, channel: AgentChannel) -> Result<Child, Failure>;
     /// Returns true if and only if [`AgentSide::spawn`] starts agents that write.
     fn writable(&self) -> bool;
@@ -170,6 +172,9 @@ pub trait AgentSide {
 impl AgentSide for SourceHost {
     fn label(&self) -> &str {
         crate::host::ReadSide::label(self)
+    }
+    fn assume(&self, bin: &AgentBinary) -> Option<AgentInstall> {
+        self.assumed_agent(&bin.sha256)
     }
     fn install(&self, bin: &AgentBinary) -> Result<AgentInstall, Failure> {
         self.install_agent(&install_bytes(self.is_local(), bin)?, &bin.sha256)
@@ -186,6 +191,9 @@ impl AgentSide for TargetHost {
     fn label(&self) -> &str {
         crate::host::ReadSide::label(self)
     }
+    fn assume(&self, bin: &AgentBinary) -> Option<AgentInstall> {
+        self.assumed_agent(&bin.sha256)
+    }
     fn install(&self, bin: &AgentBinary) -> Result<AgentInstall, Failure> {
         self.install_agent(&install_bytes(self.is_local(), bin)?, &bin.sha256)
     }
@@ -200,11 +208,22 @@ impl AgentSide for TargetHost {
 /// Deploy the agent to a side when needed, start it with these roots through the host's master
 /// connection, and do the handshake. On a local side the running executable serves (nothing is
 /// copied). The source's agent is read-only, the target's writable.
+///
+/// Most runs find the agent where an earlier one put it, so it is started there straight away
+/// (one round trip: no `sha256sum` of the file first); its `Welcome` proves it is our binary
+/// (BLAKE3 of its own executable, checked by the handshake). Only when that start or that check
+/// fails is the file checked and copied when needed (`install_agent`), and the agent started
+/// again, whose error then is the one reported.
 pub fn start(
     side: &dyn AgentSide,
     bin: &AgentBinary,
     roots: Vec<Vec<u8>>,
 ) -> Result<(AgentClient, AgentInstall), Failure> {
+    if let Some(install) = side.assume(bin) {
+        if let Ok(c) = connect(side, bin, &install, roots.clone(), AgentChannel::Master) {
+            return Ok((c, install));
+        }
+    }
     let install = side.install(bin)?;
     let c = connect(side, bin, &install, roots, AgentChannel::Master)?;
     Ok((c, install))

@@ -3,7 +3,6 @@
 use crate::config::{Config, Side};
 use crate::exit::{ExitKind, Failure, HELP_FOOTER};
 use crate::inventory::{self, Inventory};
-use crate::migration::{connect_source, connect_target};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -46,9 +45,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitKind> {
     if args.source == args.target {
         return Err(Failure::usage("the source and the target are the same side").into());
     }
-    let source = connect_source(&args.source)?;
-    let target = connect_target(&args.target)?;
-    crate::migration::refuse_same_folder(&source, &target)?;
+    let (source, target) = crate::migration::connect_both(&args.source, &args.target)?;
     eprintln!("Inspecting {} …", source.label());
     let src = inventory::source(&source, None)?;
     eprintln!("Inspecting {} …", target.label());

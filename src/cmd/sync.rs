@@ -57,9 +57,7 @@ pub fn tree_sides(
             .map_err(|e| crate::exit::Failure::usage(format!("{s:?}: {e}")))
     };
     let (a, b) = (parse(from)?, parse(to)?);
-    let src = crate::migration::connect_source(&a)?;
-    let tgt = crate::migration::connect_target(&b)?;
-    crate::migration::refuse_same_folder(&src, &tgt)?;
+    let (src, tgt) = crate::migration::connect_both(&a, &b)?;
     let tree = transfer::Tree {
         name: "tree".into(),
         source: a.root().to_path_buf(),

@@ -128,6 +128,27 @@ impl Host {
         self.install_agent_in(CACHE_DIR, bytes, sha256_hex)
     }
 
+    /// Where [`Host::install_agent`] puts the agent `sha256_hex`, assumed to be there, without
+    /// asking the host (its home folder was learnt on connecting): the fast start of every pass
+    /// after the first. Whoever starts it must check the running agent's identity (the BLAKE3
+    /// in its `Welcome`) and fall back to `install_agent` when the start or that check fails.
+    /// `None` when the home folder is not known.
+    pub(crate) fn assumed_agent(&self, sha256_hex: &str) -> Option<AgentInstall> {
+        if let HostKind::Local = self.kind {
+            return self.install_agent(&[], sha256_hex).ok();
+        }
+        check_sha(sha256_hex).ok()?;
+        if !self.home.starts_with('/') || self.home.contains('\n') {
+            return None;
+        }
+        let home = self.home.trim_end_matches('/');
+        Some(AgentInstall {
+            path: format!("{home}/.cache/ocmigrate/{}", agent_file_name(sha256_hex)),
+            copied: false,
+            local: false,
+        })
+    }
+
     /// [`Host::install_agent`] into a folder given in shell syntax (tests use a temp folder).
     fn install_agent_in(
         &self,

@@ -55,6 +55,11 @@ impl ReadSide {
     pub fn install_agent(&self, bytes: &[u8], sha256_hex: &str) -> Result<AgentInstall, Failure> {
         self.host.install_agent(bytes, sha256_hex)
     }
+    /// Where the agent `sha256_hex` is when an earlier run installed it (not checked: see
+    /// `Host::assumed_agent`).
+    pub fn assumed_agent(&self, sha256_hex: &str) -> Option<AgentInstall> {
+        self.host.assumed_agent(sha256_hex)
+    }
     /// Start the agent installed by [`Self::install_agent`], read-only (it refuses every write
     /// request), stdio piped, through the master connection or on one of its own. Only
     /// [`TargetHost::spawn_writable_agent`] starts one that writes.
@@ -143,6 +148,9 @@ pub struct Host {
     kind: HostKind,
     /// `id -un` of the account commands run as.
     pub login_user: String,
+    /// `$HOME` of that account as its shell sees it (empty when unset): where the agent's cache
+    /// folder is, known without another round trip.
+    home: String,
 }
 
 enum HostKind {
@@ -176,8 +184,10 @@ impl Host {
             label,
             kind,
             login_user: String::new(),
+            home: String::new(),
         };
-        let who = h.run("id -un")?;
+        // One round trip: who we are, and the home folder (for the agent's path).
+        let who = h.run("id -un && printf '%s\\n' \"$HOME\"")?;
         if !who.ok() {
             return Err(Failure::unreachable(format!(
                 "{}: `id -un` failed: {}",
@@ -185,7 +195,10 @@ impl Host {
                 who.stderr_text()
             )));
         }
-        h.login_user = who.stdout_text().trim().to_string();
+        let text = who.stdout_text();
+        let mut lines = text.lines();
+        h.login_user = lines.next().unwrap_or("").trim().to_string();
+        h.home = lines.next().unwrap_or("").to_string();
         Ok(h)
     }
 

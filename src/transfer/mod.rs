@@ -8,6 +8,7 @@
 //! * [`send`]: the parallel streams (source agent → operator → target agent), pipelined.
 //! * [`progress`]: counters and how they are shown.
 //! * [`verify`]: the file verification (manifests attribute by attribute, `--content` BLAKE3).
+//! * [`timing`]: `OCMIGRATE_TIMING=1` marks for measuring a pass.
 //!
 //! Every pass starts with `Cleanup` of the temporary files a killed run left, and a file reaches
 //! its name only after its data and mtime are written (by the agent's rename), so the diff of the
@@ -19,6 +20,7 @@ pub mod owners;
 mod pass;
 pub mod progress;
 pub mod send;
+pub mod timing;
 pub mod trees;
 pub mod verify;
 
@@ -301,7 +303,27 @@ pub struct Prepared {
 /// (`with_config`: `config/` too, as in the final pass).
 pub fn prepare(m: &Migration, with_config: bool) -> Result<Prepared, Failure> {
     let c = &m.config;
-    let inv = crate::inventory::source(&m.source, c.source.web_user.as_deref())?;
+    timing::mark("prepare");
+    // Four independent questions to the two hosts, asked at once.
+    let (inv, src_acc, tgt_acc, tgt_owner) = std::thread::scope(|sc| {
+        let inv = sc.spawn(|| crate::inventory::source(&m.source, c.source.web_user.as_deref()));
+        let sa = sc.spawn(|| Accounts::of_side(&m.source));
+        let ta = sc.spawn(|| Accounts::of_side(&m.target));
+        let owner = c
+            .target
+            .web_user
+            .is_none()
+            .then(|| target_config_owner(&m.target))
+            .flatten();
+        let panicked = || Failure::check("a preparation thread panicked");
+        (
+            inv.join().unwrap_or_else(|_| Err(panicked())),
+            sa.join().unwrap_or_else(|_| Err(panicked())),
+            ta.join().unwrap_or_else(|_| Err(panicked())),
+            owner,
+        )
+    });
+    let inv = inv?;
     let src_web = c
         .source
         .web_user
@@ -310,15 +332,11 @@ pub fn prepare(m: &Migration, with_config: bool) -> Result<Prepared, Failure> {
         .unwrap_or_else(|| "www-data".into());
     let tgt_web = match &c.target.web_user {
         Some(u) => u.clone(),
-        None => target_config_owner(&m.target).unwrap_or_else(|| src_web.clone()),
+        None => tgt_owner.unwrap_or_else(|| src_web.clone()),
     };
     let trees = trees::of_inventory(&inv, m.source.root(), m.target.root(), with_config);
-    let owners = OwnerMap::new(
-        Accounts::of_side(&m.source)?,
-        Accounts::of_side(&m.target)?,
-        &src_web,
-        &tgt_web,
-    )?;
+    let owners = OwnerMap::new(src_acc?, tgt_acc?, &src_web, &tgt_web)?;
+    timing::mark("inventory and accounts");
     Ok(Prepared {
         trees,
         owners,
@@ -360,8 +378,15 @@ pub(crate) fn agent_pairs(
     trees: &[Tree],
     n: usize,
 ) -> Result<Vec<(AgentClient, AgentClient)>, Failure> {
-    let (s0, si) = deploy::start(src, bin, roots(trees, true))?;
-    let (t0, ti) = deploy::start(tgt, bin, roots(trees, false))?;
+    let (s, t) = std::thread::scope(|sc| {
+        let h = sc.spawn(|| deploy::start(src, bin, roots(trees, true)));
+        let t = deploy::start(tgt, bin, roots(trees, false));
+        let s = h
+            .join()
+            .unwrap_or_else(|_| Err(Failure::check("starting an agent panicked")));
+        (s, t)
+    });
+    let ((s0, si), (t0, ti)) = (s?, t?);
     let mut out = vec![(s0, t0)];
     let more: Vec<Result<(AgentClient, AgentClient), Failure>> = std::thread::scope(|sc| {
         let hs: Vec<_> = (1..n)

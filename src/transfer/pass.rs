@@ -7,6 +7,7 @@ use super::manifest::{self, Manifest};
 use super::owners::OwnerMap;
 use super::progress::{Counters, Sink};
 use super::send::{self, Compression, Conn, Job};
+use super::timing;
 use super::{roots, scan_side, SyncOptions, SyncReport, Tree};
 use crate::agent::client::AgentClient;
 use crate::agent::deploy::{self, AgentBinary};
@@ -42,14 +43,26 @@ pub(crate) fn run_pass(
         trees: trees.iter().map(|t| t.name.clone()).collect(),
         ..SyncReport::default()
     };
+    timing::mark("pass");
     let bin = AgentBinary::locate()?;
+    timing::mark("agent binary hashed");
     sink.phase(
         "scan",
         &format!("{} tree(s): {}", trees.len(), rep.trees.join(", ")),
     );
 
-    // The source first: its handshake says which trees exist there.
-    let (mut sa, s_install) = deploy::start(src, &bin, roots(trees, true))?;
+    // Both agents start at once; the source's handshake says which trees exist there.
+    let (s_started, t_started) = std::thread::scope(|sc| {
+        let h = sc.spawn(|| deploy::start(src, &bin, roots(trees, true)));
+        let t = deploy::start(tgt, &bin, roots(trees, false));
+        let s = h
+            .join()
+            .unwrap_or_else(|_| Err(Failure::check("starting an agent panicked")));
+        (s, t)
+    });
+    let (mut sa, s_install) = s_started?;
+    let (ta, t_install) = t_started?;
+    timing::mark("agents started");
     let on_source: Vec<bool> = sa.welcome().roots.iter().map(|r| r.is_ok()).collect();
     for (t, ok) in trees.iter().zip(&on_source) {
         if !ok {
@@ -60,17 +73,23 @@ pub(crate) fn run_pass(
             ));
         }
     }
-    let missing: Vec<String> = trees
-        .iter()
-        .zip(&on_source)
-        .filter(|(_, ok)| **ok)
-        .map(|(t, _)| crate::host::shell_quote(&t.target.to_string_lossy()))
-        .collect();
     // The source is scanned while the target is made ready and scanned.
-    let (sm, mut tm, ta, t_install) = std::thread::scope(|sc| {
+    let (sm, mut tm, ta) = std::thread::scope(|sc| {
         let h = sc.spawn(|| scan_side(&mut sa, trees));
-        let target = || -> Result<_, Failure> {
+        let (bin, t_install, on_source) = (&bin, &t_install, &on_source);
+        let target = move || -> Result<_, Failure> {
+            let mut ta = ta;
+            // A tree the source has and the target lacks (the first pass): its folder is made,
+            // and the agent started again to open it.
+            let t_roots = ta.welcome().roots;
+            let missing: Vec<String> = trees
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| on_source[*i] && t_roots.get(*i).is_none_or(|r| r.is_err()))
+                .map(|(_, t)| crate::host::shell_quote(&t.target.to_string_lossy()))
+                .collect();
             if !missing.is_empty() {
+                let _ = ta.exit();
                 let r = tgt.run(&format!("mkdir -p -- {}", missing.join(" ")))?;
                 if !r.ok() {
                     return Err(Failure::check(format!(
@@ -80,8 +99,14 @@ pub(crate) fn run_pass(
                         r.stderr_text()
                     )));
                 }
+                ta = deploy::connect(
+                    tgt,
+                    bin,
+                    t_install,
+                    roots(trees, false),
+                    AgentChannel::Master,
+                )?;
             }
-            let (mut ta, t_install) = deploy::start(tgt, &bin, roots(trees, false))?;
             if !ta.welcome().writable {
                 return Err(Failure::check(format!(
                     "{}: the agent did not grant write access",
@@ -89,14 +114,16 @@ pub(crate) fn run_pass(
                 )));
             }
             let tm = scan_side(&mut ta, trees)?;
-            Ok((ta, t_install, tm))
+            timing::mark("target scanned");
+            Ok((ta, tm))
         };
         let t = target();
         let s = h
             .join()
             .unwrap_or_else(|_| Err(Failure::check("a scan thread panicked")));
-        let (ta, t_install, tm) = t?;
-        Ok::<_, Failure>((s?, tm, ta, t_install))
+        timing::mark("source scanned");
+        let (ta, tm) = t?;
+        Ok::<_, Failure>((s?, tm, ta))
     })?;
     // Temporary files of an interrupted run, as the target's scan found them: removed first.
     let temporary: Vec<Vec<RelPath>> = tm.iter_mut().map(|m| m.take_temporary()).collect();
@@ -149,6 +176,7 @@ pub(crate) fn run_pass(
     }
     let to_send: usize = plans.iter().map(|p| p.files.len()).sum();
     let to_send_bytes: u64 = plans.iter().map(|p| p.bytes).sum();
+    timing::mark("diff");
     sink.note(&format!(
         "scanned {} entries in {:.1} s: {to_send} file(s), {} to send",
         rep.entries,
@@ -224,6 +252,7 @@ pub(crate) fn run_pass(
         }
     }
     let failed_reuse = run_batch(&mut tcon, reqs, what, trees, &mut rep)?;
+    timing::mark("first batch");
     // A link that could not be made: the file is sent.
     for (i, path) in failed_reuse {
         if let Some((op, _)) = plans[i].reuse.iter().find(|(op, _)| op.path == path) {
@@ -251,6 +280,7 @@ pub(crate) fn run_pass(
             ),
         );
         let mut extra = more_pairs(src, tgt, &bin, &s_install, &t_install, trees, n - 1)?;
+        timing::mark("stream connections");
         let jobs: Vec<Job> = plans
             .iter()
             .enumerate()
@@ -279,6 +309,7 @@ pub(crate) fn run_pass(
             sink.tick(&counters.snapshot("send", started))
         })?;
         sink.end(&counters.snapshot("send", started));
+        timing::mark("sent");
         for (s, t) in extra {
             s.close();
             t.close();
@@ -326,8 +357,10 @@ pub(crate) fn run_pass(
     reqs.push(Request::Sync);
     what.push((0, RelPath::root(), Kind::Sync));
     run_batch(&mut tcon, reqs, what, trees, &mut rep)?;
+    timing::mark("last batch");
     scon.close();
     tcon.close();
+    timing::mark("agents closed");
     rep.seconds = t0.elapsed().as_secs_f64();
     sink.note(&rep.summary());
     Ok(rep)
