@@ -643,3 +643,59 @@ fn a_long_cname_ttl_is_a_warning() {
     assert_finding(&v, "warning", "dns-ttl-long");
     assert!(v.to_string().contains("3600"), "{v}");
 }
+
+/// An ssh session killed under ocmigrate (a lost connection) is exit 3, "the ssh connection was
+/// lost", whatever the command was: not a missing file read as "no config.php" (exit 2, found by
+/// bench/faults: ssh killed during preflight), nor a broken PHP answer (exit 1). The `ssh` first
+/// in PATH kills itself (SIGKILL) when its command is the one given, and is the real ssh otherwise.
+#[test]
+fn a_killed_ssh_session_is_a_lost_connection() {
+    let lab = Lab::get();
+    lab.instance("owncloud", "sqlite", 1, 10, 5);
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v ssh"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    for (victim, why) in [
+        ("stat -c %U", "the owner of config.php"),
+        ("php -d display_errors=stderr", "the PHP inventory"),
+    ] {
+        let wrapper = bin.join("ssh");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\ncase \"$*\" in *'{victim}'*) kill -9 $$ ;; esac\nexec {} \"$@\"\n",
+                real.trim()
+            ),
+        )
+        .unwrap();
+        Command::new("chmod")
+            .arg("755")
+            .arg(&wrapper)
+            .status()
+            .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_ocmigrate"))
+            .arg("plan")
+            .current_dir(dir.path())
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .output()
+            .unwrap();
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(3), "{why}: {t}");
+        assert!(
+            t.contains("the ssh connection was lost (the ssh client was killed by signal 9)"),
+            "{why}: {t}"
+        );
+    }
+}

@@ -240,8 +240,19 @@ impl Host {
             Failure::unreachable(format!("{}: the command did not finish: {e}", self.label))
         })?;
         let _ = writer.join();
+        let signal = std::os::unix::process::ExitStatusExt::signal(&out.status);
         let ran = Ran::from(out);
         if let HostKind::Ssh(m) = &self.kind {
+            // The ssh client itself was killed: the session is lost, whatever the script did.
+            // (Its output is cut short; reading it as the script's answer would mistake a lost
+            // connection for a missing file or a broken instance.)
+            if let Some(sig) = signal {
+                return Err(Failure::unreachable(format!(
+                    "{}: the ssh connection was lost (the ssh client was killed by signal {sig})",
+                    self.label
+                ))
+                .hint("check the network and the host, then run the same command again"));
+            }
             // 255 is ssh's own failure: the connection, not the script.
             if ran.status == Some(255) {
                 if let Some(err) = ssh::classify(&ran.stderr_text()) {

@@ -174,9 +174,12 @@ impl Master {
         let stderr = std::fs::read_to_string(&errfile.0).unwrap_or_default();
         let _ = std::fs::remove_file(&errfile.0);
         if !status.success() {
-            return Err(
-                classify(&stderr).unwrap_or_else(|| SshError::Other(stderr.trim().to_string()))
-            );
+            let said = match (stderr.trim(), status.code()) {
+                ("", Some(c)) => format!("ssh exited with status {c} without a message"),
+                ("", None) => "ssh was killed before it connected".to_string(),
+                (s, _) => s.to_string(),
+            };
+            return Err(classify(&stderr).unwrap_or(SshError::Other(said)));
         }
         Ok(m)
     }
