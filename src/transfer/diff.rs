@@ -6,9 +6,9 @@
 //! mode or owner differ it gets a metadata fix. Owners are compared after mapping (`OwnerMap`).
 //! Nothing under a path the source scan could not read is removed from the target.
 
-use super::manifest::Manifest;
+use super::manifest::{EntryRef, Manifest};
 use super::owners::OwnerMap;
-use crate::agent::proto::{Entry, FileType, RelPath, Time};
+use crate::agent::proto::{FileType, RelPath, Time};
 use std::collections::{HashMap, HashSet};
 
 /// Attributes to give an entry on the target (ids already mapped).
@@ -80,15 +80,15 @@ impl Plan {
 }
 
 /// A file of the source to be written on the target (its bytes sent, or linked from a spare).
-fn file_op(e: &Entry, owners: &OwnerMap) -> FileOp {
+fn file_op(e: &EntryRef, owners: &OwnerMap) -> FileOp {
     FileOp {
-        path: e.path.clone(),
+        path: e.path.to_rel(),
         size: e.size,
         attrs: attrs(e, owners),
     }
 }
 
-fn attrs(e: &Entry, owners: &OwnerMap) -> Attrs {
+fn attrs(e: &EntryRef, owners: &OwnerMap) -> Attrs {
     Attrs {
         mode: e.mode,
         uid: owners.uid(e.uid),
@@ -112,10 +112,10 @@ fn parent(p: &[u8]) -> &[u8] {
 }
 
 /// What differs in mode/owner/mtime; `with_mode` false for symlinks.
-fn meta_of(src: &Entry, tgt: &Entry, owners: &OwnerMap, with_mode: bool) -> Option<MetaOp> {
+fn meta_of(src: &EntryRef, tgt: &EntryRef, owners: &OwnerMap, with_mode: bool) -> Option<MetaOp> {
     let a = attrs(src, owners);
     let m = MetaOp {
-        path: src.path.clone(),
+        path: src.path.to_rel(),
         mode: (with_mode && a.mode != tgt.mode).then_some(a.mode),
         uid: (a.uid != tgt.uid).then_some(a.uid),
         gid: (a.gid != tgt.gid).then_some(a.gid),
@@ -127,8 +127,6 @@ fn meta_of(src: &Entry, tgt: &Entry, owners: &OwnerMap, with_mode: bool) -> Opti
 /// The plan that makes `tgt` equal to `src`.
 pub fn diff(src: &Manifest, tgt: &Manifest, owners: &OwnerMap) -> Plan {
     let mut plan = Plan::default();
-    let tidx = tgt.index();
-    let sidx = src.index();
     let sleaders = src.link_leaders();
     // Folders whose content changes (their mtime must be set again at the end).
     let mut touched: HashSet<Vec<u8>> = HashSet::new();
@@ -138,30 +136,32 @@ pub fn diff(src: &Manifest, tgt: &Manifest, owners: &OwnerMap) -> Plan {
     let mut sent: HashSet<&[u8]> = HashSet::new();
 
     // In the way of a source entry: removed before anything is created.
-    let remove = |p: &RelPath,
+    let remove = |p: &super::manifest::MPath,
                   plan: &mut Plan,
                   removed: &mut HashSet<Vec<u8>>,
                   touched: &mut HashSet<Vec<u8>>| {
-        plan.remove_first.push(p.clone());
+        plan.remove_first.push(p.to_rel());
         removed.insert(p.as_bytes().to_vec());
         touched.insert(parent(p.as_bytes()).to_vec());
     };
     // Extraneous target files by (name, size, mtime): the bytes of a renamed folder's files.
-    let mut spare: HashMap<(&[u8], u64, Time), &Entry> = HashMap::new();
-    for t in &tgt.entries {
+    let mut spare: HashMap<(&[u8], u64, Time), EntryRef> = HashMap::new();
+    for t in tgt.iter() {
         let p = t.path.as_bytes();
         if t.file_type == FileType::File
             && t.nlink == 1
-            && !sidx.contains_key(p)
+            && !src.contains(p)
             && !src.under_skipped(p)
         {
             spare.entry((name(p), t.size, t.mtime)).or_insert(t);
         }
     }
 
-    for s in &src.entries {
+    for s in src.iter() {
+        let s = &s;
         let path = s.path.as_bytes();
-        let t = tidx.get(path).map(|&i| &tgt.entries[i]);
+        let t = tgt.find(path);
+        let t = t.as_ref();
         match s.file_type {
             FileType::Dir => {
                 let t = match t {
@@ -174,14 +174,14 @@ pub fn diff(src: &Manifest, tgt: &Manifest, owners: &OwnerMap) -> Plan {
                 match t {
                     None => {
                         if !s.path.is_root() {
-                            plan.mkdir.push((s.path.clone(), attrs(s, owners)));
+                            plan.mkdir.push((s.path.to_rel(), attrs(s, owners)));
                             touched.insert(parent(path).to_vec());
                         }
                         let a = attrs(s, owners);
                         dir_meta.insert(
                             path.to_vec(),
                             MetaOp {
-                                path: s.path.clone(),
+                                path: s.path.to_rel(),
                                 mode: Some(a.mode),
                                 uid: Some(a.uid),
                                 gid: Some(a.gid),
@@ -199,7 +199,8 @@ pub fn diff(src: &Manifest, tgt: &Manifest, owners: &OwnerMap) -> Plan {
             FileType::File => {
                 if let Some(&leader) = sleaders.get(path).filter(|&&l| l != path) {
                     // A further name of a file already in this tree: a hard link.
-                    let tl = tidx.get(leader).map(|&i| &tgt.entries[i]);
+                    let tl = tgt.find(leader);
+                    let tl = tl.as_ref();
                     let fine = !sent.contains(leader)
                         && matches!((t, tl), (Some(t), Some(tl))
                             if t.file_type == FileType::File && tl.file_type == FileType::File
@@ -210,7 +211,7 @@ pub fn diff(src: &Manifest, tgt: &Manifest, owners: &OwnerMap) -> Plan {
                         }
                         touched.insert(parent(path).to_vec());
                         plan.links.push((
-                            s.path.clone(),
+                            s.path.to_rel(),
                             RelPath::new(leader.to_vec()).expect("a manifest path"),
                         ));
                     }
@@ -237,11 +238,11 @@ pub fn diff(src: &Manifest, tgt: &Manifest, owners: &OwnerMap) -> Plan {
                         .then(|| spare.remove(&key))
                         .flatten();
                     if let Some(old) = old {
-                        if let Some(mut m) = meta_of(s, old, owners, true) {
+                        if let Some(mut m) = meta_of(s, &old, owners, true) {
                             m.mtime = None;
                             plan.meta.push(m);
                         }
-                        plan.reuse.push((file_op(s, owners), old.path.clone()));
+                        plan.reuse.push((file_op(s, owners), old.path.to_rel()));
                         continue;
                     }
                     plan.bytes += s.size;
@@ -263,18 +264,18 @@ pub fn diff(src: &Manifest, tgt: &Manifest, owners: &OwnerMap) -> Plan {
                     }
                     touched.insert(parent(path).to_vec());
                     plan.symlinks
-                        .push((s.path.clone(), s.target.clone(), attrs(s, owners)));
+                        .push((s.path.to_rel(), s.target.to_vec(), attrs(s, owners)));
                 }
             }
-            _ => plan.special.push(s.path.clone()),
+            _ => plan.special.push(s.path.to_rel()),
         }
     }
 
     // Extraneous target entries: removed unless a removed ancestor covers them, or the source
     // could not read that part of its tree.
-    for t in &tgt.entries {
+    for t in tgt.iter() {
         let p = t.path.as_bytes();
-        if sidx.contains_key(p) || t.path.is_root() {
+        if t.path.is_root() || src.contains(p) {
             continue;
         }
         if src.under_skipped(p) || src.skipped.iter().any(|s| s.path.as_bytes() == p) {
@@ -295,23 +296,22 @@ pub fn diff(src: &Manifest, tgt: &Manifest, owners: &OwnerMap) -> Plan {
         if covered {
             continue;
         }
-        plan.remove.push(t.path.clone());
+        plan.remove.push(t.path.to_rel());
         removed.insert(p.to_vec());
         touched.insert(parent(p).to_vec());
     }
     // A removal and a re-creation of the same path: removal first, as listed. Folders touched
     // get their attributes (their mtime at least) again at the end.
     for d in touched {
-        let Some(&i) = sidx.get(&d[..]) else { continue };
-        let s = &src.entries[i];
+        let Some(s) = src.find(&d[..]) else { continue };
         if s.file_type != FileType::Dir {
             continue;
         }
-        let a = attrs(s, owners);
+        let a = attrs(&s, owners);
         dir_meta
             .entry(d)
             .or_insert(MetaOp {
-                path: s.path.clone(),
+                path: s.path.to_rel(),
                 mode: None,
                 uid: None,
                 gid: None,
@@ -333,6 +333,7 @@ pub fn diff(src: &Manifest, tgt: &Manifest, owners: &OwnerMap) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::proto::Entry;
 
     fn e(p: &str, ft: FileType, size: u64, sec: i64) -> Entry {
         Entry {
@@ -355,12 +356,7 @@ mod tests {
         }
     }
     fn m(es: Vec<Entry>) -> Manifest {
-        let mut es = es;
-        es.sort_by(|a, b| a.path.cmp(&b.path));
-        Manifest {
-            entries: es,
-            ..Manifest::default()
-        }
+        Manifest::from_entries(es)
     }
     fn paths<'a>(v: impl IntoIterator<Item = &'a RelPath>) -> Vec<String> {
         v.into_iter().map(|p| p.to_string()).collect()
@@ -469,6 +465,7 @@ mod tests {
 #[cfg(test)]
 mod reuse_tests {
     use super::*;
+    use crate::agent::proto::Entry;
 
     #[test]
     fn a_renamed_folder_is_linked_not_sent() {
@@ -486,10 +483,7 @@ mod reuse_tests {
             nlink: 1,
             target: vec![],
         };
-        let m = |v: Vec<Entry>| Manifest {
-            entries: v,
-            ..Manifest::default()
-        };
+        let m = |v: Vec<Entry>| Manifest::from_entries(v);
         let src = m(vec![
             e("", FileType::Dir, 0),
             e("new", FileType::Dir, 0),

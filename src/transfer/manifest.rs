@@ -22,31 +22,176 @@ pub struct Skip {
 }
 
 /// One tree on one host.
+///
+/// Compact, since the operator holds two of these per tree (100,000 entries each for a modest
+/// instance): the paths and symlink targets of all entries in one byte buffer, and per entry
+/// a fixed record of 72 bytes (no allocation of its own, no ctime). [`Manifest::get`] and
+/// [`Manifest::iter`] give [`EntryRef`]s borrowing from it.
 #[derive(Debug, Clone, Default)]
 pub struct Manifest {
     /// Sorted by path bytes; the root itself (empty path) first.
-    pub entries: Vec<Entry>,
+    items: Vec<Item>,
+    /// Every entry's path, then its symlink target, back to back.
+    names: Vec<u8>,
     pub skipped: Vec<Skip>,
     /// The tree's root does not exist (or could not be opened): why.
     pub root_error: Option<(ErrorCode, String)>,
 }
 
+/// One entry, its bytes in `Manifest::names` (the path at `at`, then the target).
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    at: u64,
+    size: u64,
+    sec: i64,
+    dev: u64,
+    ino: u64,
+    path_len: u32,
+    target_len: u32,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    nsec: u32,
+    /// Saturated at `u32::MAX` (only 1 or more than 1 matters here).
+    nlink: u32,
+    file_type: FileType,
+}
+
+/// A path of a manifest entry (checked by the agent's protocol when it arrived).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MPath<'a>(&'a [u8]);
+
+impl<'a> MPath<'a> {
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// As an owned protocol path.
+    pub fn to_rel(&self) -> RelPath {
+        RelPath::new(self.0.to_vec()).expect("a manifest path is a valid RelPath")
+    }
+}
+
+/// One entry of a manifest, borrowed: the fields of the protocol's `Entry` that a manifest keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    pub path: MPath<'a>,
+    pub file_type: FileType,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub mtime: Time,
+    pub dev: u64,
+    pub ino: u64,
+    pub nlink: u64,
+    /// The symlink's target (empty for other types).
+    pub target: &'a [u8],
+}
+
 impl Manifest {
+    /// A manifest of these entries (sorted here).
+    pub fn from_entries(entries: impl IntoIterator<Item = Entry>) -> Manifest {
+        let mut m = Manifest::default();
+        for e in entries {
+            m.push(&e);
+        }
+        m.sort();
+        m
+    }
+
+    /// Add an entry (unsorted until [`Manifest::sort`]).
+    pub fn push(&mut self, e: &Entry) {
+        let at = self.names.len() as u64;
+        self.names.extend_from_slice(e.path.as_bytes());
+        self.names.extend_from_slice(&e.target);
+        self.items.push(Item {
+            at,
+            size: e.size,
+            sec: e.mtime.sec,
+            dev: e.dev,
+            ino: e.ino,
+            path_len: e.path.as_bytes().len() as u32,
+            target_len: e.target.len() as u32,
+            mode: e.mode,
+            uid: e.uid,
+            gid: e.gid,
+            nsec: e.mtime.nsec,
+            nlink: e.nlink.min(u32::MAX as u64) as u32,
+            file_type: e.file_type,
+        });
+    }
+
+    /// Sort by path bytes.
+    pub fn sort(&mut self) {
+        let names = &self.names;
+        let path = |i: &Item| &names[i.at as usize..i.at as usize + i.path_len as usize];
+        self.items.sort_unstable_by(|a, b| path(a).cmp(path(b)));
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn view(&self, i: &Item) -> EntryRef<'_> {
+        let a = i.at as usize;
+        let p = a + i.path_len as usize;
+        EntryRef {
+            path: MPath(&self.names[a..p]),
+            file_type: i.file_type,
+            mode: i.mode,
+            uid: i.uid,
+            gid: i.gid,
+            size: i.size,
+            mtime: Time {
+                sec: i.sec,
+                nsec: i.nsec,
+            },
+            dev: i.dev,
+            ino: i.ino,
+            nlink: i.nlink as u64,
+            target: &self.names[p..p + i.target_len as usize],
+        }
+    }
+
+    /// The entry at index `i` (in path order), if any.
+    pub fn get(&self, i: usize) -> Option<EntryRef<'_>> {
+        self.items.get(i).map(|it| self.view(it))
+    }
+
+    /// Every entry, in path order.
+    pub fn iter(&self) -> impl Iterator<Item = EntryRef<'_>> + '_ {
+        self.items.iter().map(|it| self.view(it))
+    }
+
+    /// The entry with this path (a binary search: the manifest is sorted).
+    pub fn find(&self, path: &[u8]) -> Option<EntryRef<'_>> {
+        let names = &self.names;
+        self.items
+            .binary_search_by(|i| {
+                names[i.at as usize..i.at as usize + i.path_len as usize].cmp(path)
+            })
+            .ok()
+            .map(|k| self.view(&self.items[k]))
+    }
+
+    /// Returns true if and only if an entry has this path.
+    pub fn contains(&self, path: &[u8]) -> bool {
+        self.find(path).is_some()
+    }
+
     /// Regular files and their bytes.
     pub fn totals(&self) -> (u64, u64) {
-        self.entries
+        self.items
             .iter()
             .filter(|e| e.file_type == FileType::File)
             .fold((0, 0), |(n, b), e| (n + 1, b + e.size))
-    }
-
-    /// The index of each path.
-    pub fn index(&self) -> HashMap<&[u8], usize> {
-        self.entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.path.as_bytes(), i))
-            .collect()
     }
 
     /// For every regular file that shares its inode with another file of this tree, the first
@@ -54,15 +199,15 @@ impl Manifest {
     pub fn link_leaders(&self) -> HashMap<&[u8], &[u8]> {
         let mut first: HashMap<(u64, u64), &[u8]> = HashMap::new();
         let mut count: HashMap<(u64, u64), usize> = HashMap::new();
-        for e in &self.entries {
-            if e.file_type == FileType::File && e.nlink > 1 {
-                first.entry((e.dev, e.ino)).or_insert(e.path.as_bytes());
-                *count.entry((e.dev, e.ino)).or_default() += 1;
-            }
+        let linked = || {
+            self.iter()
+                .filter(|e| e.file_type == FileType::File && e.nlink > 1)
+        };
+        for e in linked() {
+            first.entry((e.dev, e.ino)).or_insert(e.path.as_bytes());
+            *count.entry((e.dev, e.ino)).or_default() += 1;
         }
-        self.entries
-            .iter()
-            .filter(|e| e.file_type == FileType::File && e.nlink > 1)
+        linked()
             .filter(|e| count[&(e.dev, e.ino)] > 1)
             .map(|e| (e.path.as_bytes(), first[&(e.dev, e.ino)]))
             .collect()
@@ -73,14 +218,15 @@ impl Manifest {
     /// scan finds them, so no separate walk of the target is needed to remove them.
     pub fn take_temporary(&mut self) -> Vec<RelPath> {
         let mut tmp = Vec::new();
-        self.entries.retain(|e| {
-            let ours = e.file_type != FileType::Dir
-                && e.path
-                    .components()
-                    .last()
+        let names = &self.names;
+        self.items.retain(|i| {
+            let p = &names[i.at as usize..i.at as usize + i.path_len as usize];
+            let ours = i.file_type != FileType::Dir
+                && p.rsplit(|&b| b == b'/')
+                    .next()
                     .is_some_and(crate::agent::write::is_tmp_name);
             if ours {
-                tmp.push(e.path.clone());
+                tmp.push(MPath(p).to_rel());
             }
             !ours
         });
@@ -112,7 +258,7 @@ pub fn scan(client: &mut AgentClient, root: u16, filter: &Filter) -> Result<Mani
     let r = client.scan(Target::new(root, RelPath::root()), |item| match item {
         ScanItem::Entry(e) => {
             if filter.keep(e.path.as_bytes(), e.file_type) {
-                m.entries.push(e)
+                m.push(&e)
             }
         }
         ScanItem::Skipped {
@@ -137,7 +283,7 @@ pub fn scan(client: &mut AgentClient, root: u16, filter: &Filter) -> Result<Mani
         }
         Err(e) => return Err(e),
     }
-    m.entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    m.sort();
     Ok(m)
 }
 
@@ -157,7 +303,7 @@ pub fn save(m: &Manifest, path: &Path) -> io::Result<()> {
             .open(&tmp)?;
         let mut w = BufWriter::new(file);
         w.write_all(MAGIC)?;
-        for e in &m.entries {
+        for e in m.iter() {
             let p = e.path.as_bytes();
             w.write_all(&(p.len() as u32).to_le_bytes())?;
             w.write_all(p)?;
@@ -172,7 +318,7 @@ pub fn save(m: &Manifest, path: &Path) -> io::Result<()> {
                 w.write_all(&v.to_le_bytes())?;
             }
             w.write_all(&(e.target.len() as u32).to_le_bytes())?;
-            w.write_all(&e.target)?;
+            w.write_all(e.target)?;
         }
         w.flush()?;
     }
@@ -226,7 +372,7 @@ pub fn load(path: &Path) -> io::Result<Manifest> {
         let (dev, ino, nlink) = (q(&mut r)?, q(&mut r)?, q(&mut r)?);
         r.read_exact(&mut u32b)?;
         let target = bytes(u32::from_le_bytes(u32b) as usize, &mut r)?;
-        m.entries.push(Entry {
+        m.push(&Entry {
             path,
             file_type,
             mode,
@@ -241,6 +387,7 @@ pub fn load(path: &Path) -> io::Result<Manifest> {
             target,
         });
     }
+    m.sort();
     Ok(m)
 }
 
@@ -274,26 +421,23 @@ mod tests {
 
     #[test]
     fn save_load_and_links() {
-        let m = Manifest {
-            entries: vec![
-                e(b"", FileType::Dir, 1, 3),
-                e(b"a", FileType::File, 7, 2),
-                e(b"b\xff\n", FileType::Symlink, 8, 1),
-                e(b"c/z", FileType::File, 7, 2),
-                e(b"d", FileType::File, 10, 2),
-            ],
-            ..Manifest::default()
-        };
+        let m = Manifest::from_entries(vec![
+            e(b"", FileType::Dir, 1, 3),
+            e(b"a", FileType::File, 7, 2),
+            e(b"b\xff\n", FileType::Symlink, 8, 1),
+            e(b"c/z", FileType::File, 7, 2),
+            e(b"d", FileType::File, 10, 2),
+        ]);
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("m");
         save(&m, &p).unwrap();
         let back = load(&p).unwrap();
-        assert_eq!(back.entries.len(), 5);
-        for (a, b) in m.entries.iter().zip(&back.entries) {
-            let mut a = a.clone();
-            a.ctime = Time::default();
-            assert_eq!(&a, b);
+        assert_eq!(back.len(), 5);
+        for (a, b) in m.iter().zip(back.iter()) {
+            assert_eq!(a, b);
         }
+        assert_eq!(m.find(b"c/z").unwrap().ino, 7);
+        assert!(m.find(b"c").is_none() && m.contains(b"") && m.get(5).is_none());
         let l = m.link_leaders();
         assert_eq!(l.len(), 2, "d's other link is outside the tree");
         assert_eq!(l[&b"c/z"[..]], b"a");

@@ -9,7 +9,6 @@ use super::progress::{Counters, Sink};
 use super::send::{self, Compression, Conn, Job};
 use super::timing;
 use super::{roots, scan_side, SyncOptions, SyncReport, Tree};
-use crate::agent::client::AgentClient;
 use crate::agent::deploy::{self, AgentBinary};
 use crate::agent::proto::{ErrorCode, RelPath, Request, Target};
 use crate::exit::Failure;
@@ -148,7 +147,7 @@ pub(crate) fn run_pass(
     let mut uids = BTreeSet::new();
     let mut gids = BTreeSet::new();
     for m in &sm {
-        for e in &m.entries {
+        for e in m.iter() {
             uids.insert(e.uid);
             gids.insert(e.gid);
         }
@@ -159,7 +158,7 @@ pub(crate) fn run_pass(
     let mut plans: Vec<Plan> = Vec::new();
     for (i, tree) in trees.iter().enumerate() {
         let m: &Manifest = &sm[i];
-        rep.entries += m.entries.len() as u64;
+        rep.entries += m.len() as u64;
         rep.bytes_total += m.totals().1;
         for s in &m.skipped {
             rep.unreadable(format!("{}: {}", shown(tree, &s.path), s.message));
@@ -279,8 +278,6 @@ pub(crate) fn run_pass(
                 super::progress::human(bytes as f64)
             ),
         );
-        let mut extra = more_pairs(src, tgt, &bin, &s_install, &t_install, trees, n - 1)?;
-        timing::mark("stream connections");
         let jobs: Vec<Job> = plans
             .iter()
             .enumerate()
@@ -301,19 +298,18 @@ pub(crate) fn run_pass(
             None => Compression::Adaptive,
         };
         let started = Instant::now();
-        let mut halves = vec![send::halves(&mut scon, &mut tcon)];
-        for (s, t) in extra.iter_mut() {
-            halves.push(send::halves(s, t));
-        }
-        let sent = send::send_files(halves, jobs, &owners, &counters, compression, || {
+        let halves = vec![send::halves(&mut scon, &mut tcon)];
+        // The other streams' connections are made while the first stream sends.
+        let connect = || stream_pair(src, tgt, &bin, &s_install, &t_install, trees);
+        let later = send::Later {
+            count: n - 1,
+            connect: &connect,
+        };
+        let sent = send::send_files(halves, later, jobs, &owners, &counters, compression, || {
             sink.tick(&counters.snapshot("send", started))
         })?;
         sink.end(&counters.snapshot("send", started));
         timing::mark("sent");
-        for (s, t) in extra {
-            s.close();
-            t.close();
-        }
         rep.files_sent = sent.files;
         rep.bytes_sent = sent.bytes;
         rep.wire_bytes = sent.wire;
@@ -416,39 +412,23 @@ fn run_batch(
     Ok(failed_reuse)
 }
 
-/// `n` more stream pairs, each agent on an ssh connection of its own, started at once.
-#[allow(clippy::too_many_arguments)]
-fn more_pairs(
+/// One more stream pair, each agent on an ssh connection of its own.
+fn stream_pair(
     src: &SourceHost,
     tgt: &TargetHost,
     bin: &AgentBinary,
     si: &AgentInstall,
     ti: &AgentInstall,
     trees: &[Tree],
-    n: usize,
-) -> Result<Vec<(Conn, Conn)>, Failure> {
+) -> Result<(Conn, Conn), Failure> {
+    // Both at once: each is an ssh handshake.
     std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..n)
-            .map(|_| {
-                sc.spawn(|| -> Result<(Conn, Conn), Failure> {
-                    let s: AgentClient =
-                        deploy::connect(src, bin, si, roots(trees, true), AgentChannel::Dedicated)?;
-                    let t: AgentClient = deploy::connect(
-                        tgt,
-                        bin,
-                        ti,
-                        roots(trees, false),
-                        AgentChannel::Dedicated,
-                    )?;
-                    Ok((Conn::new(s), Conn::new(t)))
-                })
-            })
-            .collect();
-        hs.into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Failure::check("starting an agent panicked")))
-            })
-            .collect()
+        let h =
+            sc.spawn(|| deploy::connect(src, bin, si, roots(trees, true), AgentChannel::Dedicated));
+        let t = deploy::connect(tgt, bin, ti, roots(trees, false), AgentChannel::Dedicated);
+        let s = h
+            .join()
+            .unwrap_or_else(|_| Err(Failure::check("starting an agent panicked")));
+        Ok((Conn::new(s?), Conn::new(t?)))
     })
 }

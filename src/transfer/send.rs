@@ -184,6 +184,7 @@ impl Adapt {
 /// an error when a connection broke.
 pub fn send_files(
     pairs: Vec<Halves<'_>>,
+    later: Later<'_>,
     jobs: Vec<Job>,
     owners: &OwnerMap,
     counters: &Counters,
@@ -200,17 +201,45 @@ pub fn send_files(
         owners,
         keep_owner,
     };
-    let errors: Mutex<Vec<AgentError>> = Mutex::new(Vec::new());
+    let errors: Mutex<Vec<Failure>> = Mutex::new(Vec::new());
+    let failed = |f: Failure| {
+        shared.abort.store(true, Ordering::Relaxed);
+        errors.lock().unwrap_or_else(|p| p.into_inner()).push(f);
+    };
+    let agent_failed = |e: AgentError| {
+        failed(
+            crate::agent::deploy::failure_of(e)
+                .hint("run the same command again: finished files are kept and not sent again"),
+        )
+    };
     std::thread::scope(|sc| {
         let mut hs = Vec::new();
         for h in pairs {
-            let shared = &shared;
-            let errors = &errors;
+            let (shared, agent_failed) = (&shared, &agent_failed);
             hs.push(sc.spawn(move || {
                 if let Err(e) = stream(h, shared, compression) {
-                    shared.abort.store(true, Ordering::Relaxed);
-                    errors.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+                    agent_failed(e);
                 }
+            }));
+        }
+        // Further streams join as soon as their connections are up: the first ones do not wait.
+        for _ in 0..later.count {
+            let (shared, failed, agent_failed) = (&shared, &failed, &agent_failed);
+            let connect = later.connect;
+            hs.push(sc.spawn(move || match connect() {
+                Ok((mut s, mut t)) => {
+                    let r = if shared.abort.load(Ordering::Relaxed) {
+                        Ok(())
+                    } else {
+                        stream(halves(&mut s, &mut t), shared, compression)
+                    };
+                    s.close();
+                    t.close();
+                    if let Err(e) = r {
+                        agent_failed(e);
+                    }
+                }
+                Err(f) => failed(f),
             }));
         }
         while hs.iter().any(|h| !h.is_finished()) {
@@ -223,14 +252,13 @@ pub fn send_files(
             }
         }
     });
-    if let Some(e) = errors
+    if let Some(f) = errors
         .into_inner()
         .unwrap_or_else(|p| p.into_inner())
         .into_iter()
         .next()
     {
-        return Err(crate::agent::deploy::failure_of(e)
-            .hint("run the same command again: finished files are kept and not sent again"));
+        return Err(f);
     }
     if shared.open.load(Ordering::Acquire) != 0 {
         return Err(Failure::check(
@@ -238,6 +266,27 @@ pub fn send_files(
         ));
     }
     Ok(shared.out.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Streams that start once their connections are made (by `connect`, on the stream's own thread),
+/// while the streams already connected send.
+#[derive(Clone, Copy)]
+pub struct Later<'a> {
+    pub count: usize,
+    pub connect: &'a (dyn Fn() -> Result<(Conn, Conn), Failure> + Sync),
+}
+
+impl Later<'_> {
+    /// No further streams.
+    pub fn none() -> Later<'static> {
+        fn never() -> Result<(Conn, Conn), Failure> {
+            Err(Failure::check("no further stream"))
+        }
+        Later {
+            count: 0,
+            connect: &never,
+        }
+    }
 }
 
 /// The two halves of a source and a target agent connection, lent to a stream.

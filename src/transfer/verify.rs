@@ -4,10 +4,10 @@
 //! regular file, computed by agents on each host in parallel. It shares the scanner with `sync`,
 //! not the diff: an independent comparison of what is there.
 
-use super::manifest::{Manifest, Skip};
+use super::manifest::{EntryRef, Manifest, Skip};
 use super::owners::OwnerMap;
 use crate::agent::client::AgentClient;
-use crate::agent::proto::{Entry, FileType, RelPath, Target};
+use crate::agent::proto::{FileType, RelPath, Target};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -94,7 +94,7 @@ fn show(tree: &str, p: &RelPath) -> String {
     }
 }
 
-fn t(e: &Entry) -> String {
+fn t(e: &EntryRef) -> String {
     format!("{}.{:09}", e.mtime.sec, e.mtime.nsec)
 }
 
@@ -128,34 +128,43 @@ pub fn compare(
     let sl = src.link_leaders();
     let tl = tgt.link_leaders();
     let (mut i, mut j) = (0, 0);
-    let (se, te) = (&src.entries, &tgt.entries);
-    while i < se.len() || j < te.len() {
-        let ord = match (se.get(i), te.get(j)) {
+    while i < src.len() || j < tgt.len() {
+        let (si, tj) = (src.get(i), tgt.get(j));
+        let ord = match (&si, &tj) {
             (Some(a), Some(b)) => a.path.cmp(&b.path),
             (Some(_), None) => std::cmp::Ordering::Less,
             _ => std::cmp::Ordering::Greater,
         };
         match ord {
             std::cmp::Ordering::Less => {
-                let s = &se[i];
+                let s = si.expect("less: a source entry");
                 if !src.under_skipped(s.path.as_bytes()) {
-                    v.add("missing", &show(tree, &s.path), "not on the target".into());
+                    v.add(
+                        "missing",
+                        &show(tree, &s.path.to_rel()),
+                        "not on the target".into(),
+                    );
                 }
                 i += 1;
             }
             std::cmp::Ordering::Greater => {
-                let x = &te[j];
+                let x = tj.expect("greater: a target entry");
                 if !src.under_skipped(x.path.as_bytes()) {
-                    v.add("extra", &show(tree, &x.path), "only on the target".into());
+                    v.add(
+                        "extra",
+                        &show(tree, &x.path.to_rel()),
+                        "only on the target".into(),
+                    );
                 }
                 j += 1;
             }
             std::cmp::Ordering::Equal => {
-                let (s, x) = (&se[i], &te[j]);
+                let (s, x) = (si.expect("equal"), tj.expect("equal"));
+                let (s, x) = (&s, &x);
                 i += 1;
                 j += 1;
                 v.entries += 1;
-                let p = show(tree, &s.path);
+                let p = show(tree, &s.path.to_rel());
                 if s.file_type != x.file_type {
                     v.add(
                         "type",
@@ -184,8 +193,8 @@ pub fn compare(
                         &p,
                         format!(
                             "→ {:?} on the source, → {:?} on the target",
-                            String::from_utf8_lossy(&s.target),
-                            String::from_utf8_lossy(&x.target)
+                            String::from_utf8_lossy(s.target),
+                            String::from_utf8_lossy(x.target)
                         ),
                     );
                 }
@@ -245,7 +254,7 @@ pub fn compare(
                     );
                 }
                 if s.file_type == FileType::File && s.size == x.size && a == s.path.as_bytes() {
-                    to_hash.push(s.path.clone());
+                    to_hash.push(s.path.to_rel());
                 }
             }
         }
