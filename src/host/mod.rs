@@ -170,14 +170,16 @@ pub struct ConnectOptions {
 impl Host {
     /// Reach a side: start the ssh master (or nothing for a local side) and learn who we are.
     pub fn connect(role: &str, side: &Side, opts: &ConnectOptions) -> Result<Host, Failure> {
-        let (label, kind) = match side {
-            Side::Local { .. } => (format!("{role} (local)"), HostKind::Local),
+        // Who we are, and the home folder (for the agent's path), in the first round trip.
+        const WHO: &str = "id -un && printf '%s\\n' \"$HOME\"";
+        let (label, kind, who) = match side {
+            Side::Local { .. } => (format!("{role} (local)"), HostKind::Local, None),
             Side::Ssh {
                 user, host, port, ..
             } => {
-                let m = ssh::Master::start(user.as_deref(), host, *port, opts)
+                let (m, out) = ssh::Master::start(user.as_deref(), host, *port, opts, WHO)
                     .map_err(|e| e.into_failure(role))?;
-                (format!("{role} {host}"), HostKind::Ssh(m))
+                (format!("{role} {host}"), HostKind::Ssh(m), Some(out))
             }
         };
         let mut h = Host {
@@ -186,16 +188,20 @@ impl Host {
             login_user: String::new(),
             home: String::new(),
         };
-        // One round trip: who we are, and the home folder (for the agent's path).
-        let who = h.run("id -un && printf '%s\\n' \"$HOME\"")?;
-        if !who.ok() {
-            return Err(Failure::unreachable(format!(
-                "{}: `id -un` failed: {}",
-                h.label,
-                who.stderr_text()
-            )));
-        }
-        let text = who.stdout_text();
+        let text = match who {
+            Some(out) => out,
+            None => {
+                let who = h.run(WHO)?;
+                if !who.ok() {
+                    return Err(Failure::unreachable(format!(
+                        "{}: `id -un` failed: {}",
+                        h.label,
+                        who.stderr_text()
+                    )));
+                }
+                who.stdout_text()
+            }
+        };
         let mut lines = text.lines();
         h.login_user = lines.next().unwrap_or("").trim().to_string();
         h.home = lines.next().unwrap_or("").to_string();

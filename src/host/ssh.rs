@@ -100,12 +100,20 @@ pub struct Master {
 }
 
 impl Master {
+    /// Connect, and run `first` as the master's own first session (its output is returned):
+    /// one round trip less than a master started with `-N` and a command over it. Once
+    /// `first` ends, `ControlPersist` keeps the master running in the background (its stdio
+    /// on /dev/null), and later commands go over it. The control socket is named for this
+    /// process (`<pid>-<n>`), so two ocmigrate processes never share or close each other's
+    /// master.
     pub fn start(
         user: Option<&str>,
         host: &str,
         port: Option<u16>,
         opts: &ConnectOptions,
-    ) -> Result<Master, SshError> {
+        first: &str,
+    ) -> Result<(Master, String), SshError> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let dir = opts.control_dir.clone().unwrap_or_else(default_control_dir);
         if let Err(e) = create_private_dir(&dir) {
             return Err(SshError::Other(format!(
@@ -136,16 +144,18 @@ impl Master {
             base.push("-p".into());
             base.push(p.to_string());
         }
-        let control = dir.join("%C");
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let control = dir.join(format!("{}-{n}", std::process::id()));
+        // A socket left by a killed process that had our pid: ssh would not bind over it.
+        let _ = std::fs::remove_file(&control);
         let m = Master {
             base,
             host: host.to_string(),
             control,
         };
-        // The master forks into the background after authenticating (-f); its stderr goes to a
-        // file so that the background process does not hold a pipe we wait on.
+        // stderr goes to a file, so that nothing of the background master holds a pipe we wait on.
         let errfile = tempfile_in(&dir).map_err(|e| SshError::Other(e.to_string()))?;
-        let status = Command::new("ssh")
+        let out = Command::new("ssh")
             .args(&m.base)
             .arg("-o")
             .arg(format!("ControlPath={}", m.control.display()))
@@ -154,34 +164,37 @@ impl Master {
                 "ControlMaster=yes",
                 "-o",
                 "ControlPersist=600",
-                "-f",
-                "-N",
+                "-T",
                 "--",
             ])
             .arg(&m.host)
+            .arg(first)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(
                 errfile
                     .1
                     .try_clone()
                     .map_err(|e| SshError::Other(e.to_string()))?,
             )
-            .status()
+            .output()
             .map_err(|e| {
                 SshError::Other(format!("cannot run ssh: {e} (install openssh-client)"))
             })?;
         let stderr = std::fs::read_to_string(&errfile.0).unwrap_or_default();
         let _ = std::fs::remove_file(&errfile.0);
-        if !status.success() {
-            let said = match (stderr.trim(), status.code()) {
-                ("", Some(c)) => format!("ssh exited with status {c} without a message"),
+        if !out.status.success() {
+            // 255: ssh's own failure; another status: the first command failed on the host.
+            let said = match (stderr.trim(), out.status.code()) {
+                ("", Some(255)) => "ssh exited with status 255 without a message".to_string(),
+                ("", Some(c)) => format!("`{first}` exited with status {c} without a message"),
                 ("", None) => "ssh was killed before it connected".to_string(),
-                (s, _) => s.to_string(),
+                (s, Some(255)) => s.to_string(),
+                (s, c) => format!("`{first}` failed (exit status {c:?}): {s}"),
             };
             return Err(classify(&stderr).unwrap_or(SshError::Other(said)));
         }
-        Ok(m)
+        Ok((m, String::from_utf8_lossy(&out.stdout).into_owned()))
     }
 
     /// `ssh … host -- script`, over the master.
