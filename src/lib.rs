@@ -21,6 +21,7 @@ pub mod exit;
 pub mod host;
 pub mod instance;
 pub mod inventory;
+pub mod laps;
 pub mod migration;
 pub mod preflight;
 pub mod runbook;

@@ -18,8 +18,11 @@ mod pgsql;
 mod sqlite;
 mod verify;
 
+pub use verify::{
+    compare_sides, source_side, target_side, verify, verify_between, DbVerification, Figures,
+    SourceFigures, TableCheck,
+};
 pub(crate) use verify::{figures_from_lines, nonempty_lines};
-pub use verify::{verify, verify_between, DbVerification, Figures, TableCheck};
 
 pub use crate::instance::{DbKind, DbParams, Secret};
 
@@ -131,6 +134,9 @@ pub struct CopyReport {
     pub integrity: Option<String>,
     /// What worked but needs a look (e.g. config.php's user cannot log in on the target yet).
     pub warnings: Vec<String>,
+    /// Where the seconds went (phase → seconds), for the journal and `bench/downtime`.
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub phases_s: serde_json::Value,
 }
 
 /// Copy the database of the migration's source to its target.
@@ -144,8 +150,21 @@ pub fn copy_between(
     tgt: &TargetHost,
     opts: &CopyOptions,
 ) -> Result<CopyReport, Failure> {
+    let mut laps = crate::laps::Laps::start();
     let web_user = source_web_user(src, opts.web_user.as_deref())?;
     let params = read_params(src, &web_user)?;
+    laps.lap("read_params");
+    copy_with(src, tgt, opts, &params, laps)
+}
+
+/// [`copy_between`] with the source's database settings already read; `laps` gets the phases.
+pub fn copy_with(
+    src: &SourceHost,
+    tgt: &TargetHost,
+    opts: &CopyOptions,
+    params: &DbParams,
+    mut laps: crate::laps::Laps,
+) -> Result<CopyReport, Failure> {
     if params.kind != DbKind::Sqlite && !host_is_local(&params) {
         return Err(Failure::usage(format!(
             "{}: the database is on another server ({}): both instances would use the same database",
@@ -158,11 +177,15 @@ pub fn copy_between(
         Some(c) => c,
         None => choose_compress(src, tgt)?,
     };
-    match params.kind {
-        DbKind::Mysql => mysql::copy(src, tgt, &params, opts, compress),
-        DbKind::Pgsql => pgsql::copy(src, tgt, &params, opts, compress),
-        DbKind::Sqlite => sqlite::copy(src, tgt, &params, opts, compress),
-    }
+    laps.lap("compress_choice");
+    let mut r = match params.kind {
+        DbKind::Mysql => mysql::copy(src, tgt, params, opts, compress, &mut laps),
+        DbKind::Pgsql => pgsql::copy(src, tgt, params, opts, compress),
+        DbKind::Sqlite => sqlite::copy(src, tgt, params, opts, compress),
+    }?;
+    laps.lap("copy");
+    r.phases_s = laps.figure();
+    Ok(r)
 }
 
 /// zstd when both hosts have it, else gzip when both have it, else none.

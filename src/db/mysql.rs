@@ -114,8 +114,10 @@ pub(crate) fn copy(
     p: &DbParams,
     opts: &CopyOptions,
     compress: Compress,
+    laps: &mut crate::laps::Laps,
 ) -> Result<CopyReport, Failure> {
     let facts = source_facts(src, p)?;
+    laps.lap("source_facts");
     let db = p.name.clone();
     // The account as the source server matched it: `user@host pattern`.
     let (user, host_pat) = facts
@@ -147,6 +149,7 @@ pub(crate) fn copy(
     let tables = num(2);
     let user_exists = num(3) > 0;
     let replace = may_import(opts, DbKind::Mysql, &db, tgt.label(), tables)?;
+    laps.lap("target_state");
 
     // Prepare: database (same character set and collation as the source's) and user.
     let charset = if p.utf8mb4 || facts.charset == "utf8mb4" {
@@ -188,6 +191,7 @@ pub(crate) fn copy(
     )?;
 
     mark(opts, DbKind::Mysql, &db, tgt, "started")?;
+    laps.lap("prepare");
 
     // The stream. Without triggers, the table definitions go first, the secondary indexes are
     // dropped, the rows follow, and the indexes are built at the end: a sorted index build is
@@ -223,6 +227,7 @@ pub(crate) fn copy(
     let mut deferred_keys = 0;
     if deferred {
         bytes += stream_part(MysqlPart::Schema)?;
+        laps.lap("schema");
         let keys = secondary_keys(tgt, opts, &db)?;
         let mut drop_sql = String::new();
         let mut add_sql = String::new();
@@ -254,12 +259,16 @@ pub(crate) fn copy(
                 "preparing the tables for the rows",
             )?;
         }
+        laps.lap("drop_indexes");
         bytes += stream_part(MysqlPart::Data)?;
+        laps.lap("rows");
         if !add_sql.is_empty() {
             target_sql(tgt, opts, Some(&db), &add_sql, "building the indexes")?;
         }
+        laps.lap("indexes");
     } else {
         bytes += stream_part(MysqlPart::All)?;
+        laps.lap("dump_import");
     }
     let seconds = elapsed(t);
 
@@ -276,6 +285,7 @@ pub(crate) fn copy(
     })?
     .into_iter()
     .collect();
+    laps.lap("login_check");
 
     mark(opts, DbKind::Mysql, &db, tgt, "done")?;
     Ok(CopyReport {
@@ -309,6 +319,7 @@ pub(crate) fn copy(
         replaced: replace,
         integrity: None,
         warnings,
+        phases_s: serde_json::Value::Null,
     })
 }
 

@@ -244,6 +244,7 @@ pub(crate) fn copy(
         replaced: replace,
         integrity: None,
         warnings,
+        phases_s: serde_json::Value::Null,
     })
 }
 

@@ -124,6 +124,7 @@ pub(crate) fn copy(
         replaced: replace,
         integrity: Some(integrity),
         warnings: vec![],
+        phases_s: serde_json::Value::Null,
     })
 }
 

@@ -3,7 +3,9 @@
 //! The source is only read (SELECT in a read-only session; SQLite opened immutable, or a fresh copy
 //! of its files read on the target when a WAL is live).
 
-use super::{mysql, pgsql, read_params, source_web_user, sqlite, sqlite_file, CopyOptions, DbKind};
+use super::{
+    mysql, pgsql, read_params, source_web_user, sqlite, sqlite_file, CopyOptions, DbKind, DbParams,
+};
 use crate::exit::Failure;
 use crate::host::{SourceHost, TargetHost};
 use crate::migration::Migration;
@@ -162,35 +164,79 @@ pub fn verify_between(
     let t = Instant::now();
     let web_user = source_web_user(src, opts.web_user.as_deref())?;
     let p = read_params(src, &web_user)?;
-    let (s, t_, how) = match p.kind {
-        DbKind::Mysql => (
-            mysql::source_figures(src, &p)?,
-            mysql::target_figures(tgt, opts, &p)?,
+    // The two sides are read by their own servers: at the same time.
+    let (s, t_) = std::thread::scope(|sc| {
+        let s = sc.spawn(|| source_side(src, tgt, &p));
+        let t_ = target_side(tgt, opts, &p);
+        (
+            s.join()
+                .unwrap_or_else(|_| Err(Failure::check("reading the source's figures panicked"))),
+            t_,
+        )
+    });
+    Ok(compare_sides(&p, s?, t_?, t))
+}
+
+/// The source's side of the verification: per table, rows and checksum, and how they were read
+/// (read-only; see the module comment).
+pub fn source_side(
+    src: &SourceHost,
+    tgt: &TargetHost,
+    p: &DbParams,
+) -> Result<SourceFigures, Failure> {
+    Ok(match p.kind {
+        DbKind::Mysql => SourceFigures(
+            mysql::source_figures(src, p)?,
             "SELECT in a read-only session".to_string(),
         ),
-        DbKind::Pgsql => (
-            pgsql::source_figures(src, &p)?,
-            pgsql::target_figures(tgt, opts, &p)?,
+        DbKind::Pgsql => SourceFigures(
+            pgsql::source_figures(src, p)?,
             "SELECT in a read-only session".to_string(),
         ),
         DbKind::Sqlite => {
-            let (s, how) = sqlite::source_figures(src, tgt, &p)?;
-            (s, sqlite::target_figures(tgt, &p)?, how.to_string())
+            let (s, how) = sqlite::source_figures(src, tgt, p)?;
+            SourceFigures(s, how.to_string())
         }
-    };
-    let (equal, tables) = compare(s, t_);
-    Ok(DbVerification {
+    })
+}
+
+/// The target's side of the verification: per table, rows and checksum.
+pub fn target_side(
+    tgt: &TargetHost,
+    opts: &CopyOptions,
+    p: &DbParams,
+) -> Result<BTreeMap<String, Figures>, Failure> {
+    match p.kind {
+        DbKind::Mysql => mysql::target_figures(tgt, opts, p),
+        DbKind::Pgsql => pgsql::target_figures(tgt, opts, p),
+        DbKind::Sqlite => sqlite::target_figures(tgt, p),
+    }
+}
+
+/// The source's figures per table, and how they were read.
+#[derive(Debug, Clone)]
+pub struct SourceFigures(pub BTreeMap<String, Figures>, pub String);
+
+/// Both sides compared, table by table; `t` is when the verification started.
+pub fn compare_sides(
+    p: &DbParams,
+    s: SourceFigures,
+    t_: BTreeMap<String, Figures>,
+    t: Instant,
+) -> DbVerification {
+    let (equal, tables) = compare(s.0, t_);
+    DbVerification {
         kind: p.kind,
         database: if p.kind == DbKind::Sqlite {
-            sqlite_file(&p).display().to_string()
+            sqlite_file(p).display().to_string()
         } else {
             p.name.clone()
         },
         equal,
         tables,
-        source_read: how,
+        source_read: s.1,
         seconds: super::elapsed(t),
-    })
+    }
 }
 
 #[cfg(test)]

@@ -258,16 +258,12 @@ pub fn record_interrupt(
     let g = SAVE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let mut step = None;
     if let Ok(Some(mut j)) = Journal::load(state_dir) {
-        if let Some(e) = j
-            .entries
-            .iter_mut()
-            .rev()
-            .find(|e| e.state == State::Running)
-        {
+        // Every running step (the final sync and the database copy may run side by side).
+        for e in j.entries.iter_mut().filter(|e| e.state == State::Running) {
             e.state = State::Interrupted;
             e.ended = Some(now());
             e.outcome = format!("interrupted by {why}");
-            step = Some(e.step);
+            step = step.or(Some(e.step));
         }
         j.mark("interrupted");
         let _ = j.save_locked(state_dir);

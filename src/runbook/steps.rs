@@ -19,6 +19,21 @@ pub(super) const PROBE_CONFIG: &str = "config/zz-ocmigrate-probe.config.php";
 /// How long a toggle may take to show over HTTP (PHP's opcache keeps config.php ~2 s).
 const TOGGLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Polling intervals: short at first (a toggle or a stop is often seen within a few
+/// milliseconds), doubling up to 250 ms so a slow one costs no more requests than before.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff(Duration::from_millis(20))
+    }
+    fn next(&mut self) -> Duration {
+        let d = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_millis(250));
+        d
+    }
+}
+
 /// What the steps share: the hosts, the source's facts, the web probes.
 pub struct Ctx<'a> {
     m: &'a Migration,
@@ -107,6 +122,27 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// True when the database lives in a database server (MySQL/MariaDB, PostgreSQL): then its
+    /// copy runs beside the final sync. SQLite is a file in the data folder, copied after it.
+    pub fn database_beside_final_sync(&self) -> bool {
+        self.src
+            .db
+            .as_ref()
+            .is_some_and(|d| !matches!(d.kind.as_str(), "sqlite" | "sqlite3" | ""))
+    }
+
+    /// Run one of the steps that run side by side with another (final sync, database).
+    pub fn run_beside(&self, step: Step, ev: &mut dyn Events) -> Result<Outcome, Failure> {
+        match step {
+            Step::FinalSync => self.sync(true, ev),
+            Step::Database => self.database(ev),
+            _ => Err(Failure::check(format!(
+                "{} cannot run beside another step",
+                step.name()
+            ))),
+        }
+    }
+
     pub fn run(
         &mut self,
         step: Step,
@@ -172,13 +208,15 @@ impl<'a> Ctx<'a> {
         ))
     }
 
-    fn sync(&mut self, final_pass: bool, ev: &mut dyn Events) -> Result<Outcome, Failure> {
+    fn sync(&self, final_pass: bool, ev: &mut dyn Events) -> Result<Outcome, Failure> {
         let pass = if final_pass {
             crate::transfer::Pass::Final
         } else {
             crate::transfer::Pass::Online
         };
+        let mut laps = crate::laps::Laps::start();
         let report = crate::transfer::sync(self.m, pass, &mut |line: &str| ev.info(line))?;
+        laps.lap("pass");
         for p in report.problems() {
             ev.warning(&p);
         }
@@ -187,12 +225,14 @@ impl<'a> Ctx<'a> {
             o.figures.extend(map);
         }
         if !final_pass {
+            o.figures.insert("phases_s".into(), laps.figure());
             return Ok(o);
         }
         // The exit condition of the final sync: both sides' manifests agree on every managed
         // tree (path, type, size, mtime to the nanosecond, mode, owner, links), read afresh.
         let v =
             crate::transfer::verify_migration(self.m, &crate::transfer::VerifyOptions::default())?;
+        laps.lap("verify");
         if !v.equal {
             return Err(Failure::check(format!(
                 "after the final sync the target's files differ from the source's in {} place(s): {}",
@@ -214,6 +254,7 @@ impl<'a> Ctx<'a> {
             "verify".into(),
             serde_json::to_value(&v).unwrap_or_default(),
         );
+        o.figures.insert("phases_s".into(), laps.figure());
         Ok(o)
     }
 
@@ -405,6 +446,7 @@ impl<'a> Ctx<'a> {
         if cmds.is_empty() {
             return Err(Failure::usage("no command to stop the source's web server: set [source] stop in the migration file"));
         }
+        let mut laps = crate::laps::Laps::start();
         let r = self.m.source.run_service_commands(&cmds)?;
         if !r.ok() {
             return Err(Failure::check(format!(
@@ -414,18 +456,22 @@ impl<'a> Ctx<'a> {
                 r.stderr_text()
             )));
         }
+        laps.lap("stop_commands");
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut poll = Backoff::new();
         while Instant::now() < deadline {
             if self.source_web.get("/status.php").is_err() {
-                return Ok(Outcome::done(format!("stopped ({})", cmds.join("; "))));
+                laps.lap("seen_stopped");
+                return Ok(Outcome::done(format!("stopped ({})", cmds.join("; ")))
+                    .figure("phases_s", laps.figure()));
             }
-            std::thread::sleep(Duration::from_millis(250));
+            std::thread::sleep(poll.next());
         }
         Err(Failure::check(format!("{}: still answers HTTP after `{}`", self.source_web.label, cmds.join("; ")))
             .hint("set [source] stop to the commands that stop every web server and PHP-FPM pool serving the instance"))
     }
 
-    fn database(&mut self, ev: &mut dyn Events) -> Result<Outcome, Failure> {
+    fn database(&self, ev: &mut dyn Events) -> Result<Outcome, Failure> {
         let mut opts = crate::db::CopyOptions::for_migration(self.m);
         // This step is not done in the journal, yet the import marker says an import of ours
         // into this target finished: an earlier attempt (cut short before its journal entry, or
@@ -439,11 +485,41 @@ impl<'a> Ctx<'a> {
                 opts.replace_target = true;
             }
         }
-        let copy = crate::db::copy_between(&self.m.source, &self.m.target, &opts)?;
+        let (src, tgt) = (&self.m.source, &self.m.target);
+        let t0 = Instant::now();
+        let mut laps = crate::laps::Laps::start();
+        let web_user = crate::db::source_web_user(src, opts.web_user.as_deref())?;
+        let params = crate::db::read_params(src, &web_user)?;
+        laps.lap("read_params");
+        // The source's per-table figures are read while the import runs: its web server is
+        // stopped, so nothing writes to it (the same condition the dump relies on).
+        let (copy, source_figures) = std::thread::scope(|sc| {
+            let h = sc.spawn(|| {
+                let t = Instant::now();
+                (crate::db::source_side(src, tgt, &params), t.elapsed())
+            });
+            let copy = crate::db::copy_with(src, tgt, &opts, &params, crate::laps::Laps::start());
+            let s = h.join().unwrap_or_else(|_| {
+                (
+                    Err(Failure::check("reading the source's figures panicked")),
+                    Duration::ZERO,
+                )
+            });
+            (copy, s)
+        });
+        let copy = copy?;
+        laps.lap("copy");
+        laps.put(
+            "source_checksums_beside_copy",
+            source_figures.1.as_secs_f64(),
+        );
         for w in &copy.warnings {
             ev.warning(w);
         }
-        let check = crate::db::verify(self.m)?;
+        let t_check = Instant::now();
+        let target_figures = crate::db::target_side(tgt, &opts, &params)?;
+        laps.lap("target_checksums");
+        let check = crate::db::compare_sides(&params, source_figures.0?, target_figures, t_check);
         let diffs = check.differences();
         if !diffs.is_empty() {
             return Err(Failure::check(format!(
@@ -457,15 +533,18 @@ impl<'a> Ctx<'a> {
             )));
         }
         Ok(Outcome::done(format!(
-            "{} in {:.1} s, {} tables verified equal",
+            "{} in {:.1} s, {} tables verified equal ({:.1} s in all)",
             copy.method,
             copy.seconds,
-            check.tables.len()
+            check.tables.len(),
+            t0.elapsed().as_secs_f64()
         ))
         .figure("method", copy.method.clone())
         .figure("seconds", copy.seconds)
         .figure("bytes_on_wire", copy.bytes_on_wire)
-        .figure("tables", check.tables.len()))
+        .figure("tables", check.tables.len())
+        .figure("copy_phases_s", copy.phases_s.clone())
+        .figure("phases_s", laps.figure()))
     }
 
     fn target_config(&mut self, ev: &mut dyn Events) -> Result<Outcome, Failure> {
@@ -592,8 +671,80 @@ impl<'a> Ctx<'a> {
     }
 
     fn target_up(&mut self, ev: &mut dyn Events) -> Result<Outcome, Failure> {
+        // The file cache against the disk is read on both hosts (read-only, PHP CLI as the web
+        // user: nothing that reaches a web server or ownCloud's log) while the web checks run.
+        let this = &*self;
+        let (up, scans) = std::thread::scope(|sc| {
+            let scans = sc.spawn(|| {
+                let t = Instant::now();
+                let (s, t_) = std::thread::scope(|sc2| {
+                    let s =
+                        sc2.spawn(|| crate::verify::scan_source(&this.m.source, &this.src_user));
+                    let t_ = crate::verify::scan_target(&this.m.target, &this.tgt_user);
+                    (
+                        s.join().unwrap_or_else(|_| {
+                            Err(Failure::check("scanning the source's file cache panicked"))
+                        }),
+                        t_,
+                    )
+                });
+                (s, t_, t.elapsed().as_secs_f64())
+            });
+            let up = this.target_up_web(ev);
+            let scans = scans.join().unwrap_or_else(|_| {
+                (
+                    Err(Failure::check("scanning the file cache panicked")),
+                    Err(Failure::check("scanning the file cache panicked")),
+                    0.0,
+                )
+            });
+            (up, scans)
+        });
+        let (seen, mut laps) = up?;
+        let (s, t, scan_s) = scans;
+        let (s, t) = (s?, t?);
+        laps.put("filecache_scans_beside", scan_s);
+        let fc = crate::verify::compare(&s, &t);
+        if fc.preexisting_count > 0 {
+            ev.warning(&format!("{} file cache row(s) already disagreed with the disk on the source (not caused by the migration)", fc.preexisting_count));
+        }
+        if !fc.passed() {
+            let first: Vec<String> = fc
+                .new_mismatches
+                .iter()
+                .take(5)
+                .map(|m| {
+                    format!(
+                        "{}:{} ({}: cache {:?}, disk {:?})",
+                        m.user, m.path, m.kind, m.cache, m.disk
+                    )
+                })
+                .collect();
+            return Err(Failure::check(format!(
+                "{} file cache row(s) disagree with the target's disk: {}",
+                fc.new_mismatch_count,
+                first.join("; ")
+            ))
+            .hint("clients would download those files again; run `ocmigrate sync` and migrate again (never `occ files:scan`)"));
+        }
+        laps.lap("filecache_wait_and_compare");
+        Ok(Outcome::done(format!(
+            "up in maintenance; status.php, 503 page, logs ({seen}) and {} file cache rows checked",
+            fc.rows
+        ))
+        .figure("filecache_rows", fc.rows)
+        .figure("filecache_preexisting", fc.preexisting_count)
+        .figure("phases_s", laps.figure()))
+    }
+
+    /// Target-up's web part: start the web server, status.php, the 503 page and the log checks.
+    /// Returns what the logs got, and the phases.
+    fn target_up_web(&self, ev: &mut dyn Events) -> Result<(String, crate::laps::Laps), Failure> {
+        let mut laps = crate::laps::Laps::start();
         let tgt = inventory::source_like_target(&self.m.target, &self.tgt_user)?;
+        laps.lap("inventory");
         let logs = LogWatch::start(self, &tgt)?;
+        laps.lap("log_sizes");
         let cmds = self
             .m
             .config
@@ -602,6 +753,7 @@ impl<'a> Ctx<'a> {
             .clone()
             .unwrap_or_else(|| crate::cmd::init::service_commands(&tgt).1);
         let r = self.m.target.run(&cmds.join(" && "))?;
+        laps.lap("start_web_server");
         if !r.ok() {
             return Err(Failure::check(format!("{}: the web server did not start (`{}`): {}", self.m.target.label(), cmds.join("; "), r.stderr_text()))
                 .hint("look at the target's web server error log; the source can go back into service with `ocmigrate rollback`"));
@@ -619,6 +771,7 @@ impl<'a> Ctx<'a> {
         self.m
             .target
             .write_file(&probe_cfg, php.as_bytes(), 0o640, &self.tgt_user, None)?;
+        laps.lap("probe_config");
         let checks = (|| -> Result<(crate::web::StatusPhp, crate::web::Answer), Failure> {
             let s = self.wait_target_status(true)?;
             let idx = self
@@ -629,6 +782,7 @@ impl<'a> Ctx<'a> {
                 .get(&format!("/status.php?log_secret={secret}"))?;
             Ok((s, idx))
         })();
+        laps.lap("status_and_503");
         let rm = self.m.target.run(&format!(
             "rm -f {}",
             crate::host::shell_quote(&probe_cfg.to_string_lossy())
@@ -656,43 +810,14 @@ impl<'a> Ctx<'a> {
             )));
         }
         let seen = logs.check(self, &secret, true)?;
-        // The file cache against the target's disk, source mismatches apart.
-        let s = crate::verify::scan_source(&self.m.source, &self.src_user)?;
-        let t = crate::verify::scan_target(&self.m.target, &self.tgt_user)?;
-        let fc = crate::verify::compare(&s, &t);
-        if fc.preexisting_count > 0 {
-            ev.warning(&format!("{} file cache row(s) already disagreed with the disk on the source (not caused by the migration)", fc.preexisting_count));
-        }
-        if !fc.passed() {
-            let first: Vec<String> = fc
-                .new_mismatches
-                .iter()
-                .take(5)
-                .map(|m| {
-                    format!(
-                        "{}:{} ({}: cache {:?}, disk {:?})",
-                        m.user, m.path, m.kind, m.cache, m.disk
-                    )
-                })
-                .collect();
-            return Err(Failure::check(format!(
-                "{} file cache row(s) disagree with the target's disk: {}",
-                fc.new_mismatch_count,
-                first.join("; ")
-            ))
-            .hint("clients would download those files again; run `ocmigrate sync` and migrate again (never `occ files:scan`)"));
-        }
-        Ok(Outcome::done(format!(
-            "up in maintenance; status.php, 503 page, logs ({seen}) and {} file cache rows checked",
-            fc.rows
-        ))
-        .figure("filecache_rows", fc.rows)
-        .figure("filecache_preexisting", fc.preexisting_count))
+        laps.lap("log_check");
+        Ok((seen, laps))
     }
 
     fn wait_target_status(&self, maintenance: bool) -> Result<crate::web::StatusPhp, Failure> {
         // The web server may need a moment before it answers at all.
         let deadline = Instant::now() + TOGGLE_TIMEOUT;
+        let mut poll = Backoff::new();
         loop {
             match self.target_web.status() {
                 Ok(s) if s.maintenance == maintenance => return Ok(s),
@@ -706,11 +831,12 @@ impl<'a> Ctx<'a> {
                     self.target_web.label, TOGGLE_TIMEOUT
                 )));
             }
-            std::thread::sleep(Duration::from_millis(250));
+            std::thread::sleep(poll.next());
         }
     }
 
     fn maintenance_off(&mut self, _ev: &mut dyn Events) -> Result<Outcome, Failure> {
+        let occ_started = Instant::now();
         let root = crate::host::shell_quote(&self.m.target.root().to_string_lossy());
         let r = self.m.target.run_as(
             &self.tgt_user,
@@ -726,16 +852,23 @@ impl<'a> Ctx<'a> {
         }
         let t0 = Instant::now();
         self.wait_target_status(false)?;
+        let mut laps = crate::laps::Laps::start();
+        laps.put("occ", (t0 - occ_started).as_secs_f64());
+        laps.put("seen_off", t0.elapsed().as_secs_f64());
         Ok(Outcome::done(format!(
             "status.php agreed after {:.1} s",
             t0.elapsed().as_secs_f64()
         ))
-        .figure("seen_after_s", t0.elapsed().as_secs_f64()))
+        .figure("seen_after_s", t0.elapsed().as_secs_f64())
+        .figure("phases_s", laps.figure()))
     }
 
     fn live_check(&mut self, j: &mut Journal, _ev: &mut dyn Events) -> Result<Outcome, Failure> {
+        let mut laps = crate::laps::Laps::start();
         let tgt = inventory::source_like_target(&self.m.target, &self.tgt_user)?;
+        laps.lap("inventory");
         let logs = LogWatch::start(self, &tgt)?;
+        laps.lap("log_sizes");
         let password = String::from_utf8_lossy(self.admin_password.expose()).into_owned();
         let (code, ms) = self
             .target_web
@@ -750,8 +883,10 @@ impl<'a> Ctx<'a> {
                 self.admin_user
             )));
         }
+        laps.lap("propfind");
         let etag = ms.root().and_then(|e| e.etag.clone()).unwrap_or_default();
         let roots = roots(&self.m.target, &self.tgt_user)?;
+        laps.lap("roots");
         let db = roots
             .roots
             .get(&self.admin_user)
@@ -769,7 +904,9 @@ impl<'a> Ctx<'a> {
                 "OCS cloud/user on the target answered HTTP {ocs_code}, statuscode {meta:?}"
             )));
         }
+        laps.lap("ocs");
         let seen = logs.check(self, "", false)?;
+        laps.lap("log_check");
         j.mark("target_live");
         // What rollback compares against: every user's root and the highest file id now.
         let at_live = serde_json::to_value(&roots).unwrap_or_default();
@@ -777,7 +914,8 @@ impl<'a> Ctx<'a> {
             "admin PROPFIND 207, root ETag equals the database's, OCS answers, logs clean ({seen})"
         ))
         .figure("root_etag", etag)
-        .figure("at_live", at_live))
+        .figure("at_live", at_live)
+        .figure("phases_s", laps.figure()))
     }
 
     fn dns(&mut self, ev: &mut dyn Events) -> Result<Outcome, Failure> {
