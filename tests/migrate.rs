@@ -535,6 +535,104 @@ fn kill_9_at_every_step_boundary_and_mid_copy_then_resume() {
     );
 }
 
+/// With a database server, the final sync and the database copy run side by side: kill -9 while
+/// both run (files still arriving, the import started), then once more when the second attempt
+/// has them both running again; the next run completes with the target equal to the source.
+#[test]
+fn kill_9_while_final_sync_and_import_run_side_by_side_then_resume() {
+    let t0 = Instant::now();
+    let lab = Lab::get();
+    let dir = setup(&lab, "owncloud", "mysql", 30);
+    let d = dir.path();
+    let view_before = client_view(&lab, lab.var("LAB_OLD"));
+    stop_after(d, "stop-source-web");
+    lab.sh(
+        "old",
+        "mkdir -p /var/www/owncloud/data/user1/files/late && cd /var/www/owncloud/data/user1/files/late && \
+         for i in $(seq 1 80); do head -c 262144 /dev/urandom > f$i; done && chown -R www-data: ..",
+    );
+    // Both steps running in the journal, both started in this attempt, and this attempt's
+    // import begun (its marker written since).
+    let both_running = |d: &Path, since: f64| {
+        let marker = d.join("ocmigrate.state/db-import.json");
+        let fresh = std::fs::metadata(&marker)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs_f64()
+                    >= since
+            });
+        started_since(d, "final-sync", since)
+            && started_since(d, "database", since)
+            && step_state(d, "final-sync").as_deref() == Some("running")
+            && step_state(d, "database").as_deref() == Some("running")
+            && fresh
+            && std::fs::read_to_string(&marker).is_ok_and(|t| t.contains("\"started\""))
+    };
+    for round in 1..=2 {
+        let since = epoch();
+        let (killed, err) = migrate_killed(d, &|d: &Path| both_running(d, since));
+        assert!(
+            killed,
+            "round {round}: final sync and import never ran side by side: {err}"
+        );
+        let j = journal(d);
+        for step in ["final-sync", "database"] {
+            let (state, _) = entry(&j, step).unwrap();
+            assert_eq!(state, "running", "round {round}: {step} in {j:#}");
+        }
+        assert!(
+            entry(&j, "target-config").is_none(),
+            "target-config must wait for both: {j:#}"
+        );
+    }
+    let out = ocmigrate(&["migrate", "--yes"], d);
+    assert_eq!(out.status.code(), Some(0), "resume failed:\n{}", text(&out));
+    assert_complete(d);
+    let j = journal(d);
+    let (fs, db) = (
+        j["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["step"] == "final-sync")
+            .unwrap(),
+        j["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["step"] == "database")
+            .unwrap(),
+    );
+    assert!(
+        fs["started"].as_f64() < db["ended"].as_f64()
+            && db["started"].as_f64() < fs["ended"].as_f64(),
+        "final sync and database should overlap: {fs:#} {db:#}"
+    );
+    assert!(
+        db["figures"]["phases_s"]["copy"].as_f64().is_some(),
+        "phase timings in the journal: {db:#}"
+    );
+    assert_eq!(
+        view_before,
+        client_view(&lab, lab.var("LAB_NEW")),
+        "ETags or file ids differ after the interrupted runs"
+    );
+    let files = "cd /var/www/owncloud && find data config -type f ! -name owncloud.log ! -path config/config.php \
+                 -printf '%p %s %T@ %m %u\\n' | LC_ALL=C sort && \
+                 find data config -type f ! -name owncloud.log ! -path config/config.php -print0 | LC_ALL=C sort -z | xargs -0 sha256sum";
+    assert_eq!(
+        lab.sh("old", files),
+        lab.sh("new", files),
+        "target files differ from the source's"
+    );
+    eprintln!(
+        "kill -9 twice while final sync and import ran side by side, then resume: {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Faults: each stops the run with a clear message and a journal entry; rollback then puts the
 // source back in service.
