@@ -143,6 +143,10 @@ fn assert_complete(dir: &Path) {
     )
     .unwrap();
     let downtime = report["downtime_s"].as_f64().expect("downtime in report");
+    eprintln!(
+        "window {downtime:.2} s; maintenance-off: {}",
+        entry(&j, "maintenance-off").unwrap().1
+    );
     assert!(downtime > 0.0 && downtime < 600.0, "downtime {downtime}");
     let md = std::fs::read_to_string(dir.join("ocmigrate.state/report.md")).unwrap();
     assert!(md.contains("**Downtime**"), "{md}");

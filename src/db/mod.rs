@@ -165,7 +165,7 @@ pub fn copy_with(
     params: &DbParams,
     mut laps: crate::laps::Laps,
 ) -> Result<CopyReport, Failure> {
-    if params.kind != DbKind::Sqlite && !host_is_local(&params) {
+    if params.kind != DbKind::Sqlite && !host_is_local(params) {
         return Err(Failure::usage(format!(
             "{}: the database is on another server ({}): both instances would use the same database",
             src.label(),
