@@ -539,7 +539,8 @@ fn kill_9_at_every_step_boundary_and_mid_copy_then_resume() {
     );
 }
 
-/// With a database server, the final sync and the database copy run side by side: kill -9 while
+/// With a database server, the database copy runs beside the final sync (then target-config and
+/// target-up's start): kill -9 while
 /// both run (files still arriving, the import started), then once more when the second attempt
 /// has them both running again; the next run completes with the target equal to the source.
 #[test]
@@ -586,9 +587,15 @@ fn kill_9_while_final_sync_and_import_run_side_by_side_then_resume() {
             let (state, _) = entry(&j, step).unwrap();
             assert_eq!(state, "running", "round {round}: {step} in {j:#}");
         }
+        // target-config and target-up may run beside the import; target-up's checks wait for it.
+        assert_ne!(
+            entry(&j, "target-up").map(|e| e.0).as_deref(),
+            Some("done"),
+            "target-up must wait for the database: {j:#}"
+        );
         assert!(
-            entry(&j, "target-config").is_none(),
-            "target-config must wait for both: {j:#}"
+            entry(&j, "maintenance-off").is_none(),
+            "maintenance-off must wait for both lanes: {j:#}"
         );
     }
     let out = ocmigrate(&["migrate", "--yes"], d);

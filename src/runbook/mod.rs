@@ -100,29 +100,37 @@ pub fn run(m: &Migration, opts: &Options, ev: &mut dyn Events) -> Result<ExitKin
     let mut i = 0;
     while i < Step::ALL.len() {
         let step = Step::ALL[i];
-        // The final sync and the database copy run side by side when the database lives in a
-        // database server (the source's is quiescent once its web server is stopped, and neither
-        // touches what the other writes). A SQLite database is a file in the data folder: it is
-        // copied after the final sync, as before.
-        let group: Vec<Step> = if step == Step::FinalSync && ctx.database_beside_final_sync() {
-            vec![Step::FinalSync, Step::Database]
+        // The database copy runs beside the final sync, target-config and target-up's start
+        // when the database lives in a database server: the source's is quiescent once its web
+        // server is stopped, and neither lane writes what the other does (files, config/ and the
+        // web server; the database). Target-up waits for the database before its checks. A
+        // SQLite database is a file in the data folder: copied after the final sync, in order.
+        let lanes: Vec<Vec<Step>> = if step == Step::FinalSync && ctx.database_beside_final_sync() {
+            vec![
+                vec![Step::FinalSync, Step::TargetConfig, Step::TargetUp],
+                vec![Step::Database],
+            ]
         } else {
-            vec![step]
+            vec![vec![step]]
         };
+        let group: Vec<Step> = lanes.iter().flatten().copied().collect();
         i += group.len();
-        let todo: Vec<(Step, Option<String>)> = group
+        let todo: Vec<Vec<(Step, Option<String>)>> = lanes
             .iter()
-            .map(|&s| (s, ctx.inputs(s)))
-            .filter(|(s, inputs)| {
-                !(journal.is_done(*s)
-                    && journal.entry(*s).and_then(|e| e.inputs.clone()) == *inputs)
+            .map(|lane| {
+                lane.iter()
+                    .map(|&s| (s, ctx.inputs(s)))
+                    .filter(|(s, inputs)| {
+                        !(journal.is_done(*s)
+                            && journal.entry(*s).and_then(|e| e.inputs.clone()) == *inputs)
+                    })
+                    .filter(|(s, _)| opts.stop_after.is_none_or(|x| *s <= x))
+                    .collect::<Vec<_>>()
             })
-            .filter(|(s, _)| opts.stop_after.is_none_or(|x| *s <= x))
+            .filter(|lane| !lane.is_empty())
             .collect();
-        match todo.len() {
-            0 => {}
-            1 => {
-                let (step, inputs) = todo.into_iter().next().expect("one step");
+        if todo.len() == 1 && lanes.len() == 1 {
+            for (step, inputs) in todo.into_iter().flatten() {
                 ev.step_started(step);
                 journal.start(step, inputs);
                 journal.save(&state_dir)?;
@@ -131,7 +139,8 @@ pub fn run(m: &Migration, opts: &Options, ev: &mut dyn Events) -> Result<ExitKin
                 ev.step_ended(step, state, &summary);
                 result?;
             }
-            _ => side_by_side(&ctx, &mut journal, &state_dir, todo, ev)?,
+        } else if !todo.is_empty() {
+            side_by_side(&ctx, &mut journal, &state_dir, todo, ev)?;
         }
         if opts.stop_after.is_some_and(|x| group.contains(&x)) {
             return Ok(ExitKind::Ok);
@@ -177,6 +186,7 @@ fn record(
 
 /// What a step running in a thread tells the main thread, which owns the [`Events`].
 enum Said {
+    Started(Step),
     Info(String),
     Warning(String),
     Ended(Step, State, String),
@@ -203,42 +213,111 @@ impl Events for Relay {
     }
 }
 
-/// Run steps at the same time, one thread each. Each one's journal entry is written the moment
-/// it ends (so a kill -9 finds a finished step done and an unfinished one running); after all
-/// ended, the first failure in runbook order is returned.
+/// Whether the database step ended well, for a step of another lane that waits for it.
+pub struct Gate {
+    done: std::sync::Mutex<Option<bool>>,
+    cv: std::sync::Condvar,
+}
+
+impl Gate {
+    /// Nothing to wait for (the database step is done, or runs in order before).
+    pub fn open() -> Gate {
+        Gate {
+            done: std::sync::Mutex::new(Some(true)),
+            cv: std::sync::Condvar::new(),
+        }
+    }
+    fn pending() -> Gate {
+        Gate {
+            done: std::sync::Mutex::new(None),
+            cv: std::sync::Condvar::new(),
+        }
+    }
+    fn set(&self, ok: bool) {
+        let mut g = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
+            *g = Some(ok);
+        }
+        self.cv.notify_all();
+    }
+    /// Wait until the database step ended; true if it is done.
+    pub fn wait(&self) -> bool {
+        let mut g = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(ok) = *g {
+                return ok;
+            }
+            g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// Closes a gate that is still pending when dropped (the lane that owns it ended early).
+struct GateCloser<'a>(&'a Gate);
+
+impl Drop for GateCloser<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+/// Run lanes at the same time, one thread each; the steps of a lane run in order, and a lane
+/// stops at its first failure. Each step's journal entry is written when it starts and the
+/// moment it ends (so a kill -9 finds a finished step done and an unfinished one running).
+/// After all lanes ended, the first failure in runbook order is returned.
 fn side_by_side(
     ctx: &steps::Ctx,
     journal: &mut Journal,
     state_dir: &std::path::Path,
-    todo: Vec<(Step, Option<String>)>,
+    lanes: Vec<Vec<(Step, Option<String>)>>,
     ev: &mut dyn Events,
 ) -> Result<(), Failure> {
-    for (step, inputs) in &todo {
-        ev.step_started(*step);
-        journal.start(*step, inputs.clone());
-    }
-    journal.save(state_dir)?;
+    let database = if lanes.iter().flatten().any(|(s, _)| *s == Step::Database) {
+        Gate::pending()
+    } else {
+        Gate::open()
+    };
     let shared = std::sync::Mutex::new(journal);
     let (tx, rx) = std::sync::mpsc::channel();
-    let results: Vec<Result<(), Failure>> = std::thread::scope(|sc| {
-        let handles: Vec<_> = todo
-            .iter()
-            .map(|&(step, _)| {
-                let (shared, mut relay) = (&shared, Relay(tx.clone()));
-                sc.spawn(move || -> Result<(), Failure> {
-                    let result = ctx.run_beside(step, &mut relay);
-                    let (state, summary) = {
-                        let mut j = shared.lock().unwrap_or_else(|p| p.into_inner());
-                        record(&mut j, state_dir, step, &result)?
-                    };
-                    relay.step_ended(step, state, &summary);
-                    result.map(|_| ())
+    let mut failures: Vec<(Step, Failure)> = std::thread::scope(|sc| {
+        let handles: Vec<_> = lanes
+            .into_iter()
+            .map(|lane| {
+                let (shared, database, mut relay) = (&shared, &database, Relay(tx.clone()));
+                sc.spawn(move || -> Result<(), (Step, Failure)> {
+                    // However this lane ends (an error, a panic), a step waiting for the
+                    // database is told: only a done database step opens the gate. (`then`, not
+                    // `then_some`: a closer made and dropped for another lane would close it.)
+                    let _closes = lane
+                        .iter()
+                        .any(|(s, _)| *s == Step::Database)
+                        .then(|| GateCloser(database));
+                    for (step, inputs) in lane {
+                        {
+                            let mut j = shared.lock().unwrap_or_else(|p| p.into_inner());
+                            j.start(step, inputs);
+                            j.save(state_dir).map_err(|f| (step, f))?;
+                        }
+                        let _ = relay.0.send(Said::Started(step));
+                        let result = ctx.run_beside(step, &mut relay, database);
+                        if step == Step::Database {
+                            database.set(result.is_ok());
+                        }
+                        let (state, summary) = {
+                            let mut j = shared.lock().unwrap_or_else(|p| p.into_inner());
+                            record(&mut j, state_dir, step, &result).map_err(|f| (step, f))?
+                        };
+                        relay.step_ended(step, state, &summary);
+                        result.map_err(|f| (step, f))?;
+                    }
+                    Ok(())
                 })
             })
             .collect();
         drop(tx);
         for said in rx {
             match said {
+                Said::Started(step) => ev.step_started(step),
                 Said::Info(m) => ev.info(&m),
                 Said::Warning(m) => ev.warning(&m),
                 Said::Ended(step, state, outcome) => ev.step_ended(step, state, &outcome),
@@ -246,11 +325,16 @@ fn side_by_side(
         }
         handles
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Failure::check("a step's thread panicked")))
+            .filter_map(|h| match h.join() {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some((Step::Report, Failure::check("a step's thread panicked"))),
             })
             .collect()
     });
-    results.into_iter().collect()
+    failures.sort_by_key(|(s, _)| *s);
+    match failures.into_iter().next() {
+        Some((_, f)) => Err(f),
+        None => Ok(()),
+    }
 }

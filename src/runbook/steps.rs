@@ -1,6 +1,6 @@
 //! The steps of the runbook, one function each (SPEC.md, "`migrate`: the runbook").
 
-use super::{Events, Options, Outcome};
+use super::{Events, Gate, Options, Outcome};
 use crate::exit::Failure;
 use crate::host::Probe;
 use crate::instance::Secret;
@@ -150,11 +150,20 @@ impl<'a> Ctx<'a> {
             .is_some_and(|d| !matches!(d.kind.as_str(), "sqlite" | "sqlite3" | ""))
     }
 
-    /// Run one of the steps that run side by side with another (final sync, database).
-    pub fn run_beside(&self, step: Step, ev: &mut dyn Events) -> Result<Outcome, Failure> {
+    /// Run one of the steps that run side by side with the database copy: the final sync, then
+    /// target-config and target-up (which waits for `database` before its checks); or the
+    /// database copy itself.
+    pub fn run_beside(
+        &self,
+        step: Step,
+        ev: &mut dyn Events,
+        database: &Gate,
+    ) -> Result<Outcome, Failure> {
         match step {
             Step::FinalSync => self.sync(true, ev),
             Step::Database => self.database(ev),
+            Step::TargetConfig => self.target_config(ev),
+            Step::TargetUp => self.target_up(ev, database),
             _ => Err(Failure::check(format!(
                 "{} cannot run beside another step",
                 step.name()
@@ -177,7 +186,7 @@ impl<'a> Ctx<'a> {
             Step::FinalSync => self.sync(true, ev),
             Step::Database => self.database(ev),
             Step::TargetConfig => self.target_config(ev),
-            Step::TargetUp => self.target_up(ev),
+            Step::TargetUp => self.target_up(ev, &Gate::open()),
             Step::MaintenanceOff => self.maintenance_off(ev),
             Step::LiveCheck => self.live_check(j, ev),
             Step::Dns => self.dns(ev),
@@ -566,7 +575,7 @@ impl<'a> Ctx<'a> {
         .figure("phases_s", laps.figure()))
     }
 
-    fn target_config(&mut self, ev: &mut dyn Events) -> Result<Outcome, Failure> {
+    fn target_config(&self, ev: &mut dyn Events) -> Result<Outcome, Failure> {
         let src_cfg = self.m.source.root().join("config");
         let tgt_cfg = self.m.target.root().join("config");
         let list = self.m.source.probe(&Probe::ListFiles(src_cfg.clone()))?;
@@ -689,10 +698,20 @@ impl<'a> Ctx<'a> {
         Ok(Outcome::done(format!("{copied} file(s) of config/ copied; instanceid, secret, passwordsalt, version, datadirectory equal")).figure("files", copied).figure("removed_on_target", removed))
     }
 
-    fn target_up(&mut self, ev: &mut dyn Events) -> Result<Outcome, Failure> {
+    fn target_up(&self, ev: &mut dyn Events, database: &Gate) -> Result<Outcome, Failure> {
+        // The web server starts first (in maintenance: it answers 503 to everyone, and nothing
+        // requests it before the checks), while the database may still be importing beside.
+        let (logs, mut laps) = self.target_up_start()?;
+        if !database.wait() {
+            return Err(Failure::check(
+                "target-up stopped before its checks: the database step failed",
+            )
+            .hint("see the database step; `ocmigrate rollback` puts the source back in service"));
+        }
+        laps.lap("wait_database");
         // The file cache against the disk is read on both hosts (read-only, PHP CLI as the web
         // user: nothing that reaches a web server or ownCloud's log) while the web checks run.
-        let this = &*self;
+        let this = self;
         let (up, scans) = std::thread::scope(|sc| {
             let scans = sc.spawn(|| {
                 let t = Instant::now();
@@ -709,7 +728,7 @@ impl<'a> Ctx<'a> {
                 });
                 (s, t_, t.elapsed().as_secs_f64())
             });
-            let up = this.target_up_web(ev);
+            let up = this.target_up_checks(ev, logs, laps);
             let scans = scans.join().unwrap_or_else(|_| {
                 (
                     Err(Failure::check("scanning the file cache panicked")),
@@ -756,9 +775,8 @@ impl<'a> Ctx<'a> {
         .figure("phases_s", laps.figure()))
     }
 
-    /// Target-up's web part: start the web server, status.php, the 503 page and the log checks.
-    /// Returns what the logs got, and the phases.
-    fn target_up_web(&self, ev: &mut dyn Events) -> Result<(String, crate::laps::Laps), Failure> {
+    /// Target-up's first part: the log sizes before, then the web server started.
+    fn target_up_start(&self) -> Result<(LogWatch, crate::laps::Laps), Failure> {
         let mut laps = crate::laps::Laps::start();
         let tgt = inventory::source_like_target(&self.m.target, &self.tgt_user)?;
         laps.lap("inventory");
@@ -777,6 +795,17 @@ impl<'a> Ctx<'a> {
             return Err(Failure::check(format!("{}: the web server did not start (`{}`): {}", self.m.target.label(), cmds.join("; "), r.stderr_text()))
                 .hint("look at the target's web server error log; the source can go back into service with `ocmigrate rollback`"));
         }
+        Ok((logs, laps))
+    }
+
+    /// Target-up's web checks: status.php, the 503 page and the logs. Returns what the logs
+    /// got, and the phases.
+    fn target_up_checks(
+        &self,
+        ev: &mut dyn Events,
+        logs: LogWatch,
+        mut laps: crate::laps::Laps,
+    ) -> Result<(String, crate::laps::Laps), Failure> {
         // Force a debug line in the target's ownCloud log for our probe, then take it away.
         let secret = format!(
             "ocm{}",
