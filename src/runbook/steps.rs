@@ -699,49 +699,58 @@ impl<'a> Ctx<'a> {
     }
 
     fn target_up(&self, ev: &mut dyn Events, database: &Gate) -> Result<Outcome, Failure> {
-        // The web server starts first (in maintenance: it answers 503 to everyone, and nothing
-        // requests it before the checks), while the database may still be importing beside.
-        let (logs, mut laps) = self.target_up_start()?;
-        if !database.wait() {
-            return Err(Failure::check(
-                "target-up stopped before its checks: the database step failed",
-            )
-            .hint("see the database step; `ocmigrate rollback` puts the source back in service"));
-        }
-        laps.lap("wait_database");
         // The file cache against the disk is read on both hosts (read-only, PHP CLI as the web
-        // user: nothing that reaches a web server or ownCloud's log) while the web checks run.
+        // user: nothing that reaches a web server or ownCloud's log): the source's at once (it
+        // is quiescent since stop-source-web), the target's once its database is imported, both
+        // while the web checks run.
         let this = self;
         let (up, scans) = std::thread::scope(|sc| {
-            let scans = sc.spawn(|| {
-                let t = Instant::now();
-                let (s, t_) = std::thread::scope(|sc2| {
-                    let s =
-                        sc2.spawn(|| crate::verify::scan_source(&this.m.source, &this.src_user));
-                    let t_ = crate::verify::scan_target(&this.m.target, &this.tgt_user);
-                    (
-                        s.join().unwrap_or_else(|_| {
-                            Err(Failure::check("scanning the source's file cache panicked"))
-                        }),
-                        t_,
+            let t = Instant::now();
+            let source_scan = sc.spawn(move || {
+                let r = crate::verify::scan_source(&this.m.source, &this.src_user);
+                (r, t.elapsed().as_secs_f64())
+            });
+            let mut target_scan = None;
+            // The web server starts first (in maintenance: it answers 503 to everyone, and
+            // nothing requests it before the checks), while the database may still be importing.
+            let up = this.target_up_start().and_then(|(logs, mut laps)| {
+                if !database.wait() {
+                    return Err(Failure::check(
+                        "target-up stopped before its checks: the database step failed",
                     )
-                });
-                (s, t_, t.elapsed().as_secs_f64())
+                    .hint(
+                        "see the database step; `ocmigrate rollback` puts the source back in service",
+                    ));
+                }
+                laps.lap("wait_database");
+                target_scan = Some(sc.spawn(|| {
+                    let t = Instant::now();
+                    let r = crate::verify::scan_target(&this.m.target, &this.tgt_user);
+                    (r, t.elapsed().as_secs_f64())
+                }));
+                this.target_up_checks(ev, logs, laps)
             });
-            let up = this.target_up_checks(ev, logs, laps);
-            let scans = scans.join().unwrap_or_else(|_| {
-                (
-                    Err(Failure::check("scanning the file cache panicked")),
-                    Err(Failure::check("scanning the file cache panicked")),
-                    0.0,
-                )
+            let panicked = |what: &str| Failure::check(format!("scanning {what} panicked"));
+            let s = source_scan
+                .join()
+                .unwrap_or_else(|_| (Err(panicked("the source's file cache")), 0.0));
+            let t_ = target_scan.map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| (Err(panicked("the target's file cache")), 0.0))
             });
-            (up, scans)
+            (up, (s, t_))
         });
         let (seen, mut laps) = up?;
-        let (s, t, scan_s) = scans;
+        let ((s, source_s), target) = scans;
+        let (t, target_s) = target.unwrap_or_else(|| {
+            (
+                Err(Failure::check("the target's file cache was not scanned")),
+                0.0,
+            )
+        });
         let (s, t) = (s?, t?);
-        laps.put("filecache_scans_beside", scan_s);
+        laps.put("filecache_source_scan_from_start", source_s);
+        laps.put("filecache_target_scan_beside_checks", target_s);
         let fc = crate::verify::compare(&s, &t);
         if fc.preexisting_count > 0 {
             ev.warning(&format!("{} file cache row(s) already disagreed with the disk on the source (not caused by the migration)", fc.preexisting_count));
