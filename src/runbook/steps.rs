@@ -710,7 +710,16 @@ impl<'a> Ctx<'a> {
                 let r = crate::verify::scan_source(&this.m.source, &this.src_user);
                 (r, t.elapsed().as_secs_f64())
             });
-            let mut target_scan = None;
+            // The target's scan as soon as its database is imported (the final sync is done: it
+            // runs before this step in the same lane), beside the web server's start.
+            let target_scan = sc.spawn(|| {
+                if !database.wait() {
+                    return None;
+                }
+                let t = Instant::now();
+                let r = crate::verify::scan_target(&this.m.target, &this.tgt_user);
+                Some((r, t.elapsed().as_secs_f64()))
+            });
             // The web server starts first (in maintenance: it answers 503 to everyone, and
             // nothing requests it before the checks), while the database may still be importing.
             let up = this.target_up_start().and_then(|(logs, mut laps)| {
@@ -723,21 +732,15 @@ impl<'a> Ctx<'a> {
                     ));
                 }
                 laps.lap("wait_database");
-                target_scan = Some(sc.spawn(|| {
-                    let t = Instant::now();
-                    let r = crate::verify::scan_target(&this.m.target, &this.tgt_user);
-                    (r, t.elapsed().as_secs_f64())
-                }));
                 this.target_up_checks(ev, logs, laps)
             });
             let panicked = |what: &str| Failure::check(format!("scanning {what} panicked"));
             let s = source_scan
                 .join()
                 .unwrap_or_else(|_| (Err(panicked("the source's file cache")), 0.0));
-            let t_ = target_scan.map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| (Err(panicked("the target's file cache")), 0.0))
-            });
+            let t_ = target_scan
+                .join()
+                .unwrap_or_else(|_| Some((Err(panicked("the target's file cache")), 0.0)));
             (up, (s, t_))
         });
         let (seen, mut laps) = up?;
@@ -750,7 +753,7 @@ impl<'a> Ctx<'a> {
         });
         let (s, t) = (s?, t?);
         laps.put("filecache_source_scan_from_start", source_s);
-        laps.put("filecache_target_scan_beside_checks", target_s);
+        laps.put("filecache_target_scan_from_database_done", target_s);
         let fc = crate::verify::compare(&s, &t);
         if fc.preexisting_count > 0 {
             ev.warning(&format!("{} file cache row(s) already disagreed with the disk on the source (not caused by the migration)", fc.preexisting_count));
@@ -924,13 +927,11 @@ impl<'a> Ctx<'a> {
         let t0 = Instant::now();
         // PHP's opcache in the web server keeps the config.php that target-up's probes compiled
         // (maintenance on) until it revalidates it: up to `revalidate_freq` + 1 s (observed:
-        // ~2-3 s with the Debian default of 2). When status.php does not agree at once, a reload
+        // ~2-3 s with the Debian default of 2). When status.php does not agree at once (one request), a reload
         // of the target's web server (not yet live, nobody else uses it) drops that cache.
         let mut how = "";
-        if self
-            .wait_target_status_within(false, Duration::from_millis(150))?
-            .is_none()
-        {
+        let at_once = self.target_web.status().is_ok_and(|s| !s.maintenance);
+        if !at_once {
             laps.lap("first_poll");
             if let Some(cmds) = self.target_reload_commands()? {
                 let r = self.m.target.run(&cmds.join(" && "))?;
