@@ -99,6 +99,9 @@ kinds! {
     Meta = 0x82, terminal = true;
     /// Agent → operator: a batch of entries within a `Scan`.
     Entries = 0x83, terminal = false;
+    /// Agent → operator: an `Entries` payload compressed with zstd (protocol 3; sent by an
+    /// agent started by sshd when it saves a tenth).
+    EntriesZstd = 0x8A, terminal = false;
     /// Both ways: a chunk of file bytes, within a `ReadFile` (agent → operator) or a `Put`
     /// (operator → agent).
     Data = 0x84, terminal = false;

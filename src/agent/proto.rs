@@ -42,7 +42,7 @@ pub const MAGIC: [u8; 8] = *b"OCMAGENT";
 
 /// The protocol version. Both sides must speak the same one; on a mismatch the operator deploys
 /// its own binary again. Bump it on any change of a format below.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The version of this binary, exchanged in the handshake.
 pub const BINARY_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -1224,6 +1224,11 @@ impl Response {
                 }
                 Response::Entries(es)
             }
+            Kind::EntriesZstd => {
+                let plain = zstd::bulk::decompress(&f.payload, super::frame::MAX_PAYLOAD)
+                    .map_err(|e| p.invalid("compressed entries", e.to_string()))?;
+                return Response::from_frame(&Frame::new(Kind::Entries, f.id, plain));
+            }
             Kind::Data => {
                 let (chunk, compressed) = data_of(f)?;
                 return Ok(Response::Data {
@@ -1502,6 +1507,27 @@ mod tests {
             !Request::Accounts.is_write()
                 && !Request::Stat(Target::new(0, RelPath::root())).is_write()
         );
+    }
+
+    #[test]
+    fn compressed_entries_decode_like_entries() {
+        let es: Vec<Entry> = (0..300)
+            .map(|i| entry(&format!("user01/files/Documents/f{i}"), FileType::File, b""))
+            .collect();
+        let plain = Response::Entries(es.clone()).into_frame(9);
+        let z = zstd::bulk::compress(&plain.payload, 1).unwrap();
+        assert!(
+            z.len() < plain.payload.len() / 4,
+            "{} of {}",
+            z.len(),
+            plain.payload.len()
+        );
+        let f = Frame::new(Kind::EntriesZstd, 9, z);
+        assert_eq!(Response::from_frame(&f).unwrap(), Response::Entries(es));
+        // Not zstd, or zstd of something that is not entries: an error, no panic.
+        assert!(Response::from_frame(&Frame::new(Kind::EntriesZstd, 9, b"nope".to_vec())).is_err());
+        let junk = zstd::bulk::compress(b"\xff\xff\xff\xffjunk", 1).unwrap();
+        assert!(Response::from_frame(&Frame::new(Kind::EntriesZstd, 9, junk)).is_err());
     }
 
     #[test]

@@ -79,6 +79,8 @@ struct Server<W: Write> {
     puts: HashMap<u32, (RelPath, PutFile)>,
     /// Ids of `Put`s already answered with an error: their `Data` and `PutEnd` are dropped.
     dropped: HashSet<u32>,
+    /// `Scan` batches go as `EntriesZstd` when that saves a tenth.
+    compress_entries: bool,
     compressor: Option<zstd::bulk::Compressor<'static>>,
     decompressor: Option<zstd::bulk::Decompressor<'static>>,
     /// File bytes read for a `ReadFile`, and (de)compressed chunks.
@@ -110,6 +112,8 @@ pub fn serve_with<R: Read, W: Write>(
         decompressor: None,
         buf: Vec::new(),
         zbuf: Vec::new(),
+        // Started by sshd: the entries of a scan cross a network, where their size counts.
+        compress_entries: std::env::var_os("SSH_CONNECTION").is_some(),
     };
 
     // The handshake comes first: nothing else is answered before it.
@@ -520,7 +524,10 @@ impl<W: Write> Server<W> {
             _ => return Err(self.root(t.root).unwrap_err()),
         };
         let out = &mut self.out;
-        let mut batch = Batch::default();
+        let mut batch = Batch {
+            compress: self.compress_entries,
+            ..Batch::default()
+        };
         let mut skipped = 0u64;
         let mut emit = |item: scan::Item| -> io::Result<()> {
             match item {
@@ -652,7 +659,15 @@ fn flush_batch<W: Write>(out: &mut W, id: u32, batch: &mut Batch) -> io::Result<
     }
     let entries = std::mem::take(&mut batch.entries);
     batch.bytes = 0;
-    frame::write_frame_buffered(out, &Response::Entries(entries).into_frame(id))
+    let mut f = Response::Entries(entries).into_frame(id);
+    if batch.compress {
+        if let Ok(z) = zstd::bulk::compress(&f.payload, ZSTD_LEVEL) {
+            if z.len() < f.payload.len() - f.payload.len() / 10 {
+                f = Frame::new(Kind::EntriesZstd, id, z);
+            }
+        }
+    }
+    frame::write_frame_buffered(out, &f)
 }
 
 #[derive(Default)]
@@ -660,6 +675,8 @@ struct Batch {
     entries: Vec<Entry>,
     bytes: usize,
     total: u64,
+    /// zstd for the batches (see `Server::compress_entries`).
+    compress: bool,
 }
 
 impl Batch {
