@@ -362,11 +362,20 @@ fn stream(h: Halves<'_>, shared: &Shared, compression: Compression) -> Result<()
         // Forwarder: source answers → target Put.
         let forwarder = sc.spawn(move || -> Result<(), AgentError> {
             let r = forward(srx, ttx, job_rx, &step_tx, shared, adapt);
+            if r.is_err() {
+                // The feeder may be waiting in `Shared::next` for the files in flight to settle;
+                // they never will: let it stop (else the pass hangs, found by bench/faults
+                // killing the source's agent during a final sync's send).
+                shared.abort.store(true, Ordering::Relaxed);
+            }
             drop(step_tx);
             r
         });
         // Acker: target answers.
         let acker = acker(trx, step_rx, tok_rx, shared);
+        if acker.is_err() {
+            shared.abort.store(true, Ordering::Relaxed);
+        }
         let f = feeder.join().unwrap_or_else(|_| Err(panicked()));
         let w = forwarder.join().unwrap_or_else(|_| Err(panicked()));
         acker.and(w).and(f)
