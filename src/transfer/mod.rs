@@ -239,8 +239,6 @@ pub fn sync(
     Ok(r)
 }
 
-/// [`sync`] for the `sync` command: progress shown as `opts.progress` says; unreadable files
-/// are in the report, not an error.
 /// The failure of a pass whose changes on the target failed: a full disk (ENOSPC) named as such,
 /// with what to do; any other cause listed.
 fn failed_changes(target: &str, count: u64, failed: &[String]) -> Failure {
@@ -270,6 +268,8 @@ fn failed_changes(target: &str, count: u64, failed: &[String]) -> Failure {
     .hint("fix the cause on the target (permissions, disk) and run again")
 }
 
+/// [`sync`] for the `sync` command: progress shown as `opts.progress` says; unreadable files
+/// are in the report, not an error.
 pub fn sync_migration(
     m: &Migration,
     pass: Pass,
