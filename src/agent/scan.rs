@@ -342,4 +342,60 @@ mod tests {
             assert_eq!(run(w, 3), one, "{w} workers, big directories");
         }
     }
+
+    /// The transfer engine merges two scans in this order: its comparator must agree with the
+    /// walk on names that sort differently as paths and as components (`a.b` < `a/x` as bytes,
+    /// but the walk gives `a/x` after every child of the root only when `a` is a folder).
+    #[test]
+    fn the_order_is_walk_cmp() {
+        let t = tempfile::tempdir().unwrap();
+        for d in [
+            "a/x",
+            "a b/c",
+            "a.b/y/z",
+            "a-",
+            "b",
+            "\u{e9}t\u{e9}/q",
+            "a/x/deep/er",
+        ] {
+            std::fs::create_dir_all(t.path().join(d)).unwrap();
+        }
+        for f in [
+            "a.b/f",
+            "a/x/f",
+            "a0",
+            "a/ab",
+            "a/a.b",
+            "a b/c/zz",
+            "z",
+            "a/x/deep/f",
+            "\u{e9}",
+        ] {
+            std::fs::write(t.path().join(f), b"x").unwrap();
+        }
+        let root = Root::open(t.path().as_os_str().as_encoded_bytes()).unwrap();
+        for big in [BIG_DIR, 2] {
+            let mut v: Vec<Vec<u8>> = Vec::new();
+            walk_big::<()>(&root, &RelPath::root(), 3, big, &mut |i| {
+                if let Item::Entry(e) = i {
+                    v.push(e.path.as_bytes().to_vec());
+                }
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(v.len(), 1 + 13 + 9, "{v:?}");
+            for w in v.windows(2) {
+                assert_eq!(
+                    crate::transfer::manifest::walk_cmp(&w[0], &w[1]),
+                    std::cmp::Ordering::Less,
+                    "{:?} then {:?}",
+                    String::from_utf8_lossy(&w[0]),
+                    String::from_utf8_lossy(&w[1])
+                );
+            }
+            let mut sorted = v.clone();
+            sorted.sort_by(|a, b| crate::transfer::manifest::walk_cmp(a, b));
+            assert_eq!(sorted, v);
+        }
+    }
 }

@@ -6,9 +6,10 @@
 //! mode or owner differ it gets a metadata fix. Owners are compared after mapping (`OwnerMap`).
 //! Nothing under a path the source scan could not read is removed from the target.
 
-use super::manifest::{EntryRef, Manifest};
+use super::manifest::{walk_cmp, EntryRef, Manifest};
 use super::owners::OwnerMap;
-use crate::agent::proto::{FileType, RelPath, Time};
+use crate::agent::proto::{Entry, FileType, RelPath, Time};
+use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
 /// Attributes to give an entry on the target (ids already mapped).
@@ -124,49 +125,146 @@ fn meta_of(src: &EntryRef, tgt: &EntryRef, owners: &OwnerMap, with_mode: bool) -
     (m.mode.is_some() || m.uid.is_some() || m.gid.is_some() || m.mtime.is_some()).then_some(m)
 }
 
-/// The plan that makes `tgt` equal to `src`.
+/// The plan that makes `tgt` equal to `src` (both manifests merged in scan order through a
+/// [`Differ`], as a pass does with the scans themselves).
 pub fn diff(src: &Manifest, tgt: &Manifest, owners: &OwnerMap) -> Plan {
-    let mut plan = Plan::default();
-    let sleaders = src.link_leaders();
-    // Folders whose content changes (their mtime must be set again at the end).
-    let mut touched: HashSet<Vec<u8>> = HashSet::new();
-    let mut dir_meta: HashMap<Vec<u8>, MetaOp> = HashMap::new();
-    let mut removed: HashSet<Vec<u8>> = HashSet::new();
-    // Files whose content is sent (their hard links must be made again).
-    let mut sent: HashSet<&[u8]> = HashSet::new();
+    let mut d = Differ::new(owners);
+    let (s, t) = (src.walk_order(), tgt.walk_order());
+    let (mut i, mut j) = (0, 0);
+    loop {
+        let (a, b) = (s.get(i), t.get(j));
+        let ord = match (a, b) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(a), Some(b)) => walk_cmp(a.path.as_bytes(), b.path.as_bytes()),
+        };
+        match ord {
+            Ordering::Less => {
+                d.pair(a, None);
+                i += 1;
+            }
+            Ordering::Greater => {
+                d.pair(None, b);
+                j += 1;
+            }
+            Ordering::Equal => {
+                d.pair(a, b);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    for sk in &src.skipped {
+        d.skipped(sk.clone());
+    }
+    d.finish()
+}
 
-    // In the way of a source entry: removed before anything is created.
-    let remove = |p: &super::manifest::MPath,
-                  plan: &mut Plan,
-                  removed: &mut HashSet<Vec<u8>>,
-                  touched: &mut HashSet<Vec<u8>>| {
-        plan.remove_first.push(p.to_rel());
-        removed.insert(p.as_bytes().to_vec());
-        touched.insert(parent(p.as_bytes()).to_vec());
-    };
-    // Extraneous target files by (name, size, mtime): the bytes of a renamed folder's files.
-    let mut spare: HashMap<(&[u8], u64, Time), EntryRef> = HashMap::new();
-    for t in tgt.iter() {
-        let p = t.path.as_bytes();
-        if t.file_type == FileType::File
-            && t.nlink == 1
-            && !src.contains(p)
-            && !src.under_skipped(p)
-        {
-            spare.entry((name(p), t.size, t.mtime)).or_insert(t);
+/// A source file whose decision waits for the end of the scans: one with more than one link
+/// (its hard-link group is known only then), with the target's entry at its path.
+struct Linked {
+    src: Entry,
+    tgt: Option<Entry>,
+    /// The target had a folder there, already removed (`remove_first`).
+    tgt_was_dir: bool,
+}
+
+/// The diff of one tree, fed entry by entry in scan order ([`walk_cmp`]): each position of the
+/// merged scans is one [`Differ::pair`] (the source's entry, the target's, or both when the
+/// path is on both sides). It holds what a decision needs later, not the manifests: the source's
+/// folders (their attributes, for the folders touched), the new files and the target's
+/// extraneous files (a renamed folder's files are linked from their old names, matched at the
+/// end), the source's files with several links (their groups are known at the end), and what
+/// could not be read on the source (nothing under it is removed: extraneous entries are
+/// judged at the end).
+pub struct Differ<'o> {
+    owners: &'o OwnerMap,
+    plan: Plan,
+    /// Folders whose content changes (their mtime must be set again at the end).
+    touched: HashSet<Vec<u8>>,
+    dir_meta: HashMap<Vec<u8>, MetaOp>,
+    /// Removed on the target (first or as extraneous, topmost): what lies under them is covered.
+    removed: HashSet<Vec<u8>>,
+    /// Every source folder's attributes.
+    src_dirs: HashMap<Vec<u8>, Attrs>,
+    /// Extraneous target entries, topmost: removed at the end unless the source could not read
+    /// their part of the tree.
+    extraneous: Vec<RelPath>,
+    /// Extraneous target files with one link: the bytes a new file may be linked from.
+    spares: Vec<Entry>,
+    /// New source files (one link, not empty, nothing at their path on the target): linked from
+    /// a spare at the end, or sent.
+    fresh: Vec<FileOp>,
+    linked: Vec<Linked>,
+    skipped: Vec<super::manifest::Skip>,
+}
+
+fn owned(e: &EntryRef) -> Entry {
+    Entry {
+        path: e.path.to_rel(),
+        file_type: e.file_type,
+        mode: e.mode,
+        uid: e.uid,
+        gid: e.gid,
+        size: e.size,
+        mtime: e.mtime,
+        ctime: Time::default(),
+        dev: e.dev,
+        ino: e.ino,
+        nlink: e.nlink,
+        target: e.target.to_vec(),
+    }
+}
+
+impl<'o> Differ<'o> {
+    pub fn new(owners: &'o OwnerMap) -> Differ<'o> {
+        Differ {
+            owners,
+            plan: Plan::default(),
+            touched: HashSet::new(),
+            dir_meta: HashMap::new(),
+            removed: HashSet::new(),
+            src_dirs: HashMap::new(),
+            extraneous: Vec::new(),
+            spares: Vec::new(),
+            fresh: Vec::new(),
+            linked: Vec::new(),
+            skipped: Vec::new(),
         }
     }
 
-    for s in src.iter() {
-        let s = &s;
+    /// In the way of a source entry: removed before anything is created.
+    fn remove_first(&mut self, p: &[u8]) {
+        self.plan
+            .remove_first
+            .push(RelPath::new(p.to_vec()).expect("a manifest path"));
+        self.removed.insert(p.to_vec());
+        self.touched.insert(parent(p).to_vec());
+    }
+
+    /// A part of the source's tree that could not be read.
+    pub fn skipped(&mut self, s: super::manifest::Skip) {
+        self.skipped.push(s);
+    }
+
+    /// One position of the merged scans: `s` the source's entry, `t` the target's, the same path
+    /// when both are there. Positions must come in scan order.
+    pub fn pair(&mut self, s: Option<&EntryRef>, t: Option<&EntryRef>) {
+        let owners = self.owners;
+        let Some(s) = s else {
+            if let Some(t) = t {
+                self.extra(t);
+            }
+            return;
+        };
         let path = s.path.as_bytes();
-        let t = tgt.find(path);
-        let t = t.as_ref();
         match s.file_type {
             FileType::Dir => {
+                self.src_dirs.insert(path.to_vec(), attrs(s, owners));
                 let t = match t {
                     Some(t) if t.file_type != FileType::Dir => {
-                        remove(&s.path, &mut plan, &mut removed, &mut touched);
+                        self.remove_first(path);
                         None
                     }
                     t => t,
@@ -174,11 +272,11 @@ pub fn diff(src: &Manifest, tgt: &Manifest, owners: &OwnerMap) -> Plan {
                 match t {
                     None => {
                         if !s.path.is_root() {
-                            plan.mkdir.push((s.path.to_rel(), attrs(s, owners)));
-                            touched.insert(parent(path).to_vec());
+                            self.plan.mkdir.push((s.path.to_rel(), attrs(s, owners)));
+                            self.touched.insert(parent(path).to_vec());
                         }
                         let a = attrs(s, owners);
-                        dir_meta.insert(
+                        self.dir_meta.insert(
                             path.to_vec(),
                             MetaOp {
                                 path: s.path.to_rel(),
@@ -191,143 +289,243 @@ pub fn diff(src: &Manifest, tgt: &Manifest, owners: &OwnerMap) -> Plan {
                     }
                     Some(t) => {
                         if let Some(m) = meta_of(s, t, owners, true) {
-                            dir_meta.insert(path.to_vec(), m);
+                            self.dir_meta.insert(path.to_vec(), m);
                         }
                     }
                 }
             }
             FileType::File => {
-                if let Some(&leader) = sleaders.get(path).filter(|&&l| l != path) {
-                    // A further name of a file already in this tree: a hard link.
-                    let tl = tgt.find(leader);
-                    let tl = tl.as_ref();
-                    let fine = !sent.contains(leader)
-                        && matches!((t, tl), (Some(t), Some(tl))
-                            if t.file_type == FileType::File && tl.file_type == FileType::File
-                            && (t.dev, t.ino) == (tl.dev, tl.ino));
-                    if !fine {
-                        if t.is_some() {
-                            remove(&s.path, &mut plan, &mut removed, &mut touched);
-                        }
-                        touched.insert(parent(path).to_vec());
-                        plan.links.push((
-                            s.path.to_rel(),
-                            RelPath::new(leader.to_vec()).expect("a manifest path"),
-                        ));
+                let mut tgt_was_dir = false;
+                let t = match t {
+                    Some(t) if t.file_type == FileType::Dir => {
+                        self.remove_first(path);
+                        tgt_was_dir = true;
+                        None
                     }
-                    continue;
+                    t => t,
+                };
+                if s.nlink > 1 {
+                    self.linked.push(Linked {
+                        src: owned(s),
+                        tgt: t.map(owned),
+                        tgt_was_dir,
+                    });
+                    return;
                 }
+                // One link on the source: not in a group of this tree.
                 let same_content = matches!(t, Some(t) if t.file_type == FileType::File
                     && t.size == s.size && t.mtime == s.mtime
                     // a lone source file must not stay linked to another target path
-                    && (t.nlink <= 1 || sleaders.contains_key(path)));
+                    && t.nlink <= 1);
                 if same_content {
                     if let Some(m) = meta_of(s, t.expect("matched"), owners, true) {
-                        plan.meta.push(m);
+                        self.plan.meta.push(m);
                     }
+                    return;
+                }
+                // The temporary file and the rename move the folder's mtime.
+                self.touched.insert(parent(path).to_vec());
+                if t.is_none() && !tgt_was_dir && s.size > 0 {
+                    self.fresh.push(file_op(s, owners));
                 } else {
-                    if let Some(t) = t {
-                        if t.file_type == FileType::Dir {
-                            remove(&s.path, &mut plan, &mut removed, &mut touched);
-                        }
-                    }
-                    // The temporary file and the rename move the folder's mtime.
-                    touched.insert(parent(path).to_vec());
-                    let key = (name(path), s.size, s.mtime);
-                    let old = (t.is_none() && !sleaders.contains_key(path) && s.size > 0)
-                        .then(|| spare.remove(&key))
-                        .flatten();
-                    if let Some(old) = old {
-                        if let Some(mut m) = meta_of(s, &old, owners, true) {
-                            m.mtime = None;
-                            plan.meta.push(m);
-                        }
-                        plan.reuse.push((file_op(s, owners), old.path.to_rel()));
-                        continue;
-                    }
-                    plan.bytes += s.size;
-                    sent.insert(path);
-                    plan.files.push(file_op(s, owners));
+                    self.plan.bytes += s.size;
+                    self.plan.files.push(file_op(s, owners));
                 }
             }
             FileType::Symlink => {
                 let same = matches!(t, Some(t) if t.file_type == FileType::Symlink && t.target == s.target);
                 if same {
                     if let Some(m) = meta_of(s, t.expect("matched"), owners, false) {
-                        plan.meta.push(m);
+                        self.plan.meta.push(m);
                     }
                 } else {
                     if let Some(t) = t {
                         if t.file_type == FileType::Dir {
-                            remove(&s.path, &mut plan, &mut removed, &mut touched);
+                            self.remove_first(path);
                         }
                     }
-                    touched.insert(parent(path).to_vec());
-                    plan.symlinks
+                    self.touched.insert(parent(path).to_vec());
+                    self.plan
+                        .symlinks
                         .push((s.path.to_rel(), s.target.to_vec(), attrs(s, owners)));
                 }
             }
-            _ => plan.special.push(s.path.to_rel()),
+            _ => self.plan.special.push(s.path.to_rel()),
         }
     }
 
-    // Extraneous target entries: removed unless a removed ancestor covers them, or the source
-    // could not read that part of its tree.
-    for t in tgt.iter() {
+    /// A target entry the source does not have.
+    fn extra(&mut self, t: &EntryRef) {
         let p = t.path.as_bytes();
-        if t.path.is_root() || src.contains(p) {
-            continue;
+        if t.path.is_root() {
+            return;
         }
-        if src.under_skipped(p) || src.skipped.iter().any(|s| s.path.as_bytes() == p) {
-            continue;
+        if t.file_type == FileType::File && t.nlink == 1 {
+            self.spares.push(owned(t));
         }
-        let mut covered = false;
         let mut a = p;
         loop {
             a = parent(a);
             if a.is_empty() {
                 break;
             }
-            if removed.contains(a) {
-                covered = true;
-                break;
+            if self.removed.contains(a) {
+                return; // covered by a removal above it
             }
         }
-        if covered {
-            continue;
-        }
-        plan.remove.push(t.path.to_rel());
-        removed.insert(p.to_vec());
-        touched.insert(parent(p).to_vec());
+        self.extraneous.push(t.path.to_rel());
+        self.removed.insert(p.to_vec());
     }
-    // A removal and a re-creation of the same path: removal first, as listed. Folders touched
-    // get their attributes (their mtime at least) again at the end.
-    for d in touched {
-        let Some(s) = src.find(&d[..]) else { continue };
-        if s.file_type != FileType::Dir {
-            continue;
-        }
-        let a = attrs(&s, owners);
-        dir_meta
-            .entry(d)
-            .or_insert(MetaOp {
-                path: s.path.to_rel(),
-                mode: None,
-                uid: None,
-                gid: None,
-                mtime: Some(a.mtime),
-            })
-            .mtime = Some(a.mtime);
+
+    fn under_skipped(&self, p: &[u8]) -> bool {
+        self.skipped
+            .iter()
+            .any(|s| super::manifest::is_under(p, s.path.as_bytes()))
     }
-    let mut dm: Vec<MetaOp> = dir_meta.into_values().collect();
-    // Deepest first; among equals, reverse path order.
-    dm.sort_by(|a, b| {
-        let da = a.path.components().count();
-        let db = b.path.components().count();
-        db.cmp(&da).then_with(|| b.path.cmp(&a.path))
-    });
-    plan.dir_meta = dm;
-    plan
+
+    /// The plan, once every position has been given.
+    pub fn finish(mut self) -> Plan {
+        let owners = self.owners;
+        // Extraneous entries: removed unless the source could not read that part of its tree.
+        let extraneous = std::mem::take(&mut self.extraneous);
+        for x in extraneous {
+            if self.under_skipped(x.as_bytes()) {
+                continue;
+            }
+            self.touched.insert(parent(x.as_bytes()).to_vec());
+            self.plan.remove.push(x);
+        }
+        // The source's files with several links, in path order: a group's first path (its
+        // leader) is written, the others are linked to it.
+        let mut linked = std::mem::take(&mut self.linked);
+        linked.sort_by(|a, b| a.src.path.cmp(&b.src.path));
+        let mut count: HashMap<(u64, u64), usize> = HashMap::new();
+        let mut first: HashMap<(u64, u64), usize> = HashMap::new();
+        for (k, l) in linked.iter().enumerate() {
+            *count.entry((l.src.dev, l.src.ino)).or_default() += 1;
+            first.entry((l.src.dev, l.src.ino)).or_insert(k);
+        }
+        // The leader's index, for the files of a group of two or more in this tree.
+        let leader_of = |l: &Linked| -> Option<usize> {
+            let key = (l.src.dev, l.src.ino);
+            (count[&key] > 1).then(|| first[&key])
+        };
+        let mut sent: HashSet<usize> = HashSet::new();
+        for (k, l) in linked.iter().enumerate() {
+            let s = EntryRef::of(&l.src);
+            let t = l.tgt.as_ref().map(EntryRef::of);
+            let path = s.path.as_bytes();
+            let leader = leader_of(l);
+            if let Some(lk) = leader.filter(|&lk| lk != k) {
+                // A further name of a file already in this tree: a hard link.
+                let tl = linked[lk].tgt.as_ref().map(EntryRef::of);
+                let fine = !sent.contains(&lk)
+                    && matches!((t, tl), (Some(t), Some(tl))
+                        if t.file_type == FileType::File && tl.file_type == FileType::File
+                        && (t.dev, t.ino) == (tl.dev, tl.ino));
+                if !fine {
+                    if t.is_some() {
+                        self.remove_first(path);
+                    }
+                    self.touched.insert(parent(path).to_vec());
+                    self.plan
+                        .links
+                        .push((s.path.to_rel(), linked[lk].src.path.clone()));
+                }
+                continue;
+            }
+            let same_content = matches!(t, Some(t) if t.file_type == FileType::File
+                && t.size == s.size && t.mtime == s.mtime
+                && (t.nlink <= 1 || leader.is_some()));
+            if same_content {
+                if let Some(m) = meta_of(&s, &t.expect("matched"), owners, true) {
+                    self.plan.meta.push(m);
+                }
+                continue;
+            }
+            self.touched.insert(parent(path).to_vec());
+            if t.is_none() && !l.tgt_was_dir && leader.is_none() && s.size > 0 {
+                self.fresh.push(file_op(&s, owners));
+            } else {
+                self.plan.bytes += s.size;
+                sent.insert(k);
+                self.plan.files.push(file_op(&s, owners));
+            }
+        }
+        // New files whose bytes are on the target under an extraneous name (a renamed folder):
+        // matched by name, size and mtime, in path order, the first spare of each key.
+        let mut fresh = std::mem::take(&mut self.fresh);
+        let spares = std::mem::take(&mut self.spares);
+        let mut spare: HashMap<(Vec<u8>, u64, Time), &Entry> = HashMap::new();
+        for t in &spares {
+            if !self.under_skipped(t.path.as_bytes()) {
+                spare
+                    .entry((name(t.path.as_bytes()).to_vec(), t.size, t.mtime))
+                    .or_insert(t);
+            }
+        }
+        if !spare.is_empty() {
+            fresh.sort_by(|a, b| a.path.cmp(&b.path));
+        }
+        for f in fresh {
+            let old = if spare.is_empty() {
+                None
+            } else {
+                spare.remove(&(name(f.path.as_bytes()).to_vec(), f.size, f.attrs.mtime))
+            };
+            if let Some(old) = old {
+                let a = &f.attrs;
+                let m = MetaOp {
+                    path: f.path.clone(),
+                    mode: (a.mode != old.mode).then_some(a.mode),
+                    uid: (a.uid != old.uid).then_some(a.uid),
+                    gid: (a.gid != old.gid).then_some(a.gid),
+                    mtime: None,
+                };
+                if m.mode.is_some() || m.uid.is_some() || m.gid.is_some() {
+                    self.plan.meta.push(m);
+                }
+                self.plan.reuse.push((f, old.path.clone()));
+            } else {
+                self.plan.bytes += f.size;
+                self.plan.files.push(f);
+            }
+        }
+        // Folders touched get their attributes (their mtime at least) again at the end.
+        for d in std::mem::take(&mut self.touched) {
+            let Some(a) = self.src_dirs.get(&d[..]) else {
+                continue;
+            };
+            let mtime = a.mtime;
+            self.dir_meta
+                .entry(d)
+                .or_insert_with_key(|d| MetaOp {
+                    path: RelPath::new(d.clone()).expect("a manifest path"),
+                    mode: None,
+                    uid: None,
+                    gid: None,
+                    mtime: Some(mtime),
+                })
+                .mtime = Some(mtime);
+        }
+        let mut dm: Vec<MetaOp> = self.dir_meta.into_values().collect();
+        // Deepest first; among equals, reverse path order.
+        dm.sort_by(|a, b| {
+            let da = a.path.components().count();
+            let db = b.path.components().count();
+            db.cmp(&da).then_with(|| b.path.cmp(&a.path))
+        });
+        let mut plan = self.plan;
+        plan.dir_meta = dm;
+        // Path order within each list (the scans came in scan order).
+        plan.files.sort_by(|a, b| a.path.cmp(&b.path));
+        plan.meta.sort_by(|a, b| a.path.cmp(&b.path));
+        plan.remove.sort();
+        plan.remove_first.sort();
+        plan.symlinks.sort_by(|a, b| a.0.cmp(&b.0));
+        plan.links.sort();
+        plan
+    }
 }
 
 #[cfg(test)]
@@ -509,5 +707,134 @@ mod reuse_tests {
         assert_eq!(p.remove, vec![RelPath::new("old").unwrap()]);
         assert_eq!(p.meta.len(), 1, "the mode of b differs: {:?}", p.meta);
         assert_eq!(p.meta[0].mode, Some(0o644));
+    }
+}
+
+#[cfg(test)]
+mod walk_order_tests {
+    use super::*;
+
+    fn e(p: &str, ft: FileType, size: u64, ino: u64, nlink: u64) -> Entry {
+        Entry {
+            path: RelPath::new(p).unwrap(),
+            file_type: ft,
+            mode: 0o644,
+            uid: 1,
+            gid: 1,
+            size,
+            mtime: Time { sec: 9, nsec: 9 },
+            ctime: Time::default(),
+            dev: 1,
+            ino,
+            nlink,
+            target: vec![],
+        }
+    }
+
+    /// Scan order is not path order: a group's leader (its first path) may come after its other
+    /// names, and a renamed folder's old files after the new ones, or before them.
+    #[test]
+    fn links_and_spares_whatever_the_scan_order() {
+        let d = |p: &str| e(p, FileType::Dir, 0, 0, 1);
+        let src = Manifest::from_entries(vec![
+            d(""),
+            d("a"),
+            e("a/x", FileType::File, 5, 7, 2),
+            e("z", FileType::File, 5, 7, 2),
+            d("a.new"),
+            e("a.new/f", FileType::File, 3, 20, 1),
+            d("b"),
+            e("b/g", FileType::File, 4, 21, 1),
+        ]);
+        let tgt = Manifest::from_entries(vec![
+            d(""),
+            d("old"),
+            e("old/f", FileType::File, 3, 50, 1),
+            d("a"),
+            d("zz"),
+            d("zz/q"),
+            e("zz/q/g", FileType::File, 4, 51, 1),
+        ]);
+        // the walk gives z before a/x, but a/x is the leader (first in path order)
+        assert_eq!(
+            walk_cmp(b"z", b"a/x"),
+            Ordering::Less,
+            "z is a child of the root"
+        );
+        let p = diff(&src, &tgt, &OwnerMap::identity());
+        assert_eq!(
+            p.files
+                .iter()
+                .map(|f| f.path.to_string())
+                .collect::<Vec<_>>(),
+            ["a/x"]
+        );
+        assert_eq!(
+            p.links,
+            vec![(RelPath::new("z").unwrap(), RelPath::new("a/x").unwrap())]
+        );
+        let reused: Vec<_> = p
+            .reuse
+            .iter()
+            .map(|(f, o)| format!("{} <- {}", f.path, o))
+            .collect();
+        assert_eq!(reused, ["a.new/f <- old/f", "b/g <- zz/q/g"]);
+        assert_eq!(
+            p.remove,
+            vec![RelPath::new("old").unwrap(), RelPath::new("zz").unwrap()]
+        );
+        // and the same with a source that could not read `zz`: nothing under it is removed or
+        // reused, and b/g is sent
+        let mut src2 = src.clone();
+        src2.skipped.push(super::super::manifest::Skip {
+            path: RelPath::new("zz").unwrap(),
+            code: crate::agent::proto::ErrorCode::PermissionDenied,
+            message: "no".into(),
+        });
+        let p = diff(&src2, &tgt, &OwnerMap::identity());
+        assert_eq!(p.remove, vec![RelPath::new("old").unwrap()]);
+        assert_eq!(
+            p.files
+                .iter()
+                .map(|f| f.path.to_string())
+                .collect::<Vec<_>>(),
+            ["a/x", "b/g"]
+        );
+    }
+
+    /// A source file where the target has a folder with content: the folder goes first, and
+    /// its content is not listed again for removal.
+    #[test]
+    fn a_folder_in_the_way_covers_its_content() {
+        let src = Manifest::from_entries(vec![
+            e("", FileType::Dir, 0, 0, 1),
+            e("x", FileType::File, 2, 3, 1),
+            e("y", FileType::File, 2, 4, 2),
+            e("y2", FileType::File, 2, 4, 2),
+        ]);
+        let tgt = Manifest::from_entries(vec![
+            e("", FileType::Dir, 0, 0, 1),
+            e("x", FileType::Dir, 0, 0, 1),
+            e("x/in", FileType::File, 1, 5, 1),
+            e("y", FileType::Dir, 0, 0, 1),
+            e("y/in", FileType::File, 1, 6, 1),
+        ]);
+        let p = diff(&src, &tgt, &OwnerMap::identity());
+        assert_eq!(
+            p.remove_first,
+            vec![RelPath::new("x").unwrap(), RelPath::new("y").unwrap()]
+        );
+        assert!(p.remove.is_empty(), "{:?}", p.remove);
+        assert_eq!(
+            p.files
+                .iter()
+                .map(|f| f.path.to_string())
+                .collect::<Vec<_>>(),
+            ["x", "y"]
+        );
+        assert_eq!(
+            p.links,
+            vec![(RelPath::new("y2").unwrap(), RelPath::new("y").unwrap())]
+        );
     }
 }

@@ -91,7 +91,62 @@ pub struct EntryRef<'a> {
     pub target: &'a [u8],
 }
 
+impl<'a> EntryRef<'a> {
+    /// A view of a protocol entry (as a scan delivers it).
+    pub fn of(e: &'a Entry) -> EntryRef<'a> {
+        EntryRef {
+            path: MPath(e.path.as_bytes()),
+            file_type: e.file_type,
+            mode: e.mode,
+            uid: e.uid,
+            gid: e.gid,
+            size: e.size,
+            mtime: e.mtime,
+            dev: e.dev,
+            ino: e.ino,
+            nlink: e.nlink,
+            target: &e.target,
+        }
+    }
+}
+
+/// The order in which an agent's scan delivers a tree ([`crate::agent::scan`]): a folder
+/// before its content, each folder's children by name, and all of a folder's children before
+/// the content of its subfolders, depth first. It depends on the two paths only, so the scans
+/// of both sides can be merged in it.
+pub fn walk_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    use std::cmp::Ordering::*;
+    fn comps(p: &[u8]) -> impl Iterator<Item = &[u8]> {
+        p.split(|&c| c == b'/').filter(|c| !c.is_empty())
+    }
+    let (mut ia, mut ib) = (comps(a), comps(b));
+    loop {
+        match (ia.next(), ib.next()) {
+            (None, None) => return Equal,
+            // an ancestor first
+            (None, Some(_)) => return Less,
+            (Some(_), None) => return Greater,
+            (Some(x), Some(y)) if x == y => continue,
+            (Some(x), Some(y)) => {
+                // children of the common folder before the content of its subfolders
+                return match (ia.next().is_some(), ib.next().is_some()) {
+                    (false, true) => Less,
+                    (true, false) => Greater,
+                    _ => x.cmp(y),
+                };
+            }
+        }
+    }
+}
+
 impl Manifest {
+    /// Every entry in scan order ([`walk_cmp`]).
+    pub fn walk_order(&self) -> Vec<EntryRef<'_>> {
+        let mut v: Vec<EntryRef> = self.iter().collect();
+        v.sort_by(|a, b| walk_cmp(a.path.as_bytes(), b.path.as_bytes()));
+        v
+    }
+
     /// A manifest of these entries (sorted here).
     pub fn from_entries(entries: impl IntoIterator<Item = Entry>) -> Manifest {
         let mut m = Manifest::default();
@@ -293,8 +348,23 @@ const MAGIC: &[u8; 8] = b"OCMMAN1\n";
 /// mode, uid, gid (u32), size u64, mtime (i64 s, u32 ns), dev, ino, nlink (u64), symlink target
 /// (u32 length + bytes); integers little-endian. Written to a temporary name, then renamed.
 pub fn save(m: &Manifest, path: &Path) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
+    let mut w = Writer::create(path)?;
+    for e in m.iter() {
+        w.push(&e)?;
+    }
+    w.finish()
+}
+
+/// [`save`] entry by entry, as a scan delivers them (in any order: [`load`] sorts).
+pub struct Writer {
+    w: BufWriter<std::fs::File>,
+    tmp: std::path::PathBuf,
+    path: std::path::PathBuf,
+}
+
+impl Writer {
+    pub fn create(path: &Path) -> io::Result<Writer> {
+        let tmp = path.with_extension("tmp");
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -303,26 +373,38 @@ pub fn save(m: &Manifest, path: &Path) -> io::Result<()> {
             .open(&tmp)?;
         let mut w = BufWriter::new(file);
         w.write_all(MAGIC)?;
-        for e in m.iter() {
-            let p = e.path.as_bytes();
-            w.write_all(&(p.len() as u32).to_le_bytes())?;
-            w.write_all(p)?;
-            w.write_all(&[e.file_type as u8])?;
-            for v in [e.mode, e.uid, e.gid] {
-                w.write_all(&v.to_le_bytes())?;
-            }
-            w.write_all(&e.size.to_le_bytes())?;
-            w.write_all(&e.mtime.sec.to_le_bytes())?;
-            w.write_all(&e.mtime.nsec.to_le_bytes())?;
-            for v in [e.dev, e.ino, e.nlink] {
-                w.write_all(&v.to_le_bytes())?;
-            }
-            w.write_all(&(e.target.len() as u32).to_le_bytes())?;
-            w.write_all(e.target)?;
-        }
-        w.flush()?;
+        Ok(Writer {
+            w,
+            tmp,
+            path: path.to_path_buf(),
+        })
     }
-    std::fs::rename(tmp, path)
+
+    pub fn push(&mut self, e: &EntryRef) -> io::Result<()> {
+        let w = &mut self.w;
+        let p = e.path.as_bytes();
+        w.write_all(&(p.len() as u32).to_le_bytes())?;
+        w.write_all(p)?;
+        w.write_all(&[e.file_type as u8])?;
+        for v in [e.mode, e.uid, e.gid] {
+            w.write_all(&v.to_le_bytes())?;
+        }
+        w.write_all(&e.size.to_le_bytes())?;
+        w.write_all(&e.mtime.sec.to_le_bytes())?;
+        w.write_all(&e.mtime.nsec.to_le_bytes())?;
+        for v in [e.dev, e.ino, e.nlink] {
+            w.write_all(&v.to_le_bytes())?;
+        }
+        w.write_all(&(e.target.len() as u32).to_le_bytes())?;
+        w.write_all(e.target)
+    }
+
+    /// Flush and give the file its name.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.w.flush()?;
+        drop(self.w);
+        std::fs::rename(&self.tmp, &self.path)
+    }
 }
 
 /// Read a manifest written by [`save`].

@@ -5,6 +5,8 @@
 //! * [`manifest`]: a scan of one tree through the agent, sorted; saved in the state folder.
 //! * [`owners`]: user and group names on both hosts, the source → target mapping.
 //! * [`diff`]: the actions that make the target equal to the source.
+//! * `merge`: a pass's scans of both sides merged as they arrive, in the agents' scan order, and
+//!   diffed at once (no manifest held).
 //! * [`send`]: the parallel streams (source agent → operator → target agent), pipelined.
 //! * [`progress`]: counters and how they are shown.
 //! * [`verify`]: the file verification (manifests attribute by attribute, `--content` BLAKE3).
@@ -16,6 +18,7 @@
 
 pub mod diff;
 pub mod manifest;
+mod merge;
 pub mod owners;
 mod pass;
 pub mod progress;

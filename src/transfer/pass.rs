@@ -2,13 +2,14 @@
 //! of both sides, the diff, then on the target: removals, folders, symlinks, file contents over
 //! the parallel streams, hard links, metadata fixes, folder attributes (deepest first), `Sync`.
 
-use super::diff::{self, Plan};
-use super::manifest::{self, Manifest};
+use super::diff::{Differ, Plan};
+use super::manifest::EntryRef;
+use super::merge;
 use super::owners::OwnerMap;
 use super::progress::{Counters, Sink};
 use super::send::{self, Compression, Conn, Job};
 use super::timing;
-use super::{roots, scan_side, SyncOptions, SyncReport, Tree};
+use super::{roots, SyncOptions, SyncReport, Tree};
 use crate::agent::deploy::{self, AgentBinary};
 use crate::agent::proto::{ErrorCode, RelPath, Request, Target};
 use crate::exit::Failure;
@@ -72,9 +73,32 @@ pub(crate) fn run_pass(
             ));
         }
     }
-    // The source is scanned while the target is made ready and scanned.
-    let (sm, mut tm, ta) = std::thread::scope(|sc| {
-        let h = sc.spawn(|| scan_side(&mut sa, trees));
+    // The source is scanned while the target is made ready and scanned; the two scans are
+    // merged and diffed as they arrive (neither side's manifest is held).
+    let manifests = opts.state_dir.as_ref().and_then(|dir| {
+        let d = dir.join("manifests");
+        // Private like the rest of the state folder: file names are users' data.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&d)
+            .and_then(|()| std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)))
+            .is_ok()
+            .then_some(d)
+    });
+    let (stx, srx) = merge::channel();
+    let (ttx, trx) = merge::channel();
+    let mut uids = BTreeSet::new();
+    let mut gids = BTreeSet::new();
+    let mut temporary: Vec<Vec<RelPath>> = Vec::new();
+    let mut plans: Vec<Plan> = Vec::new();
+    let (merged, s_scan, ta) = std::thread::scope(|sc| {
+        let sa = &mut sa;
+        let h = sc.spawn(move || {
+            let r = merge::scan_into(sa, trees, &stx);
+            timing::mark("source scanned");
+            r
+        });
         let (bin, t_install, on_source) = (&bin, &t_install, &on_source);
         let target = move || -> Result<_, Failure> {
             let mut ta = ta;
@@ -112,67 +136,64 @@ pub(crate) fn run_pass(
                     tgt.label()
                 )));
             }
-            let tm = scan_side(&mut ta, trees)?;
+            merge::scan_into(&mut ta, trees, &ttx)?;
             timing::mark("target scanned");
-            Ok((ta, tm))
+            Ok(ta)
         };
-        let t = target();
-        let s = h
-            .join()
-            .unwrap_or_else(|_| Err(Failure::check("a scan thread panicked")));
-        timing::mark("source scanned");
-        let (ta, tm) = t?;
-        Ok::<_, Failure>((s?, tm, ta))
-    })?;
-    // Temporary files of an interrupted run, as the target's scan found them: removed first.
-    let temporary: Vec<Vec<RelPath>> = tm.iter_mut().map(|m| m.take_temporary()).collect();
-    rep.scan_seconds = t0.elapsed().as_secs_f64();
-    if let Some(dir) = &opts.state_dir {
-        let d = dir.join("manifests");
-        // Private like the rest of the state folder: file names are users' data.
-        let made = std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&d)
-            .and_then(|()| std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)));
-        if made.is_ok() {
-            for (t, m) in trees.iter().zip(&sm) {
-                if let Err(e) = manifest::save(m, &d.join(format!("{}.source", t.name))) {
-                    rep.warnings
-                        .push(format!("cannot save the manifest of {}: {e}", t.name));
+        let t = sc.spawn(target);
+        let mut sf = merge::Feed::new(srx, false);
+        let mut tf = merge::Feed::new(trx, true);
+        let mut merged = Ok(());
+        for (i, tree) in trees.iter().enumerate() {
+            sf.next_tree();
+            tf.next_tree();
+            let r = merge_tree(
+                tree,
+                on_source[i],
+                &mut sf,
+                &mut tf,
+                &owners,
+                manifests.as_deref(),
+                &mut uids,
+                &mut gids,
+                &mut rep,
+            );
+            match r {
+                Ok(p) => {
+                    plans.push(p);
+                    temporary.push(std::mem::take(&mut tf.temporary));
+                }
+                Err(e) => {
+                    merged = Err(e);
+                    break;
                 }
             }
         }
+        // A stopped merge lets the scan threads finish (their sends fail).
+        drop((sf, tf));
+        let s = h
+            .join()
+            .unwrap_or_else(|_| Err(Failure::check("a scan thread panicked")));
+        let t = t
+            .join()
+            .unwrap_or_else(|_| Err(Failure::check("a scan thread panicked")));
+        (merged, s, t)
+    });
+    // A scan's own failure says more than the merge's stop.
+    s_scan?;
+    let ta = ta?;
+    if let Err(stop) = merged {
+        return Err(match stop {
+            merge::Stop::Closed => Failure::check("a scan ended before its trees did"),
+            merge::Stop::Order(w) => Failure::check(format!(
+                "the scans are not in the expected order, so they cannot be compared: {w}"
+            ))
+            .hint("the agents on both hosts must be this version of ocmigrate's"),
+        });
     }
-    let mut uids = BTreeSet::new();
-    let mut gids = BTreeSet::new();
-    for m in &sm {
-        for e in m.iter() {
-            uids.insert(e.uid);
-            gids.insert(e.gid);
-        }
-    }
+    rep.scan_seconds = t0.elapsed().as_secs_f64();
     owners.note_unmapped(&uids, &gids);
     rep.warnings.extend(owners.warnings.iter().cloned());
-
-    let mut plans: Vec<Plan> = Vec::new();
-    for (i, tree) in trees.iter().enumerate() {
-        let m: &Manifest = &sm[i];
-        rep.entries += m.len() as u64;
-        rep.bytes_total += m.totals().1;
-        for s in &m.skipped {
-            rep.unreadable(format!("{}: {}", shown(tree, &s.path), s.message));
-        }
-        if !on_source[i] {
-            plans.push(Plan::default());
-            continue;
-        }
-        let p = diff::diff(m, &tm[i], &owners);
-        for s in &p.special {
-            rep.special.push(shown(tree, s));
-        }
-        plans.push(p);
-    }
     let to_send: usize = plans.iter().map(|p| p.files.len()).sum();
     let to_send_bytes: u64 = plans.iter().map(|p| p.bytes).sum();
     timing::mark("diff");
@@ -360,6 +381,79 @@ pub(crate) fn run_pass(
     rep.seconds = t0.elapsed().as_secs_f64();
     sink.note(&rep.summary());
     Ok(rep)
+}
+
+/// Merge one tree's scans into its plan: source entries counted (and saved), owners noted,
+/// unreadable parts listed.
+#[allow(clippy::too_many_arguments)]
+fn merge_tree(
+    tree: &Tree,
+    on_source: bool,
+    sf: &mut merge::Feed,
+    tf: &mut merge::Feed,
+    owners: &OwnerMap,
+    manifests: Option<&std::path::Path>,
+    uids: &mut BTreeSet<u32>,
+    gids: &mut BTreeSet<u32>,
+    rep: &mut SyncReport,
+) -> Result<Plan, merge::Stop> {
+    let mut saver = merge::Saver::new(manifests, &tree.name);
+    let mut d = Differ::new(owners);
+    loop {
+        let (s, t) = (sf.peek()?.is_some(), tf.peek()?.is_some());
+        if !s && !t {
+            break;
+        }
+        let ord = merge::order(sf.peek()?, tf.peek()?).expect("an entry");
+        let se = if ord != std::cmp::Ordering::Greater {
+            sf.take()
+        } else {
+            None
+        };
+        let te = if ord != std::cmp::Ordering::Less {
+            tf.take()
+        } else {
+            None
+        };
+        if let Some(e) = &se {
+            rep.entries += 1;
+            if e.file_type == crate::agent::proto::FileType::File {
+                rep.bytes_total += e.size;
+            }
+            uids.insert(e.uid);
+            gids.insert(e.gid);
+            saver.push(e);
+        }
+        if on_source {
+            let se = se.as_ref().map(EntryRef::of);
+            let te = te.as_ref().map(EntryRef::of);
+            d.pair(se.as_ref(), te.as_ref());
+        }
+    }
+    for s in &sf.skipped {
+        rep.unreadable(format!("{}: {}", shown(tree, &s.path), s.message));
+    }
+    if let Some(w) = saver.finish() {
+        rep.warnings.push(w);
+    }
+    if let Some((_, msg)) = &sf.root_error {
+        if on_source {
+            // Nothing of this tree could be read: nothing is removed from the target.
+            rep.unreadable(format!("{}: {msg}", shown(tree, &RelPath::root())));
+            return Ok(Plan::default());
+        }
+    }
+    if !on_source {
+        return Ok(Plan::default());
+    }
+    for s in sf.skipped.drain(..) {
+        d.skipped(s);
+    }
+    let p = d.finish();
+    for s in &p.special {
+        rep.special.push(shown(tree, s));
+    }
+    Ok(p)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
