@@ -17,9 +17,9 @@ use std::cmp::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender};
 
 /// Entries per message.
-pub const BATCH: usize = 1024;
+pub const BATCH: usize = 512;
 /// Messages that may wait on a side's channel.
-pub const QUEUED: usize = 8;
+pub const QUEUED: usize = 4;
 
 /// What a scan thread sends.
 pub enum Msg {

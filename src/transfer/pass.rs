@@ -27,8 +27,13 @@ fn shown(tree: &Tree, p: &RelPath) -> String {
     }
 }
 
-/// Files per extra stream: fewer files than this do not pay for another connection.
+/// With a stream count asked for (`--streams`, `[transfer] streams`): files per extra stream.
 const FILES_PER_STREAM: usize = 200;
+/// By default, an extra stream (two more ssh connections, each a key exchange and an ssh client
+/// of ~8 MB on the operator, and two more agents) per this many files or bytes to send, whichever
+/// gives more: a final delta of a few hundred small files goes faster over the first stream alone.
+const FILES_PER_DEFAULT_STREAM: usize = 2000;
+const BYTES_PER_DEFAULT_STREAM: u64 = 64 << 20;
 
 pub(crate) fn run_pass(
     src: &SourceHost,
@@ -289,8 +294,15 @@ pub(crate) fn run_pass(
     counters.files_total.store(files as u64, Relaxed);
     counters.bytes_total.store(bytes, Relaxed);
     if files > 0 {
-        let want = opts.streams.unwrap_or_else(super::default_streams).max(1);
-        let n = want.min(files.div_ceil(FILES_PER_STREAM)).max(1);
+        let n = match opts.streams {
+            Some(want) => want.min(files.div_ceil(FILES_PER_STREAM)),
+            None => super::default_streams().min(
+                files
+                    .div_ceil(FILES_PER_DEFAULT_STREAM)
+                    .max(bytes.div_ceil(BYTES_PER_DEFAULT_STREAM) as usize),
+            ),
+        }
+        .max(1);
         rep.streams = n;
         sink.phase(
             "send",
