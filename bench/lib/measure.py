@@ -11,13 +11,16 @@ What it records (JSON object in FILE):
   processes that detach (the `ssh -f` ControlMaster ocmigrate starts) are re-parented here and
   counted too; after CMD exits it waits up to --linger seconds for them (then kills them).
   rss_peak_kb is the largest single process (as /usr/bin/time's %M); rss_sum_peak_kb the largest
-  sum over the processes alive at one sample (every --interval seconds).
+  sum over the processes alive at one sample (every --interval seconds); pss_sum_peak_kb the
+  same with each process's Pss (shared pages divided among the processes that share them).
 * one entry per --ns NAME=INODE (a lab host's PID namespace, `stat -L -c %i $LAB/ns/HOST.pid`):
   CPU of the host's sshd process trees (listeners plus every session, agent, rsync or tar they
   run), exact: the difference of utime+stime+cutime+cstime summed over those processes before and
   after (finished children are in their parents' cutime/cstime, as every session is reaped by its
   sshd). Peak RSS by sampling the processes of those trees that were not there before CMD
-  started (largest VmHWM; largest sum of VmRSS at one sample): the listener and idle sessions
+  started (largest VmHWM; largest sum of VmRSS at one sample, and of Pss from smaps_rollup, where
+  a page shared by several processes — libraries, a forked rsync's file list — counts once in
+  all): the listener and idle sessions
   left by others (ssh masters persist) are not counted. Other daemons of the host (databases,
   apache) are not counted.
 * wire (with --ssh-logs DIR): bytes the ssh clients exchanged with each host, from OpenSSH's own
@@ -63,6 +66,17 @@ def stat_of(pid):
     return int(f[1]), int(f[11]) + int(f[12]) + int(f[13]) + int(f[14]), comm
 
 
+def pss_of(pid):
+    """Proportional set size (kB): each shared page divided among the processes that map it."""
+    raw = read(f"/proc/{pid}/smaps_rollup")
+    if raw is None:
+        return 0
+    for line in raw.decode("latin-1").splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
 def mem_of(pid):
     raw = read(f"/proc/{pid}/status")
     if raw is None:
@@ -103,6 +117,7 @@ class Host:
         self.name, self.inode = name, inode
         self.hwm = {}
         self.sum_peak = 0
+        self.pss_peak = 0
         self.before = set()  # processes of the tree before CMD: not counted in memory
 
     def tree(self, allp, nsmap):
@@ -133,7 +148,7 @@ class Host:
         return sum(v[1] for v in t.values()), len(t)
 
     def sample(self, allp, nsmap):
-        total = 0
+        total = pss = 0
         for p in self.tree(allp, nsmap):
             if p in self.before:
                 continue
@@ -141,7 +156,9 @@ class Host:
             if hwm > self.hwm.get(p, 0):
                 self.hwm[p] = hwm
             total += rss
+            pss += pss_of(p)
         self.sum_peak = max(self.sum_peak, total)
+        self.pss_peak = max(self.pss_peak, pss)
 
 
 class NsCache:
@@ -243,20 +260,22 @@ def main():
         h.before = set(h.tree(allp, cache.map))
     lo0 = lo_bytes() if a.lo else None
     me = os.getpid()
-    op_hwm, op_sum_peak = {}, 0
+    op_hwm, op_sum_peak, op_pss_peak = {}, 0, 0
     stop = threading.Event()
 
     def sampler():
-        nonlocal op_sum_peak
+        nonlocal op_sum_peak, op_pss_peak
         while not stop.wait(a.interval):
             allp = cache.refresh()
-            total = 0
+            total = pss = 0
             for p in descendants(me, allp):
                 if cache.map.get(p) not in [h.inode for h in hosts]:
                     hwm, rss = mem_of(p)
                     op_hwm[p] = max(op_hwm.get(p, 0), hwm)
                     total += rss
+                    pss += pss_of(p)
             op_sum_peak = max(op_sum_peak, total)
+            op_pss_peak = max(op_pss_peak, pss)
             for h in hosts:
                 h.sample(allp, cache.map)
 
@@ -308,6 +327,7 @@ def main():
             "cpu_s": round(ru.ru_utime + ru.ru_stime, 3),
             "rss_peak_kb": ru.ru_maxrss,
             "rss_sum_peak_kb": op_sum_peak,
+            "pss_sum_peak_kb": op_pss_peak,
             "lingering_killed": len(lingered),
         },
     }
@@ -317,6 +337,7 @@ def main():
             "cpu_s": round((after - before[h.name]) / TCK, 2),
             "rss_peak_kb": max(h.hwm.values(), default=0),
             "rss_sum_peak_kb": h.sum_peak,
+            "pss_sum_peak_kb": h.pss_peak,
         }
     if a.ssh_logs:
         out["wire"] = ssh_wire(a.ssh_logs)

@@ -56,6 +56,8 @@ def summarize(records):
             "rss_peak_kb": med([max(get(r, side, "rss_peak_kb") or 0 for side in ("operator", "old", "new")) for r in ok]),
             "rss_side_sum_peak_kb": med(
                 [max(get(r, side, "rss_sum_peak_kb") or 0 for side in ("operator", "old", "new")) for r in ok]),
+            "pss_side_sum_peak_kb": med(
+                [max(get(r, side, "pss_sum_peak_kb") or 0 for side in ("operator", "old", "new")) for r in ok]),
             "target_bytes": med([get(r, "wire", "target_bytes") for r in ok]),
             # the bytes over the old-new link: ocmt (run on new) talks to the source, all others
             # to the target
@@ -90,8 +92,8 @@ def main():
     cells = summarize(records)
     rows = []
     print()
-    print("| set | scen | link | ocm s | ocmt s | rsync s | tar s | ocm/rsync | ocmt/rsync | target | ocm/tar | ocmt/tar | CPU ocm/rsync | RSS ocm/rsync | bytes ocm/rsync |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| set | scen | link | ocm s | ocmt s | rsync s | tar s | ocm/rsync | ocmt/rsync | target | ocm/tar | ocmt/tar | CPU ocm/rsync | RSS ocm/rsync | PSS ocm/rsync | bytes ocm/rsync |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (s, sc, l), tools in sorted(cells.items()):
         o, ot, r, t = tools.get("ocm"), tools.get("ocmt"), tools.get("rsync"), tools.get("tar")
         w = lambda x: x and x["wall_s"]
@@ -104,6 +106,7 @@ def main():
             "target": target_of(s, sc, l),
             "cpu_ocm_over_rsync": ratio(o and o["cpu_total_s"], r and r["cpu_total_s"]),
             "rss_ocm_over_rsync": ratio(o and o["rss_side_sum_peak_kb"], r and r["rss_side_sum_peak_kb"]),
+            "pss_ocm_over_rsync": ratio(o and o.get("pss_side_sum_peak_kb"), r and r.get("pss_side_sum_peak_kb")),
             "bytes_ocm_over_rsync": ratio(o and o["link_bytes"], r and r["link_bytes"]),
         }
 
@@ -119,12 +122,13 @@ def main():
               f"{fmt(row['ocmt_over_rsync'])}{met(row['ocmt_over_rsync'])} | "
               f"{fmt(row['target'], 1) if row['target'] else '-'} | {fmt(row['ocm_over_tar'])} | "
               f"{fmt(row['ocmt_over_tar'])} | {fmt(row['cpu_ocm_over_rsync'])} | {fmt(row['rss_ocm_over_rsync'])} | "
+              f"{fmt(row['pss_ocm_over_rsync'])} | "
               f"{fmt(row['bytes_ocm_over_rsync'])} |")
     print()
-    print("Resources (medians): CPU seconds operator/old/new; peak RSS MiB: largest process, largest one-side sum; MB over the old-new link (SSH bytes)")
+    print("Resources (medians): CPU seconds operator/old/new; peak RSS MiB: largest process, largest one-side sum; PSS side: the same sum of Pss (shared pages counted once); MB over the old-new link (SSH bytes)")
     print()
-    print("| set | scen | link | tool | runs | wall s | CPU op | CPU old | CPU new | RSS proc | RSS side | MB on link |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| set | scen | link | tool | runs | wall s | CPU op | CPU old | CPU new | RSS proc | RSS side | PSS side | MB on link |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (s, sc, l), tools in sorted(cells.items()):
         for t in ("ocm", "ocmt", "rsync", "tar"):
             x = tools.get(t)
@@ -135,7 +139,7 @@ def main():
             flag += f" ({x['not_exact']} not exact)" if x["not_exact"] else ""
             print(f"| {s} | {sc} | {l} | {t} | {x['runs']}{flag} | {fmt(x['wall_s'])} | {fmt(x['cpu_s']['operator'], 1)} | "
                   f"{fmt(x['cpu_s']['old'], 1)} | {fmt(x['cpu_s']['new'], 1)} | {fmt(mib(x['rss_peak_kb']), 0)} | "
-                  f"{fmt(mib(x['rss_side_sum_peak_kb']), 0)} | "
+                  f"{fmt(mib(x['rss_side_sum_peak_kb']), 0)} | {fmt(mib(x.get('pss_side_sum_peak_kb')) or None, 0)} | "
                   f"{fmt(None if x['link_bytes'] is None else x['link_bytes'] / 1e6, 1)} |")
     if a.json:
         with open(a.json, "w") as f:
