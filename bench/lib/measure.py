@@ -261,6 +261,7 @@ def main():
     lo0 = lo_bytes() if a.lo else None
     me = os.getpid()
     op_hwm, op_sum_peak, op_pss_peak = {}, 0, 0
+    op_comm = {}
     stop = threading.Event()
 
     def sampler():
@@ -272,6 +273,9 @@ def main():
                 if cache.map.get(p) not in [h.inode for h in hosts]:
                     hwm, rss = mem_of(p)
                     op_hwm[p] = max(op_hwm.get(p, 0), hwm)
+                    if p not in op_comm:
+                        st = stat_of(p)
+                        op_comm[p] = st[2] if st else "?"
                     total += rss
                     pss += pss_of(p)
             op_sum_peak = max(op_sum_peak, total)
@@ -328,6 +332,11 @@ def main():
             "rss_peak_kb": ru.ru_maxrss,
             "rss_sum_peak_kb": op_sum_peak,
             "pss_sum_peak_kb": op_pss_peak,
+            # VmHWM of each process seen by the sampler (ru_maxrss above has a floor: the
+            # child forked from this Python process counts its pages before exec)
+            "hwm_sampled_kb": sorted(
+                ([op_comm.get(p, "?"), k] for p, k in op_hwm.items()), key=lambda x: -x[1]
+            ),
             "lingering_killed": len(lingered),
         },
     }
