@@ -92,6 +92,30 @@ pub fn classify(stderr: &str) -> Option<SshError> {
     })
 }
 
+/// OpenSSH's default ciphers with AES-GCM first, for a CPU with AES instructions: there it
+/// costs about half of chacha20-poly1305's CPU per byte (measured in the lab: 1.3 against
+/// 2.4 s of client CPU for 1 GB), and the transfer engine's bytes cross ssh twice (source to
+/// operator, operator to target). Every default cipher stays in the list, so any server that
+/// accepts OpenSSH's defaults agrees on one. None (ssh's own choice) on other CPUs, where
+/// chacha20-poly1305 is the faster.
+fn cipher_preference() -> Option<&'static str> {
+    const AES_FIRST: &str = "Ciphers=aes128-gcm@openssh.com,aes256-gcm@openssh.com,\
+                             chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr";
+    static HAS_AES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let has = *HAS_AES
+        .get_or_init(|| std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|t| cpu_has_aes(&t)));
+    has.then_some(AES_FIRST)
+}
+
+/// True when /proc/cpuinfo's `flags` (x86) or `Features` (arm64) line names `aes`.
+fn cpu_has_aes(cpuinfo: &str) -> bool {
+    cpuinfo
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| matches!(k.trim(), "flags" | "Features"))
+        .any(|(_, v)| v.split_whitespace().any(|f| f == "aes"))
+}
+
 /// A running master connection.
 pub struct Master {
     base: Vec<String>,
@@ -135,6 +159,10 @@ impl Master {
         ] {
             base.push("-o".into());
             base.push(o.into());
+        }
+        if let Some(c) = cipher_preference() {
+            base.push("-o".into());
+            base.push(c.into());
         }
         if let Some(u) = user {
             base.push("-l".into());
@@ -297,6 +325,49 @@ fn tempfile_in(dir: &std::path::Path) -> std::io::Result<(PathBuf, std::fs::File
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aes_instructions_are_read_from_cpuinfo() {
+        let x86 = "processor\t: 0\nflags\t\t: fpu sse2 aes avx vaes\n";
+        let arm = "processor\t: 0\nFeatures\t: fp asimd aes pmull sha1\n";
+        let none = "processor\t: 0\nflags\t\t: fpu sse2 vaes avx\nmodel name\t: aes\n";
+        assert!(cpu_has_aes(x86));
+        assert!(cpu_has_aes(arm));
+        assert!(!cpu_has_aes(none));
+        assert!(!cpu_has_aes(""));
+    }
+
+    /// The preferred cipher list is one the installed OpenSSH client parses (`ssh -G` exits 255
+    /// with "Bad SSH2 cipher spec" otherwise), and it keeps every cipher of ssh's default.
+    #[test]
+    fn the_cipher_list_is_valid_for_the_local_ssh() {
+        let list = "Ciphers=aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr";
+        if let Some(c) = cipher_preference() {
+            assert_eq!(c, list);
+        }
+        let out = Command::new("ssh")
+            .args(["-G", "-F", "/dev/null", "-o", list, "example.invalid"])
+            .output()
+            .expect("ssh runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().find(|l| l.starts_with("ciphers ")).unwrap();
+        assert_eq!(line, format!("ciphers {}", &list["Ciphers=".len()..]));
+        let default = Command::new("ssh")
+            .args(["-G", "-F", "/dev/null", "example.invalid"])
+            .output()
+            .unwrap();
+        let default = String::from_utf8_lossy(&default.stdout);
+        let default = default.lines().find(|l| l.starts_with("ciphers ")).unwrap();
+        let ours: Vec<&str> = line["ciphers ".len()..].split(',').collect();
+        for c in default["ciphers ".len()..].split(',') {
+            assert!(ours.contains(&c), "{c} of ssh's default is not in the list");
+        }
+    }
 
     #[test]
     fn classifies_ssh_messages() {
