@@ -667,20 +667,7 @@ mod reuse_tests {
 
     #[test]
     fn a_renamed_folder_is_linked_not_sent() {
-        let e = |p: &str, ft: FileType, size: u64| Entry {
-            path: RelPath::new(p).unwrap(),
-            file_type: ft,
-            mode: 0o644,
-            uid: 1,
-            gid: 1,
-            size,
-            mtime: Time { sec: 9, nsec: 9 },
-            ctime: Time::default(),
-            dev: 1,
-            ino: 0,
-            nlink: 1,
-            target: vec![],
-        };
+        let e = |p: &str, ft: FileType, size: u64| super::walk_order_tests::e(p, ft, size, 0, 1);
         let m = |v: Vec<Entry>| Manifest::from_entries(v);
         let src = m(vec![
             e("", FileType::Dir, 0),
@@ -714,7 +701,8 @@ mod reuse_tests {
 mod walk_order_tests {
     use super::*;
 
-    fn e(p: &str, ft: FileType, size: u64, ino: u64, nlink: u64) -> Entry {
+    /// A scan entry for the tests (mode 0644, uid/gid 1, mtime 9.000000009).
+    pub(super) fn e(p: &str, ft: FileType, size: u64, ino: u64, nlink: u64) -> Entry {
         Entry {
             path: RelPath::new(p).unwrap(),
             file_type: ft,
