@@ -588,6 +588,16 @@ impl AgentClient {
         (self.tx, self.rx)
     }
 
+    /// The halves of [`AgentClient::into_split`] together again, once no request is in flight
+    /// (every answer read), for more calls on the same agent.
+    pub fn from_halves(tx: AgentSender, rx: AgentReceiver) -> AgentClient {
+        AgentClient {
+            tx,
+            rx,
+            handshake_time: Duration::ZERO,
+        }
+    }
+
     /// What the agent said in the handshake.
     pub fn welcome(&self) -> Welcome {
         self.rx.welcome()

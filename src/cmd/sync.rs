@@ -41,6 +41,11 @@ pub struct SyncArgs {
     /// Where `--from` goes: an absolute path or ssh://[user@]host[:port]/path.
     #[arg(long, value_name = "SIDE", requires = "from")]
     pub to: Option<String>,
+    /// With --from/--to: after the pass, read the target again and compare it with the source's
+    /// manifest of this pass (the final sync's exit check, for a source that holds still); exit 1
+    /// on a difference (listed).
+    #[arg(long, requires = "from")]
+    pub check: bool,
 }
 
 /// `--from`/`--to`: the two sides connected, and the one tree between them.
@@ -75,6 +80,7 @@ pub fn run(args: SyncArgs) -> anyhow::Result<ExitKind> {
             let opts = SyncOptions {
                 streams: args.streams,
                 progress,
+                check_target: args.check,
                 ..SyncOptions::default()
             };
             let mut sink = progress.sink();
@@ -96,11 +102,27 @@ pub fn run(args: SyncArgs) -> anyhow::Result<ExitKind> {
     if args.json {
         let mut v = serde_json::to_value(&report)?;
         v["event"] = "done".into();
+        if let Some(c) = &report.check {
+            v["check"] = serde_json::to_value(c)?;
+        }
         println!("{v}");
     } else {
         // The summary line was shown by the progress sink.
         for line in report.problems() {
             eprintln!("  {line}");
+        }
+        if let Some(c) = &report.check {
+            eprint!("{}", c.render());
+        }
+    }
+    if args.check {
+        match &report.check {
+            Some(c) if !c.equal => return Ok(ExitKind::CheckFailed),
+            Some(_) => {}
+            None => eprintln!(
+                "ocmigrate: the source changed during the pass: no check against its manifest \
+                 (`ocmigrate verify --from … --to …` reads both sides)"
+            ),
         }
     }
     if !report.unreadable.is_empty() && !accept {

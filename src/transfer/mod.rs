@@ -95,6 +95,13 @@ pub struct SyncReport {
     pub streams: usize,
     pub scan_seconds: f64,
     pub seconds: f64,
+    /// The exit check made inside the pass ([`SyncOptions::check_target`]): the target's trees
+    /// (all but `config/`) scanned again after the last write and compared with the source's
+    /// manifests of this pass. `None` when not asked, or when the source changed during the
+    /// pass (a file sent again or vanished): then its manifests are stale and a fresh scan of
+    /// both sides ([`verify_migration`]) must decide.
+    #[serde(skip)]
+    pub check: Option<FileVerification>,
 }
 
 const LIST_MAX: usize = 100;
@@ -174,6 +181,10 @@ pub struct SyncOptions {
     pub compress: Option<bool>,
     /// Where the source manifests are saved (`<state>/manifests`); none: not saved.
     pub state_dir: Option<PathBuf>,
+    /// The final pass's exit check, made by the pass itself ([`SyncReport::check`]): for a
+    /// quiescent source (maintenance on, its web server stopped), whose manifests are fresh
+    /// from this pass, only the target is scanned again.
+    pub check_target: bool,
 }
 
 impl Default for SyncOptions {
@@ -183,6 +194,7 @@ impl Default for SyncOptions {
             progress: ProgressMode::Quiet,
             compress: None,
             state_dir: None,
+            check_target: false,
         }
     }
 }
@@ -206,6 +218,7 @@ pub fn sync(
     let opts = SyncOptions {
         streams: m.config.transfer.streams,
         state_dir: Some(m.state_dir()),
+        check_target: pass == Pass::Final,
         ..SyncOptions::default()
     };
     let mut sink = progress::LineSink::new(progress, Duration::from_secs(30));

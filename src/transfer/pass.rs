@@ -9,7 +9,9 @@ use super::owners::OwnerMap;
 use super::progress::{Counters, Sink};
 use super::send::{self, Compression, Conn, Job};
 use super::timing;
-use super::{roots, SyncOptions, SyncReport, Tree};
+use super::verify::{self, FileVerification};
+use super::{manifest, roots, SyncOptions, SyncReport, Tree};
+use crate::agent::client::AgentClient;
 use crate::agent::deploy::{self, AgentBinary};
 use crate::agent::proto::{ErrorCode, RelPath, Request, Target};
 use crate::exit::Failure;
@@ -387,8 +389,19 @@ pub(crate) fn run_pass(
     what.push((0, RelPath::root(), Kind::Sync));
     run_batch(&mut tcon, reqs, what, trees, &mut rep)?;
     timing::mark("last batch");
-    scon.close();
-    tcon.close();
+    // The exit check: both sides read again, on the pass's own agents (no new connection, no
+    // second inventory), and compared attribute by attribute.
+    if opts.check_target && rep.failed_count == 0 {
+        let (mut sa, mut ta) = (scon.into_client(), tcon.into_client());
+        let v = check_trees(&mut sa, &mut ta, trees, &owners)?;
+        let _ = sa.exit();
+        let _ = ta.exit();
+        timing::mark("checked");
+        rep.check = Some(v);
+    } else {
+        scon.close();
+        tcon.close();
+    }
     timing::mark("agents closed");
     rep.seconds = t0.elapsed().as_secs_f64();
     sink.note(&rep.summary());
@@ -466,6 +479,44 @@ fn merge_tree(
         rep.special.push(shown(tree, s));
     }
     Ok(p)
+}
+
+/// Scan every tree but `config/` (as [`super::verify_migration`]: target-config checks it) on
+/// both sides at once and compare them ([`verify::compare`]), one tree at a time, so one tree's
+/// two manifests are held at once.
+fn check_trees(
+    sa: &mut AgentClient,
+    ta: &mut AgentClient,
+    trees: &[Tree],
+    owners: &OwnerMap,
+) -> Result<FileVerification, Failure> {
+    let t0 = Instant::now();
+    let mut v = FileVerification::default();
+    for (i, tree) in trees.iter().enumerate() {
+        if tree.name == "config" {
+            continue;
+        }
+        v.trees.push(tree.name.clone());
+        let scan = |a: &mut AgentClient| {
+            manifest::scan(a, i as u16, &tree.filter).map_err(deploy::failure_of)
+        };
+        let (sm, tm) = std::thread::scope(|sc| {
+            let h = sc.spawn(|| scan(sa));
+            let t = scan(ta);
+            let s = h
+                .join()
+                .unwrap_or_else(|_| Err(Failure::check("a scan thread panicked")));
+            (s, t)
+        });
+        let (sm, tm) = (sm?, tm?);
+        if tm.root_error.is_some() && sm.root_error.is_some() {
+            continue; // on neither side: nothing to compare
+        }
+        verify::compare(&tree.name, &sm, &tm, owners, &mut v);
+    }
+    v.equal = v.difference_count == 0;
+    v.seconds = t0.elapsed().as_secs_f64();
+    Ok(v)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

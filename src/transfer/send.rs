@@ -628,6 +628,11 @@ impl Conn {
     pub fn close(self) {
         let _ = self.tx.close();
     }
+
+    /// The connection as a client again, for calls after the batches and streams.
+    pub fn into_client(self) -> AgentClient {
+        AgentClient::from_halves(self.tx, self.rx)
+    }
 }
 
 /// A stream's halves from two connections.
