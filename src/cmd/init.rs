@@ -107,7 +107,21 @@ fn list(items: &[String]) -> String {
     )
 }
 
-/// The web server stop and start commands, as the host's admin would type them.
+/// Debian's apache2 without systemd: what its init script's `stop` does (SIGTERM to the
+/// pidfile's apache2, which ends every child, PHP requests included, before it exits), then
+/// waiting until it has exited, polled every few milliseconds: the script polls once a second, so
+/// `service apache2 stop` takes 1 s more than the stop. `--oknodo`: nothing running is success.
+/// A pidfile elsewhere stops nothing, and the runbook's check (the source no longer answers
+/// HTTP) fails instead of going on.
+pub const APACHE2_STOP: &str = "start-stop-daemon --stop --quiet --oknodo --retry=TERM/60 --pidfile /var/run/apache2/apache2.pid --name apache2";
+
+/// Debian's apache2 without systemd: what its init script's `start` runs (`apache2ctl start` in a
+/// clean environment, which parses the configuration and fails on an error), without the
+/// script's 1 s poll for the pidfile afterwards; the runbook polls the web server itself.
+pub const APACHE2_START: &str = "env -i LANG=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin apache2ctl start";
+
+/// The web server stop and start commands, as the host's admin would type them (Debian's apache2
+/// without systemd: the init script's own commands, without its 1 s polls; see [`APACHE2_STOP`]).
 pub fn service_commands(inv: &Inventory) -> (Vec<String>, Vec<String>, String) {
     let units = &inv.services.units;
     let web: Vec<&String> = units
@@ -122,6 +136,10 @@ pub fn service_commands(inv: &Inventory) -> (Vec<String>, Vec<String>, String) {
     let verb = |v: &str, u: &str| {
         if inv.services.systemd {
             format!("systemctl {v} {u}")
+        } else if u == "apache2" && v == "stop" {
+            APACHE2_STOP.to_string()
+        } else if u == "apache2" && v == "start" {
+            APACHE2_START.to_string()
         } else {
             format!("service {u} {v}")
         }
@@ -140,6 +158,8 @@ pub fn service_commands(inv: &Inventory) -> (Vec<String>, Vec<String>, String) {
                 .join(" + "),
             if inv.services.systemd {
                 " (systemd)"
+            } else if chosen.iter().any(|u| *u == "apache2") {
+                " (its init script's commands, without the script's 1 s polls)"
             } else {
                 ""
             }

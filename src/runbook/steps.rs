@@ -19,8 +19,8 @@ pub(super) const PROBE_CONFIG: &str = "config/zz-ocmigrate-probe.config.php";
 /// How long a toggle may take to show over HTTP (PHP's opcache keeps config.php ~2 s).
 const TOGGLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// `systemctl start UNIT` / `service UNIT start` → the same with `reload`; `None` when any
-/// command is of another form.
+/// `systemctl start UNIT` / `service UNIT start` → the same with `reload`; `… apache2ctl start` /
+/// `… apachectl start` → the same with `graceful`; `None` when any command is of another form.
 fn reload_commands(start: &[String]) -> Option<Vec<String>> {
     if start.is_empty() {
         return None;
@@ -32,6 +32,10 @@ fn reload_commands(start: &[String]) -> Option<Vec<String>> {
             match w.as_slice() {
                 ["systemctl", "start", unit] => Some(format!("systemctl reload {unit}")),
                 ["service", unit, "start"] => Some(format!("service {unit} reload")),
+                [.., "apache2ctl" | "apachectl", "start"] => c
+                    .trim_end()
+                    .strip_suffix("start")
+                    .map(|head| format!("{head}graceful")),
                 _ => None,
             }
         })
@@ -1285,6 +1289,14 @@ mod tests {
             None
         );
         assert_eq!(reload_commands(&[]), None);
+        assert_eq!(
+            reload_commands(&v(&[crate::cmd::init::APACHE2_START])),
+            Some(v(&[&crate::cmd::init::APACHE2_START.replace(" start", " graceful")]))
+        );
+        assert_eq!(
+            reload_commands(&v(&["apachectl start"])),
+            Some(v(&["apachectl graceful"]))
+        );
     }
 
     #[test]
