@@ -213,9 +213,11 @@ impl Events for Relay {
     }
 }
 
-/// Whether the database step ended well, for a step of another lane that waits for it.
+/// Whether the database step ended well, for a step of another lane that waits for it; and,
+/// earlier, whether its import is done (the data is in the target's database; its checksums
+/// are still being compared), for reads that need only the data.
 pub struct Gate {
-    done: std::sync::Mutex<Option<bool>>,
+    done: std::sync::Mutex<(Option<bool>, Option<bool>)>,
     cv: std::sync::Condvar,
 }
 
@@ -223,32 +225,53 @@ impl Gate {
     /// Nothing to wait for (the database step is done, or runs in order before).
     pub fn open() -> Gate {
         Gate {
-            done: std::sync::Mutex::new(Some(true)),
+            done: std::sync::Mutex::new((Some(true), Some(true))),
             cv: std::sync::Condvar::new(),
         }
     }
     fn pending() -> Gate {
         Gate {
-            done: std::sync::Mutex::new(None),
+            done: std::sync::Mutex::new((None, None)),
             cv: std::sync::Condvar::new(),
         }
     }
+    /// The database step ended (`ok`: done); an import not yet said done is then said `ok`.
     fn set(&self, ok: bool) {
         let mut g = self.done.lock().unwrap_or_else(|p| p.into_inner());
-        if g.is_none() {
-            *g = Some(ok);
+        if g.0.is_none() {
+            g.0 = Some(ok);
+        }
+        if g.1.is_none() {
+            g.1 = Some(ok);
         }
         self.cv.notify_all();
     }
-    /// Wait until the database step ended; true if it is done.
-    pub fn wait(&self) -> bool {
+    /// The import is done and the target's database holds the source's data.
+    pub fn set_imported(&self) {
+        let mut g = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        if g.1.is_none() {
+            g.1 = Some(true);
+        }
+        self.cv.notify_all();
+    }
+    fn wait_for(&self, which: impl Fn(&(Option<bool>, Option<bool>)) -> Option<bool>) -> bool {
         let mut g = self.done.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            if let Some(ok) = *g {
+            if let Some(ok) = which(&g) {
                 return ok;
             }
             g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
         }
+    }
+    /// Wait until the database step ended; true if it is done.
+    pub fn wait(&self) -> bool {
+        self.wait_for(|g| g.0)
+    }
+    /// Wait until the import is done (true) or the step failed before (false). A caller that
+    /// goes on must still [`Gate::wait`] before it trusts what it read: the step's checksums
+    /// may yet fail it.
+    pub fn wait_imported(&self) -> bool {
+        self.wait_for(|g| g.1)
     }
 }
 

@@ -165,7 +165,7 @@ impl<'a> Ctx<'a> {
     ) -> Result<Outcome, Failure> {
         match step {
             Step::FinalSync => self.sync(true, ev),
-            Step::Database => self.database(ev),
+            Step::Database => self.database(ev, database),
             Step::TargetConfig => self.target_config(ev),
             Step::TargetUp => self.target_up(ev, database),
             _ => Err(Failure::check(format!(
@@ -188,7 +188,7 @@ impl<'a> Ctx<'a> {
             Step::Drain => self.drain(j, ev),
             Step::StopSourceWeb => self.stop_source_web(ev),
             Step::FinalSync => self.sync(true, ev),
-            Step::Database => self.database(ev),
+            Step::Database => self.database(ev, &Gate::open()),
             Step::TargetConfig => self.target_config(ev),
             Step::TargetUp => self.target_up(ev, &Gate::open()),
             Step::MaintenanceOff => self.maintenance_off(ev),
@@ -516,7 +516,8 @@ impl<'a> Ctx<'a> {
             .hint("set [source] stop to the commands that stop every web server and PHP-FPM pool serving the instance"))
     }
 
-    fn database(&self, ev: &mut dyn Events) -> Result<Outcome, Failure> {
+    /// The database copy; `gate` is told when the import is done (before the checksums).
+    fn database(&self, ev: &mut dyn Events, gate: &Gate) -> Result<Outcome, Failure> {
         let mut opts = crate::db::CopyOptions::for_migration(self.m);
         // This step is not done in the journal, yet the import marker says an import of ours
         // into this target finished: an earlier attempt (cut short before its journal entry, or
@@ -554,6 +555,9 @@ impl<'a> Ctx<'a> {
         });
         let copy = copy?;
         laps.lap("copy");
+        // Target-up's scan of the target's file cache (read-only) may start now, beside the
+        // checksums; what it read counts only once this step is done.
+        gate.set_imported();
         laps.put(
             "source_checksums_beside_copy",
             source_figures.1.as_secs_f64(),
@@ -728,9 +732,10 @@ impl<'a> Ctx<'a> {
                 (r, t.elapsed().as_secs_f64())
             });
             // The target's scan as soon as its database is imported (the final sync is done: it
-            // runs before this step in the same lane), beside the web server's start.
+            // runs before this step in the same lane), beside the web server's start and the
+            // database step's checksums; its result counts only when that step is done (below).
             let target_scan = sc.spawn(|| {
-                if !database.wait() {
+                if !database.wait_imported() {
                     return None;
                 }
                 let t = Instant::now();
@@ -761,6 +766,7 @@ impl<'a> Ctx<'a> {
             (up, (s, t_))
         });
         let (seen, mut laps) = up?;
+        // `up` waited for the database step: done, or target-up failed above.
         let ((s, source_s), target) = scans;
         let (t, target_s) = target.unwrap_or_else(|| {
             (
@@ -770,7 +776,7 @@ impl<'a> Ctx<'a> {
         });
         let (s, t) = (s?, t?);
         laps.put("filecache_source_scan_from_start", source_s);
-        laps.put("filecache_target_scan_from_database_done", target_s);
+        laps.put("filecache_target_scan_from_import_done", target_s);
         let fc = crate::verify::compare(&s, &t);
         if fc.preexisting_count > 0 {
             ev.warning(&format!("{} file cache row(s) already disagreed with the disk on the source (not caused by the migration)", fc.preexisting_count));
