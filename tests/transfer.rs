@@ -1086,7 +1086,11 @@ fn exit_check_reads_the_target_again_and_catches_what_differs() {
     assert_eq!(r.code, 0, "{}\n{}", r.stderr, r.report);
     let v = &r.report["check"];
     assert_eq!(v["equal"], true, "{v}");
-    assert_eq!(n(v, "entries"), n(&r.report, "entries"), "every entry compared");
+    assert_eq!(
+        n(v, "entries"),
+        n(&r.report, "entries"),
+        "every entry compared"
+    );
     assert_same(&a, &b);
     // Something the pass cannot make equal: a fifo (never copied). The check names it.
     let fifo = a.join("a-fifo");
@@ -1142,6 +1146,14 @@ fn exit_check_is_left_to_a_fresh_scan_when_the_source_changed_during_the_pass() 
     let again =
         n(&r.report, "resent") + r.report["gave_up"].as_array().map_or(0, |v| v.len() as u64);
     assert!(again >= 1, "the change was seen: {}", r.report);
-    assert!(r.report["check"].is_null(), "no check against a stale manifest: {}", r.report);
-    assert!(r.stderr.contains("no check against its manifest"), "{}", r.stderr);
+    assert!(
+        r.report["check"].is_null(),
+        "no check against a stale manifest: {}",
+        r.report
+    );
+    assert!(
+        r.stderr.contains("no check against its manifest"),
+        "{}",
+        r.stderr
+    );
 }

@@ -1297,7 +1297,9 @@ mod tests {
         assert_eq!(reload_commands(&[]), None);
         assert_eq!(
             reload_commands(&v(&[crate::cmd::init::APACHE2_START])),
-            Some(v(&[&crate::cmd::init::APACHE2_START.replace(" start", " graceful")]))
+            Some(v(&[
+                &crate::cmd::init::APACHE2_START.replace(" start", " graceful")
+            ]))
         );
         assert_eq!(
             reload_commands(&v(&["apachectl start"])),
