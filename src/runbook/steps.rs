@@ -69,6 +69,9 @@ pub struct Ctx<'a> {
     target_web: WebProbe,
     admin_user: String,
     admin_password: Secret,
+    /// The target's inventory as target-up read it (config/ in place): its log paths serve
+    /// the live check too.
+    target_inventory: std::sync::OnceLock<Inventory>,
 }
 
 fn address_of(side: &crate::config::Side, configured: Option<&String>) -> String {
@@ -132,6 +135,7 @@ impl<'a> Ctx<'a> {
             target_web,
             admin_user,
             admin_password,
+            target_inventory: std::sync::OnceLock::new(),
         })
     }
 
@@ -267,7 +271,11 @@ impl<'a> Ctx<'a> {
         // the source changed during the pass (a file sent again or vanished), or no check was
         // made, both sides are read afresh.
         let (v, checked) = match report.check.take() {
-            Some(v) => (v, "target"),
+            Some(v) => {
+                // Inside the pass's time: how much of it the check took.
+                laps.put("pass_check", v.seconds);
+                (v, "target")
+            }
             None => (
                 crate::transfer::verify_migration(
                     self.m,
@@ -817,6 +825,7 @@ impl<'a> Ctx<'a> {
         laps.lap("inventory");
         let logs = LogWatch::start(self, &tgt)?;
         laps.lap("log_sizes");
+        let _ = self.target_inventory.set(tgt.clone());
         let cmds = self
             .m
             .config
@@ -996,16 +1005,16 @@ impl<'a> Ctx<'a> {
         };
         Ok(reload_commands(&start))
     }
-    fn live_check(&mut self, j: &mut Journal, _ev: &mut dyn Events) -> Result<Outcome, Failure> {
-        let mut laps = crate::laps::Laps::start();
-        let tgt = inventory::source_like_target(&self.m.target, &self.tgt_user)?;
-        laps.lap("inventory");
-        let logs = LogWatch::start(self, &tgt)?;
-        laps.lap("log_sizes");
-        let password = String::from_utf8_lossy(self.admin_password.expose()).into_owned();
+    /// The live check's requests as the admin: PROPFIND of the admin's files (207; its root
+    /// ETag is returned), then OCS `cloud/user`.
+    fn live_requests(
+        &self,
+        password: &str,
+        laps: &mut crate::laps::Laps,
+    ) -> Result<String, Failure> {
         let (code, ms) = self
             .target_web
-            .propfind(&self.admin_user, &password, "", 0)?;
+            .propfind(&self.admin_user, password, "", 0)?;
         if code == 401 {
             return Err(Failure::check(format!("the target refused the admin credentials for {} (401)", self.admin_user))
                 .hint("check [web] admin_user and the file named by admin_password_file (an app password works)"));
@@ -1018,8 +1027,49 @@ impl<'a> Ctx<'a> {
         }
         laps.lap("propfind");
         let etag = ms.root().and_then(|e| e.etag.clone()).unwrap_or_default();
-        let roots = roots(&self.m.target, &self.tgt_user)?;
-        laps.lap("roots");
+        let (ocs_code, v) = self.target_web.ocs_user(&self.admin_user, password)?;
+        let meta = v["ocs"]["meta"]["statuscode"].as_u64();
+        if ocs_code != 200 || !matches!(meta, Some(100) | Some(200)) {
+            return Err(Failure::check(format!(
+                "OCS cloud/user on the target answered HTTP {ocs_code}, statuscode {meta:?}"
+            )));
+        }
+        laps.lap("ocs");
+        Ok(etag)
+    }
+
+    fn live_check(&mut self, j: &mut Journal, _ev: &mut dyn Events) -> Result<Outcome, Failure> {
+        let mut laps = crate::laps::Laps::start();
+        // The log paths as target-up found them (a resumed run reads them again).
+        let tgt = match self.target_inventory.get() {
+            Some(t) => t.clone(),
+            None => inventory::source_like_target(&self.m.target, &self.tgt_user)?,
+        };
+        laps.lap("inventory");
+        let logs = LogWatch::start(self, &tgt)?;
+        laps.lap("log_sizes");
+        let password = String::from_utf8_lossy(self.admin_password.expose()).into_owned();
+        // Every user's root as the migrated database has it (PHP CLI, read-only) is read while
+        // the admin's requests run: they read too (target-up proved the file cache agrees with
+        // the disk, so nothing is rescanned).
+        let (web, roots) = std::thread::scope(|sc| {
+            let roots = sc.spawn(|| {
+                let t = Instant::now();
+                (roots(&self.m.target, &self.tgt_user), t.elapsed())
+            });
+            let web = self.live_requests(&password, &mut laps);
+            let r = roots.join().unwrap_or_else(|_| {
+                (
+                    Err(Failure::check("reading the roots panicked")),
+                    Duration::ZERO,
+                )
+            });
+            (web, r)
+        });
+        let etag = web?;
+        let (roots, roots_t) = roots;
+        let roots = roots?;
+        laps.put("roots_beside", roots_t.as_secs_f64());
         let db = roots
             .roots
             .get(&self.admin_user)
@@ -1030,14 +1080,6 @@ impl<'a> Ctx<'a> {
                 "the admin's root ETag over WebDAV is {etag}, the migrated database says \"{db}\""
             )));
         }
-        let (ocs_code, v) = self.target_web.ocs_user(&self.admin_user, &password)?;
-        let meta = v["ocs"]["meta"]["statuscode"].as_u64();
-        if ocs_code != 200 || !matches!(meta, Some(100) | Some(200)) {
-            return Err(Failure::check(format!(
-                "OCS cloud/user on the target answered HTTP {ocs_code}, statuscode {meta:?}"
-            )));
-        }
-        laps.lap("ocs");
         let seen = logs.check(self, "", false)?;
         laps.lap("log_check");
         j.mark("target_live");
