@@ -32,6 +32,7 @@ fn opts(state: &std::path::Path) -> CopyOptions {
         web_user: None,
         compress: None,
         pg_plain: false,
+        rows_loaded: None,
     }
 }
 

@@ -100,6 +100,19 @@ pub struct CopyOptions {
     pub compress: Option<Compress>,
     /// PostgreSQL: `pg_dump -Fc | pg_restore` (default) or plain SQL into `psql`.
     pub pg_plain: bool,
+    /// Called once every row is in the target's database (MySQL/MariaDB, before its secondary
+    /// indexes are built), for reads that may start then.
+    pub rows_loaded: Option<RowsLoaded>,
+}
+
+/// A callback of [`CopyOptions::rows_loaded`].
+#[derive(Clone)]
+pub struct RowsLoaded(pub std::sync::Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for RowsLoaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RowsLoaded")
+    }
 }
 
 impl CopyOptions {
@@ -112,6 +125,7 @@ impl CopyOptions {
             compress: None,
             // For measurements (bench/db): `OCMIGRATE_PG_FORMAT=plain`.
             pg_plain: std::env::var("OCMIGRATE_PG_FORMAT").as_deref() == Ok("plain"),
+            rows_loaded: None,
         }
     }
 }
@@ -745,6 +759,7 @@ mod tests {
             web_user: None,
             compress: None,
             pg_plain: false,
+            rows_loaded: None,
         };
         assert!(!may_import(&o, DbKind::Mysql, "owncloud", "target new", 0).unwrap());
         let e = may_import(&o, DbKind::Mysql, "owncloud", "target new", 3).unwrap_err();

@@ -262,6 +262,9 @@ pub(crate) fn copy(
         laps.lap("drop_indexes");
         bytes += stream_part(MysqlPart::Data)?;
         laps.lap("rows");
+        if let Some(f) = &opts.rows_loaded {
+            (f.0)();
+        }
         if !add_sql.is_empty() {
             target_sql(tgt, opts, Some(&db), &add_sql, "building the indexes")?;
         }

@@ -214,53 +214,57 @@ impl Events for Relay {
 }
 
 /// Whether the database step ended well, for a step of another lane that waits for it; and,
-/// earlier, whether its import is done (the data is in the target's database; its checksums
-/// are still being compared), for reads that need only the data.
-pub struct Gate {
+/// earlier, whether its rows are imported (the data is in the target's database; its indexes
+/// and checksums may still be under way), for reads that need only the data.
+#[derive(Clone)]
+pub struct Gate(std::sync::Arc<GateState>);
+
+struct GateState {
     done: std::sync::Mutex<(Option<bool>, Option<bool>)>,
     cv: std::sync::Condvar,
 }
 
 impl Gate {
+    fn with(done: (Option<bool>, Option<bool>)) -> Gate {
+        Gate(std::sync::Arc::new(GateState {
+            done: std::sync::Mutex::new(done),
+            cv: std::sync::Condvar::new(),
+        }))
+    }
     /// Nothing to wait for (the database step is done, or runs in order before).
     pub fn open() -> Gate {
-        Gate {
-            done: std::sync::Mutex::new((Some(true), Some(true))),
-            cv: std::sync::Condvar::new(),
-        }
+        Gate::with((Some(true), Some(true)))
     }
     fn pending() -> Gate {
-        Gate {
-            done: std::sync::Mutex::new((None, None)),
-            cv: std::sync::Condvar::new(),
-        }
+        Gate::with((None, None))
     }
     /// The database step ended (`ok`: done); an import not yet said done is then said `ok`.
     fn set(&self, ok: bool) {
-        let mut g = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.0.done.lock().unwrap_or_else(|p| p.into_inner());
         if g.0.is_none() {
             g.0 = Some(ok);
         }
         if g.1.is_none() {
             g.1 = Some(ok);
         }
-        self.cv.notify_all();
+        self.0.cv.notify_all();
     }
-    /// The import is done and the target's database holds the source's data.
+    /// The rows are imported: the target's database holds the source's data (its indexes may
+    /// still be being built, its checksums not yet compared).
     pub fn set_imported(&self) {
-        let mut g = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.0.done.lock().unwrap_or_else(|p| p.into_inner());
         if g.1.is_none() {
             g.1 = Some(true);
         }
-        self.cv.notify_all();
+        self.0.cv.notify_all();
     }
     fn wait_for(&self, which: impl Fn(&(Option<bool>, Option<bool>)) -> Option<bool>) -> bool {
-        let mut g = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.0.done.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(ok) = which(&g) {
                 return ok;
             }
-            g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+            g = self.0.cv.wait(g).unwrap_or_else(|p| p.into_inner());
         }
     }
     /// Wait until the database step ended; true if it is done.

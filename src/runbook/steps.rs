@@ -527,6 +527,11 @@ impl<'a> Ctx<'a> {
     /// The database copy; `gate` is told when the import is done (before the checksums).
     fn database(&self, ev: &mut dyn Events, gate: &Gate) -> Result<Outcome, Failure> {
         let mut opts = crate::db::CopyOptions::for_migration(self.m);
+        // Target-up's read of the target's file cache may start once the rows are in.
+        let imported = gate.clone();
+        opts.rows_loaded = Some(crate::db::RowsLoaded(std::sync::Arc::new(move || {
+            imported.set_imported()
+        })));
         // This step is not done in the journal, yet the import marker says an import of ours
         // into this target finished: an earlier attempt (cut short before its journal entry, or
         // undone by `rollback`). The source has been in maintenance since, so import it again.
@@ -563,8 +568,9 @@ impl<'a> Ctx<'a> {
         });
         let copy = copy?;
         laps.lap("copy");
-        // Target-up's scan of the target's file cache (read-only) may start now, beside the
-        // checksums; what it read counts only once this step is done.
+        // Target-up's scan of the target's file cache (read-only) may start now (MySQL: it did
+        // when the rows were in, beside the indexes' build), beside the checksums; what it read
+        // counts only once this step is done.
         gate.set_imported();
         laps.put(
             "source_checksums_beside_copy",
@@ -739,9 +745,10 @@ impl<'a> Ctx<'a> {
                 let r = crate::verify::scan_source(&this.m.source, &this.src_user);
                 (r, t.elapsed().as_secs_f64())
             });
-            // The target's scan as soon as its database is imported (the final sync is done: it
-            // runs before this step in the same lane), beside the web server's start and the
-            // database step's checksums; its result counts only when that step is done (below).
+            // The target's scan as soon as its database's rows are imported (the final sync is
+            // done: it runs before this step in the same lane), beside the web server's start
+            // and the database step's indexes and checksums; its result counts only when that
+            // step is done (below).
             let target_scan = sc.spawn(|| {
                 if !database.wait_imported() {
                     return None;
@@ -784,7 +791,7 @@ impl<'a> Ctx<'a> {
         });
         let (s, t) = (s?, t?);
         laps.put("filecache_source_scan_from_start", source_s);
-        laps.put("filecache_target_scan_from_import_done", target_s);
+        laps.put("filecache_target_scan_from_rows_loaded", target_s);
         let fc = crate::verify::compare(&s, &t);
         if fc.preexisting_count > 0 {
             ev.warning(&format!("{} file cache row(s) already disagreed with the disk on the source (not caused by the migration)", fc.preexisting_count));
