@@ -332,6 +332,22 @@ fn full_migration(flavor: &str, db: &str) {
     );
     assert!(text(&out).contains("Migration complete"), "{}", text(&out));
     assert_complete(dir.path());
+    // The final sync's exit check was made by the pass (the source held still): the target
+    // read again, equal to the pass's source manifest.
+    let j = journal(dir.path());
+    let fs = j["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["step"] == "final-sync")
+        .unwrap();
+    assert_eq!(fs["figures"]["verify_read"], "target", "{fs:#}");
+    assert_eq!(fs["figures"]["verify"]["equal"], true, "{fs:#}");
+    assert!(
+        fs["figures"]["verify"]["entries"].as_u64().unwrap() > 30,
+        "{fs:#}"
+    );
     let view_after = client_view(&lab, lab.var("LAB_NEW"));
     assert_eq!(
         view_before, view_after,
