@@ -527,10 +527,13 @@ impl<'a> Ctx<'a> {
     /// The database copy; `gate` is told when the import is done (before the checksums).
     fn database(&self, ev: &mut dyn Events, gate: &Gate) -> Result<Outcome, Failure> {
         let mut opts = crate::db::CopyOptions::for_migration(self.m);
-        // Target-up's read of the target's file cache may start once the rows are in.
-        let imported = gate.clone();
+        // Once the rows are in, the target's per-table checksums (below) and target-up's read of
+        // its file cache may start: both only read the rows, beside the indexes' build.
+        let rows_in = Gate::pending();
+        let (imported, rows) = (gate.clone(), rows_in.clone());
         opts.rows_loaded = Some(crate::db::RowsLoaded(std::sync::Arc::new(move || {
-            imported.set_imported()
+            rows.set_imported();
+            imported.set_imported();
         })));
         // This step is not done in the journal, yet the import marker says an import of ours
         // into this target finished: an earlier attempt (cut short before its journal entry, or
@@ -551,37 +554,65 @@ impl<'a> Ctx<'a> {
         let params = crate::db::read_params(src, &web_user)?;
         laps.lap("read_params");
         // The source's per-table figures are read while the import runs: its web server is
-        // stopped, so nothing writes to it (the same condition the dump relies on).
-        let (copy, source_figures) = std::thread::scope(|sc| {
+        // stopped, so nothing writes to it (the same condition the dump relies on). The
+        // target's are read as soon as its rows are in (MySQL: beside the indexes' build; else
+        // after the copy).
+        type Timed<T> = (Result<T, Failure>, Instant, Duration);
+        let (copy, source_figures, target_figures) = std::thread::scope(|sc| {
             let h = sc.spawn(|| {
                 let t = Instant::now();
-                (crate::db::source_side(src, tgt, &params), t.elapsed())
+                let r = crate::db::source_side(src, tgt, &params);
+                (r, t, t.elapsed())
             });
+            let tc = sc.spawn(|| -> Option<Timed<_>> {
+                if !rows_in.wait_imported() {
+                    return None;
+                }
+                let t = Instant::now();
+                let r = crate::db::target_side(tgt, &opts, &params);
+                Some((r, t, t.elapsed()))
+            });
+            // However the copy ends (a panic too), the thread waiting for the rows is told.
+            let closer = super::GateCloser(&rows_in);
             let copy = crate::db::copy_with(src, tgt, &opts, &params, crate::laps::Laps::start());
-            let s = h.join().unwrap_or_else(|_| {
+            // Without a call of `rows_loaded` (PostgreSQL, SQLite): the rows are in now.
+            rows_in.set(copy.is_ok());
+            drop(closer);
+            let panicked = |what: &str| Failure::check(format!("reading {what} panicked"));
+            let s: Timed<_> = h.join().unwrap_or_else(|_| {
                 (
-                    Err(Failure::check("reading the source's figures panicked")),
+                    Err(panicked("the source's figures")),
+                    Instant::now(),
                     Duration::ZERO,
                 )
             });
-            (copy, s)
+            let t: Option<Timed<_>> = tc.join().unwrap_or_else(|_| {
+                Some((
+                    Err(panicked("the target's figures")),
+                    Instant::now(),
+                    Duration::ZERO,
+                ))
+            });
+            (copy, s, t)
         });
         let copy = copy?;
         laps.lap("copy");
         // Target-up's scan of the target's file cache (read-only) may start now (MySQL: it did
-        // when the rows were in, beside the indexes' build), beside the checksums; what it read
-        // counts only once this step is done.
+        // when the rows were in), beside the checksums; what it read counts only once this
+        // step is done.
         gate.set_imported();
         laps.put(
             "source_checksums_beside_copy",
-            source_figures.1.as_secs_f64(),
+            source_figures.2.as_secs_f64(),
         );
         for w in &copy.warnings {
             ev.warning(w);
         }
-        let t_check = Instant::now();
-        let target_figures = crate::db::target_side(tgt, &opts, &params)?;
-        laps.lap("target_checksums");
+        let (target_figures, t_check, target_s) =
+            target_figures.ok_or_else(|| Failure::check("the target's figures were not read"))?;
+        let target_figures = target_figures?;
+        laps.lap("target_checksums_wait");
+        laps.put("target_checksums", target_s.as_secs_f64());
         let check = crate::db::compare_sides(&params, source_figures.0?, target_figures, t_check);
         let diffs = check.differences();
         if !diffs.is_empty() {
