@@ -41,9 +41,8 @@ pub struct SyncArgs {
     /// Where `--from` goes: an absolute path or ssh://[user@]host[:port]/path.
     #[arg(long, value_name = "SIDE", requires = "from")]
     pub to: Option<String>,
-    /// With --from/--to: after the pass, read the target again and compare it with the source's
-    /// manifest of this pass (the final sync's exit check, for a source that holds still); exit 1
-    /// on a difference (listed).
+    /// With --from/--to: after the pass, read both sides again on the pass's agents and compare
+    /// them (the final sync's exit check); exit 1 on a difference (listed).
     #[arg(long, requires = "from")]
     pub check: bool,
 }
@@ -115,15 +114,8 @@ pub fn run(args: SyncArgs) -> anyhow::Result<ExitKind> {
             eprint!("{}", c.render());
         }
     }
-    if args.check {
-        match &report.check {
-            Some(c) if !c.equal => return Ok(ExitKind::CheckFailed),
-            Some(_) => {}
-            None => eprintln!(
-                "ocmigrate: the source changed during the pass: no check against its manifest \
-                 (`ocmigrate verify --from … --to …` reads both sides)"
-            ),
-        }
+    if args.check && report.check.as_ref().is_some_and(|c| !c.equal) {
+        return Ok(ExitKind::CheckFailed);
     }
     if !report.unreadable.is_empty() && !accept {
         eprintln!(

@@ -265,16 +265,13 @@ impl<'a> Ctx<'a> {
             return Ok(o);
         }
         // The exit condition of the final sync: both sides' manifests agree on every managed
-        // tree (path, type, size, mtime to the nanosecond, mode, owner, links). The source is
-        // quiescent (maintenance, its web server stopped) and its manifests are fresh from the
-        // pass, so the pass itself read the target again and compared (`report.check`); when
-        // the source changed during the pass (a file sent again or vanished), or no check was
-        // made, both sides are read afresh.
+        // tree (path, type, size, mtime to the nanosecond, mode, owner, links), read afresh: by
+        // the pass itself on its open agents (`report.check`); else by a verification of its own.
         let (v, checked) = match report.check.take() {
             Some(v) => {
                 // Inside the pass's time: how much of it the check took.
                 laps.put("pass_check", v.seconds);
-                (v, "target")
+                (v, "both sides, on the pass's agents")
             }
             None => (
                 crate::transfer::verify_migration(

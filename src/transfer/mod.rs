@@ -95,11 +95,9 @@ pub struct SyncReport {
     pub streams: usize,
     pub scan_seconds: f64,
     pub seconds: f64,
-    /// The exit check made inside the pass ([`SyncOptions::check_target`]): the target's trees
-    /// (all but `config/`) scanned again after the last write and compared with the source's
-    /// manifests of this pass. `None` when not asked, or when the source changed during the
-    /// pass (a file sent again or vanished): then its manifests are stale and a fresh scan of
-    /// both sides ([`verify_migration`]) must decide.
+    /// The exit check made inside the pass ([`SyncOptions::check_target`]): both sides' trees
+    /// (all but `config/`) scanned again on the pass's own agents after its last write and
+    /// compared, as [`verify_migration`] does. `None` when not asked or when changes failed.
     #[serde(skip)]
     pub check: Option<FileVerification>,
 }
@@ -181,9 +179,8 @@ pub struct SyncOptions {
     pub compress: Option<bool>,
     /// Where the source manifests are saved (`<state>/manifests`); none: not saved.
     pub state_dir: Option<PathBuf>,
-    /// The final pass's exit check, made by the pass itself ([`SyncReport::check`]): for a
-    /// quiescent source (maintenance on, its web server stopped), whose manifests are fresh
-    /// from this pass, only the target is scanned again.
+    /// The final pass's exit check, made by the pass itself ([`SyncReport::check`]) on its
+    /// open agents: no second inventory, no new connections.
     pub check_target: bool,
 }
 
