@@ -56,6 +56,11 @@ pub struct Failure {
     pub hint: Option<String>,
 }
 
+/// A thread's answer, a panic in it turned into a check failure: "`what` panicked".
+pub fn joined<T>(r: std::thread::Result<Result<T, Failure>>, what: &str) -> Result<T, Failure> {
+    r.unwrap_or_else(|_| Err(Failure::check(format!("{what} panicked"))))
+}
+
 impl Failure {
     pub fn new(kind: ExitKind, message: impl Into<String>) -> Self {
         Failure {
@@ -91,4 +96,22 @@ pub fn kind_of(err: &anyhow::Error) -> ExitKind {
 pub fn hint_of(err: &anyhow::Error) -> Option<&str> {
     err.chain()
         .find_map(|e| e.downcast_ref::<Failure>().and_then(|f| f.hint.as_deref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_thread_is_a_check_failure_naming_it() {
+        let ok = std::thread::spawn(|| Ok::<u8, Failure>(7)).join();
+        assert_eq!(joined(ok, "a scan thread").unwrap(), 7);
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let bad = std::thread::spawn(|| -> Result<u8, Failure> { panic!("boom") }).join();
+        std::panic::set_hook(hook);
+        let f = joined(bad, "a scan thread").unwrap_err();
+        assert_eq!(f.kind, ExitKind::CheckFailed);
+        assert_eq!(f.message, "a scan thread panicked");
+    }
 }

@@ -328,11 +328,11 @@ pub fn prepare(m: &Migration, with_config: bool) -> Result<Prepared, Failure> {
             .is_none()
             .then(|| target_config_owner(&m.target))
             .flatten();
-        let panicked = || Failure::check("a preparation thread panicked");
+        let what = "a preparation thread";
         (
-            inv.join().unwrap_or_else(|_| Err(panicked())),
-            sa.join().unwrap_or_else(|_| Err(panicked())),
-            ta.join().unwrap_or_else(|_| Err(panicked())),
+            crate::exit::joined(inv.join(), what),
+            crate::exit::joined(sa.join(), what),
+            crate::exit::joined(ta.join(), what),
             owner,
         )
     });
@@ -394,9 +394,7 @@ pub(crate) fn agent_pairs(
     let (s, t) = std::thread::scope(|sc| {
         let h = sc.spawn(|| deploy::start(src, bin, roots(trees, true)));
         let t = deploy::start(tgt, bin, roots(trees, false));
-        let s = h
-            .join()
-            .unwrap_or_else(|_| Err(Failure::check("starting an agent panicked")));
+        let s = crate::exit::joined(h.join(), "starting an agent");
         (s, t)
     });
     let ((s0, si), (t0, ti)) = (s?, t?);
@@ -413,10 +411,7 @@ pub(crate) fn agent_pairs(
             })
             .collect();
         hs.into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Failure::check("starting an agent panicked")))
-            })
+            .map(|h| crate::exit::joined(h.join(), "starting an agent"))
             .collect()
     });
     for m in more {
@@ -444,9 +439,7 @@ fn scan_all(
     std::thread::scope(|sc| {
         let h = sc.spawn(|| scan(s));
         let b = scan(t);
-        let a = h
-            .join()
-            .unwrap_or_else(|_| Err(Failure::check("a scan thread panicked")));
+        let a = crate::exit::joined(h.join(), "a scan thread");
         Ok((a?, b?))
     })
 }

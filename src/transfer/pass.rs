@@ -62,9 +62,7 @@ pub(crate) fn run_pass(
     let (s_started, t_started) = std::thread::scope(|sc| {
         let h = sc.spawn(|| deploy::start(src, &bin, roots(trees, true)));
         let t = deploy::start(tgt, &bin, roots(trees, false));
-        let s = h
-            .join()
-            .unwrap_or_else(|_| Err(Failure::check("starting an agent panicked")));
+        let s = crate::exit::joined(h.join(), "starting an agent");
         (s, t)
     });
     let (mut sa, s_install) = s_started?;
@@ -178,12 +176,8 @@ pub(crate) fn run_pass(
         }
         // A stopped merge lets the scan threads finish (their sends fail).
         drop((sf, tf));
-        let s = h
-            .join()
-            .unwrap_or_else(|_| Err(Failure::check("a scan thread panicked")));
-        let t = t
-            .join()
-            .unwrap_or_else(|_| Err(Failure::check("a scan thread panicked")));
+        let s = crate::exit::joined(h.join(), "a scan thread");
+        let t = crate::exit::joined(t.join(), "a scan thread");
         (merged, s, t)
     });
     // A scan's own failure says more than the merge's stop.
@@ -503,9 +497,7 @@ fn check_trees(
         let (sm, tm) = std::thread::scope(|sc| {
             let h = sc.spawn(|| scan(sa));
             let t = scan(ta);
-            let s = h
-                .join()
-                .unwrap_or_else(|_| Err(Failure::check("a scan thread panicked")));
+            let s = crate::exit::joined(h.join(), "a scan thread");
             (s, t)
         });
         let (sm, tm) = (sm?, tm?);
@@ -583,9 +575,7 @@ fn stream_pair(
         let h =
             sc.spawn(|| deploy::connect(src, bin, si, roots(trees, true), AgentChannel::Dedicated));
         let t = deploy::connect(tgt, bin, ti, roots(trees, false), AgentChannel::Dedicated);
-        let s = h
-            .join()
-            .unwrap_or_else(|_| Err(Failure::check("starting an agent panicked")));
+        let s = crate::exit::joined(h.join(), "starting an agent");
         Ok((Conn::new(s?), Conn::new(t?)))
     })
 }

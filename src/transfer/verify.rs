@@ -295,11 +295,7 @@ pub fn hash_compare(
                 })
                 .collect();
             hs.into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(crate::exit::Failure::check("a hashing thread panicked"))
-                    })
-                })
+                .map(|h| crate::exit::joined(h.join(), "a hashing thread"))
                 .collect::<Result<Vec<()>, _>>()
                 .map(|_| ())
         })
@@ -309,11 +305,7 @@ pub fn hash_compare(
     let (a, b) = std::thread::scope(|sc| {
         let h = sc.spawn(|| run(sources, &so));
         let b = run(targets, &to);
-        (
-            h.join()
-                .unwrap_or_else(|_| Err(crate::exit::Failure::check("a hashing thread panicked"))),
-            b,
-        )
+        (crate::exit::joined(h.join(), "a hashing thread"), b)
     });
     a?;
     b?;
