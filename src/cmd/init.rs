@@ -238,7 +238,7 @@ fn render(source: &Side, target: &Side, src: &Inventory, tgt: &Inventory) -> Str
     o.push_str("admin_user = \"admin\"\n");
     o.push_str("# admin_password_file = \"/root/ocmigrate-admin\"    # a file holding the admin's password (an app password works)\n\n");
     o.push_str("[cutover]\ndrain = \"7m\"    # wait after maintenance is seen, so every sync client notices; \"auto\" or \"0s\" allowed\n\n");
-    o.push_str("[database]\ntarget_admin = \"socket\"    # create the database and its user as root through the server's socket\nreplace_target = false    # refuse to import into a database that has tables\n\n");
+    o.push_str("[database]\ntarget_admin = \"socket\"    # create the database and its user as root through the server's socket\nreplace_target = false    # refuse to import into a database that has tables\nprecopy = true            # MariaDB/MySQL: copy the database during the online sync; the window refreshes what changed\n\n");
     o.push_str("[dns]\nmode = \"none\"    # \"rfc2136\" (signed update) or \"manual\" to let ocmigrate do the CNAME step\n");
     let public_host = src
         .cfg_str("overwrite.cli.url")

@@ -129,6 +129,14 @@ pub struct DatabaseConfig {
     /// Import even when the target database already has tables (they are dropped first).
     #[serde(default)]
     pub replace_target: bool,
+    /// MariaDB/MySQL: copy the database during `migrate`'s online sync, so that the window only
+    /// refreshes what changed since (row by row, verified as a whole copy is).
+    #[serde(default = "yes")]
+    pub precopy: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for DatabaseConfig {
@@ -136,6 +144,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             target_admin: default_target_admin(),
             replace_target: false,
+            precopy: true,
         }
     }
 }

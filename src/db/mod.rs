@@ -14,6 +14,7 @@
 //! failed import of our own (the marker says so); checkpoint a SQLite WAL on the source.
 
 mod mysql;
+mod refresh;
 mod pgsql;
 mod sqlite;
 mod verify;
@@ -200,6 +201,85 @@ pub fn copy_with(
     laps.lap("copy");
     r.phases_s = laps.figure();
     Ok(r)
+}
+
+/// True when the import marker says the target's database `database` holds a copy of ours (done,
+/// or cut short: a refresh checks every table's definition and rows either way).
+pub fn holds_our_copy(opts: &CopyOptions, kind: DbKind, database: &str, tgt: &TargetHost) -> bool {
+    read_marker(&opts.state_dir).is_some_and(|m| {
+        m.kind == format!("{kind:?}").to_lowercase()
+            && m.database == database
+            && m.target == tgt.label()
+    })
+}
+
+/// A refresh of the target's copy, with both sides' figures for the verification.
+#[derive(Debug)]
+pub struct Refreshed {
+    pub report: CopyReport,
+    pub source: SourceFigures,
+    pub target: std::collections::BTreeMap<String, Figures>,
+}
+
+/// Bring the target's earlier copy of ours up to the source's state by copying only what
+/// differs (MariaDB/MySQL; see `mysql.rs`). `None` when there is no such copy or it cannot be
+/// refreshed: then a whole copy ([`copy_with`], replacing ours) is the way.
+pub fn refresh_with(
+    src: &SourceHost,
+    tgt: &TargetHost,
+    opts: &CopyOptions,
+    params: &DbParams,
+    mut laps: crate::laps::Laps,
+) -> Result<Option<Refreshed>, Failure> {
+    if params.kind != DbKind::Mysql
+        || !host_is_local(params)
+        || !holds_our_copy(opts, params.kind, &params.name, tgt)
+    {
+        return Ok(None);
+    }
+    let compress = match opts.compress {
+        Some(c) => c,
+        None => choose_compress(src, tgt)?,
+    };
+    laps.lap("compress_choice");
+    let Some(r) = mysql::refresh(src, tgt, params, opts, compress, &mut laps)? else {
+        return Ok(None);
+    };
+    let mut report = r.report;
+    report.phases_s = laps.figure();
+    Ok(Some(Refreshed {
+        report,
+        source: SourceFigures(r.source, "SELECT in a read-only session, row by row".into()),
+        target: r.target,
+    }))
+}
+
+/// The copy made while the source is still online (`migrate`'s sync step), so that the window
+/// only carries a refresh: MariaDB/MySQL only (`None` for others, or when `[database] precopy`
+/// is off). Refreshes a copy of ours; else copies whole (refusing a target database that has
+/// tables of someone else's, as the window's copy would).
+pub fn precopy(m: &Migration) -> Result<Option<CopyReport>, Failure> {
+    if !m.config.database.precopy {
+        return Ok(None);
+    }
+    let opts = CopyOptions::for_migration(m);
+    let (src, tgt) = (&m.source, &m.target);
+    let mut laps = crate::laps::Laps::start();
+    let web_user = source_web_user(src, opts.web_user.as_deref())?;
+    let params = read_params(src, &web_user)?;
+    laps.lap("read_params");
+    if params.kind != DbKind::Mysql || !host_is_local(&params) {
+        return Ok(None);
+    }
+    if let Some(r) = refresh_with(src, tgt, &opts, &params, laps)? {
+        return Ok(Some(r.report));
+    }
+    let mut opts = opts;
+    if holds_our_copy(&opts, params.kind, &params.name, tgt) {
+        // Ours, but not refreshable: copy it again.
+        opts.replace_target = true;
+    }
+    copy_with(src, tgt, &opts, &params, crate::laps::Laps::start()).map(Some)
 }
 
 /// zstd when both hosts have it, else gzip when both have it, else none.

@@ -7,7 +7,9 @@ use super::{
     source_sql, stream, target_query, CopyOptions, CopyReport, DbKind, DbParams, Figures,
 };
 use crate::exit::Failure;
-use crate::host::{shell_quote, Compress, DumpCommand, MysqlPart, SourceHost, TargetHost};
+use crate::host::{
+    shell_quote, Compress, DumpCommand, KeyRanges, MysqlPart, SourceHost, TargetHost,
+};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -276,18 +278,7 @@ pub(crate) fn copy(
     let seconds = elapsed(t);
 
     // ownCloud on the target will log in with config.php's credentials: prove they work.
-    let login = format!(
-        "{CLIENT}\nIFS= read -r MYSQL_PWD || true; export MYSQL_PWD\nexec \"$c\" -N -B {} -e 'SELECT 1' -- {}",
-        crate::host::shell_words(&conn(p).mysql_args()),
-        shell_quote(&db)
-    );
-    let warnings: Vec<String> = login_warning(tgt, &login, p.password.expose(), |err| {
-        format!(
-            "config.php's user '{user}'@'{host_pat}' cannot log in on the target ({err}): if the user already existed there with another password or host, set its password to the one in config.php (ALTER USER) or drop it and run again"
-        )
-    })?
-    .into_iter()
-    .collect();
+    let warnings = login_check(tgt, p, &format!("'{user}'@'{host_pat}'"))?;
     laps.lap("login_check");
 
     mark(opts, DbKind::Mysql, &db, tgt, "done")?;
@@ -326,8 +317,25 @@ pub(crate) fn copy(
     })
 }
 
+/// Log in on the target with config.php's credentials as ownCloud will; a warning when refused
+/// (`who` names the account).
+fn login_check(tgt: &TargetHost, p: &DbParams, who: &str) -> Result<Vec<String>, Failure> {
+    let login = format!(
+        "{CLIENT}\nIFS= read -r MYSQL_PWD || true; export MYSQL_PWD\nexec \"$c\" -N -B {} -e 'SELECT 1' -- {}",
+        crate::host::shell_words(&conn(p).mysql_args()),
+        shell_quote(&p.name)
+    );
+    Ok(login_warning(tgt, &login, p.password.expose(), |err| {
+        format!(
+            "config.php's user {who} cannot log in on the target ({err}): if the user already existed there with another password or host, set its password to the one in config.php (ALTER USER) or drop it and run again"
+        )
+    })?
+    .into_iter()
+    .collect())
+}
+
 /// Undo the escapes of the client's batch mode (`\\n`, `\\t`, `\\\\`, `\\0`).
-fn unescape_batch(s: &str) -> String {
+pub(crate) fn unescape_batch(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut it = s.chars();
     while let Some(c) = it.next() {
@@ -491,6 +499,451 @@ pub(crate) fn target_figures(
         "checksumming the target's tables",
     )?;
     Ok(figures_from_lines(tables, &out, '\t'))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refresh: the target holds an earlier copy of ours (made online during `sync`); bring it to the
+// source's state by copying only what differs. Each side's server hashes every row (the same
+// per-row hash as the verification's checksum); tables with a one-column integer primary key are
+// compared row by row and the differing key ranges are deleted on the target and dumped again
+// from the source (`--where`, integer ranges only); other tables, tables whose definition differs
+// and tables new on the source are copied whole; tables only on the target are dropped; the
+// tables' AUTO_INCREMENT counters are set to the source's. The target's figures are then its
+// rows read before (outside the ranges) and read again (inside them).
+
+/// At most this many key ranges go into one refresh's dump command (it travels as a command
+/// line); more differences are covered by wider ranges.
+const MAX_RANGES: usize = 1200;
+
+/// One side's database, as a refresh needs it.
+#[derive(Debug, Default)]
+struct Shape {
+    /// Table → its columns' `(name, type)` in order.
+    columns: BTreeMap<String, Vec<(String, String)>>,
+    /// Table → its primary key's columns.
+    primary: BTreeMap<String, Vec<String>>,
+    /// Table → AUTO_INCREMENT counter (when it has one).
+    auto_inc: BTreeMap<String, u64>,
+    /// Views, triggers, tables not in InnoDB: a refresh does not handle these.
+    others: u64,
+}
+
+impl Shape {
+    const SQL: &'static str = "SELECT 'c', c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE FROM information_schema.COLUMNS c \
+         JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME \
+         WHERE c.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE = 'BASE TABLE' ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION;\n\
+         SELECT 'k', TABLE_NAME, COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME = 'PRIMARY' ORDER BY TABLE_NAME, SEQ_IN_INDEX;\n\
+         SELECT 'a', TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' AND AUTO_INCREMENT IS NOT NULL;\n\
+         SELECT 'o', (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND (TABLE_TYPE <> 'BASE TABLE' OR ENGINE <> 'InnoDB')) + (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE());";
+
+    fn parse(out: &str) -> Shape {
+        let mut s = Shape::default();
+        for line in out.lines() {
+            let f: Vec<String> = line.split('\t').map(unescape_batch).collect();
+            match (f[0].as_str(), f.len()) {
+                ("c", 4) => s
+                    .columns
+                    .entry(f[1].clone())
+                    .or_default()
+                    .push((f[2].clone(), f[3].clone())),
+                ("k", 3) => s.primary.entry(f[1].clone()).or_default().push(f[2].clone()),
+                ("a", 3) => {
+                    if let Ok(n) = f[2].parse() {
+                        s.auto_inc.insert(f[1].clone(), n);
+                    }
+                }
+                ("o", 2) => s.others = f[1].parse().unwrap_or(1),
+                _ => {}
+            }
+        }
+        s
+    }
+
+    /// The table's one-column integer primary key, when it has one.
+    fn int_key(&self, table: &str) -> Option<&str> {
+        let key = self.primary.get(table)?;
+        let [k] = key.as_slice() else { return None };
+        let ty = &self.columns.get(table)?.iter().find(|(c, _)| c == k)?.1;
+        matches!(
+            ty.to_ascii_lowercase().as_str(),
+            "tinyint" | "smallint" | "mediumint" | "int" | "bigint"
+        )
+        .then_some(k.as_str())
+    }
+
+    /// The per-row hash of `table` (as in the verification's checksum).
+    fn row_hash(&self, table: &str) -> String {
+        let cols: Vec<String> = self.columns[table]
+            .iter()
+            .map(|(c, ty)| {
+                if ty.eq_ignore_ascii_case("timestamp") {
+                    format!("QUOTE(UNIX_TIMESTAMP({}))", ident(c))
+                } else {
+                    format!("QUOTE({})", ident(c))
+                }
+            })
+            .collect();
+        format!(
+            "CONV(SUBSTRING(MD5(CONCAT_WS('#', {})), 1, 16), 16, 10)",
+            cols.join(", ")
+        )
+    }
+
+    /// The content query: each table's definition, then its rows' hashes (tables with an
+    /// integer key; `where_` limits them) or its figures (others, as `=` lines).
+    fn content_sql(&self, only: Option<&BTreeMap<String, (String, Vec<(i128, i128)>)>>, whole: &[String]) -> String {
+        let mut sql = String::new();
+        for t in self.columns.keys() {
+            let ranges = only.and_then(|o| o.get(t));
+            if only.is_some() && ranges.is_none() && !whole.contains(t) {
+                continue;
+            }
+            if only.is_none() {
+                sql.push_str(&format!("SHOW CREATE TABLE {};\n", ident(t)));
+            }
+            match (self.int_key(t), ranges) {
+                (Some(k), _) => {
+                    let cond = ranges
+                        .map(|(key, r)| {
+                            KeyRanges {
+                                table: t.clone(),
+                                key: key.clone(),
+                                ranges: r.clone(),
+                            }
+                            .condition()
+                        })
+                        .map(|c| format!(" WHERE {c}"))
+                        .unwrap_or_default();
+                    sql.push_str(&format!(
+                        "SELECT '#', {};\nSELECT {}, {} FROM {}{cond} ORDER BY {};\n",
+                        lit(t),
+                        ident(k),
+                        self.row_hash(t),
+                        ident(t),
+                        ident(k)
+                    ));
+                }
+                (None, _) => sql.push_str(&format!(
+                    "SELECT '=', {}, COUNT(*), COALESCE(SUM(CAST({} AS DECIMAL(20,0))), 0) FROM {};\n",
+                    lit(t),
+                    self.row_hash(t),
+                    ident(t)
+                )),
+            }
+        }
+        sql
+    }
+}
+
+/// A side's content: definitions (without AUTO_INCREMENT), row hashes, figures of the others.
+#[derive(Debug, Default)]
+struct Content {
+    creates: BTreeMap<String, String>,
+    hashes: BTreeMap<String, Vec<super::refresh::RowHash>>,
+    figures: BTreeMap<String, Figures>,
+}
+
+impl Content {
+    fn parse(out: &str) -> Result<Content, Failure> {
+        let mut c = Content {
+            hashes: super::refresh::parse_hashes(out).map_err(|e| {
+                Failure::check(format!("reading the row hashes: {e}"))
+            })?,
+            ..Content::default()
+        };
+        for line in out.lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            if f.len() == 2 && f[1].starts_with("CREATE ") {
+                c.creates.insert(
+                    unescape_batch(f[0]),
+                    super::refresh::without_auto_increment(&unescape_batch(f[1])),
+                );
+            } else if f.len() == 4 && f[0] == "=" {
+                c.figures.insert(
+                    unescape_batch(f[1]),
+                    Figures {
+                        rows: f[2].parse().unwrap_or(0),
+                        checksum: f[3].to_string(),
+                    },
+                );
+            }
+        }
+        Ok(c)
+    }
+
+    /// The figures of every table read.
+    fn all_figures(&self) -> BTreeMap<String, Figures> {
+        let mut f = self.figures.clone();
+        for (t, rows) in &self.hashes {
+            f.insert(t.clone(), super::refresh::figures(rows));
+        }
+        f
+    }
+}
+
+/// What [`refresh`] did, and both sides' figures for the verification.
+pub(crate) struct Refreshed {
+    pub report: CopyReport,
+    pub source: BTreeMap<String, Figures>,
+    pub target: BTreeMap<String, Figures>,
+}
+
+/// Refresh the target's copy (see above). `None` when it cannot be refreshed (no database
+/// there; views, triggers or tables not in InnoDB on either side): then a whole copy is needed.
+/// The caller has made sure the target's tables are an earlier copy of ours.
+pub(crate) fn refresh(
+    src: &SourceHost,
+    tgt: &TargetHost,
+    p: &DbParams,
+    opts: &CopyOptions,
+    compress: Compress,
+    laps: &mut crate::laps::Laps,
+) -> Result<Option<Refreshed>, Failure> {
+    let db = p.name.clone();
+    let exists = target_sql(
+        tgt,
+        opts,
+        None,
+        &format!(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {};",
+            lit(&db)
+        ),
+        "reading the target database server",
+    )?;
+    if exists.trim() == "0" {
+        return Ok(None);
+    }
+    // Both sides at once: their shapes, then their contents (definitions and row hashes).
+    let read_source = || -> Result<(Shape, Content), Failure> {
+        let shape = Shape::parse(&source_sql(src, p, Shape::SQL, "reading the source's tables")?);
+        let out = source_sql(src, p, &shape.content_sql(None, &[]), "hashing the source's rows")?;
+        Ok((shape, Content::parse(&out)?))
+    };
+    let read_target = || -> Result<(Shape, Content), Failure> {
+        let shape = Shape::parse(&target_sql(
+            tgt,
+            opts,
+            Some(&db),
+            Shape::SQL,
+            "reading the target's tables",
+        )?);
+        let out = target_sql(
+            tgt,
+            opts,
+            Some(&db),
+            &shape.content_sql(None, &[]),
+            "hashing the target's rows",
+        )?;
+        Ok((shape, Content::parse(&out)?))
+    };
+    let (s, t) = std::thread::scope(|sc| {
+        let h = sc.spawn(read_source);
+        let t = read_target();
+        (crate::exit::joined(h.join(), "reading the source's rows"), t)
+    });
+    let ((s_shape, s_content), (t_shape, t_content)) = (s?, t?);
+    laps.lap("refresh_read_both");
+    if s_shape.others > 0 || t_shape.others > 0 {
+        return Ok(None);
+    }
+
+    // What differs.
+    let dropped: Vec<String> = t_shape
+        .columns
+        .keys()
+        .filter(|t| !s_shape.columns.contains_key(*t))
+        .cloned()
+        .collect();
+    let mut whole: Vec<String> = Vec::new();
+    let mut rows: BTreeMap<String, (String, Vec<i128>)> = BTreeMap::new();
+    for table in s_shape.columns.keys() {
+        let same_def = t_content.creates.get(table).is_some()
+            && t_content.creates.get(table) == s_content.creates.get(table);
+        if !same_def {
+            whole.push(table.clone());
+            continue;
+        }
+        match (s_shape.int_key(table), s_content.hashes.get(table), t_content.hashes.get(table)) {
+            (Some(k), Some(sh), Some(th)) => {
+                let dirty = super::refresh::dirty_keys(sh, th);
+                if !dirty.is_empty() {
+                    rows.insert(table.clone(), (k.to_string(), dirty));
+                }
+            }
+            _ => {
+                if s_content.figures.get(table) != t_content.figures.get(table) {
+                    whole.push(table.clone());
+                }
+            }
+        }
+    }
+    let per_table = (MAX_RANGES / rows.len().max(1)).max(1);
+    let ranges: BTreeMap<String, (String, Vec<(i128, i128)>)> = rows
+        .into_iter()
+        .map(|(t, (k, keys))| {
+            let r = super::refresh::ranges(&keys, per_table);
+            (t, (k, r))
+        })
+        .collect();
+    let rows_copied: u64 = ranges
+        .iter()
+        .map(|(t, (_, r))| super::refresh::count_in(&s_content.hashes[t], r))
+        .sum();
+    let rows_deleted: u64 = ranges
+        .iter()
+        .map(|(t, (_, r))| super::refresh::count_in(&t_content.hashes[t], r))
+        .sum();
+    let counters: Vec<(String, u64)> = s_shape
+        .auto_inc
+        .iter()
+        .filter(|(t, n)| {
+            !whole.contains(t) && (t_shape.auto_inc.get(t.as_str()) != Some(n) || ranges.contains_key(t.as_str()))
+        })
+        .map(|(t, n)| (t.clone(), *n))
+        .collect();
+    laps.lap("refresh_compare");
+
+    // Apply: drop, delete the ranges, copy whole tables and ranges, set the counters.
+    mark(opts, DbKind::Mysql, &db, tgt, "started")?;
+    let t0 = Instant::now();
+    let mut sql = String::from("SET FOREIGN_KEY_CHECKS = 0;\n");
+    for t in &dropped {
+        sql.push_str(&format!("DROP TABLE IF EXISTS {};\n", ident(t)));
+    }
+    for (t, (k, r)) in &ranges {
+        let cond = KeyRanges {
+            table: t.clone(),
+            key: k.clone(),
+            ranges: r.clone(),
+        }
+        .condition();
+        sql.push_str(&format!("DELETE FROM {} WHERE {cond};\n", ident(t)));
+    }
+    target_sql(tgt, opts, Some(&db), &sql, "removing the rows to copy again")?;
+    laps.lap("refresh_delete");
+    let mut bytes = 0;
+    if !whole.is_empty() || !ranges.is_empty() {
+        let charset = if p.utf8mb4 { "utf8mb4" } else { "utf8" };
+        let dump = DumpCommand::Mysql {
+            conn: conn(p),
+            lock_tables: false,
+            part: MysqlPart::Refresh {
+                tables: whole.clone(),
+                rows: ranges
+                    .iter()
+                    .map(|(t, (k, r))| KeyRanges {
+                        table: t.clone(),
+                        key: k.clone(),
+                        ranges: r.clone(),
+                    })
+                    .collect(),
+            },
+            charset: charset.to_string(),
+            compress,
+        };
+        let import = format!(
+            "{CLIENT}\n{}{} --default-character-set={charset} --max-allowed-packet=1G -- {}",
+            compress.unpipe(),
+            admin(tgt, opts)?,
+            shell_quote(&db)
+        );
+        bytes = stream(
+            src,
+            tgt,
+            &dump,
+            &import,
+            p.password.expose(),
+            ("the dump of the changed rows", "their import"),
+        )?
+        .bytes;
+    }
+    laps.lap("refresh_copy");
+    if !counters.is_empty() {
+        let sql: String = counters
+            .iter()
+            .map(|(t, n)| format!("ALTER TABLE {} AUTO_INCREMENT = {n};\n", ident(t)))
+            .collect();
+        target_sql(tgt, opts, Some(&db), &sql, "setting the tables' counters")?;
+    }
+    laps.lap("refresh_counters");
+    if let Some(f) = &opts.rows_loaded {
+        (f.0)();
+    }
+    let seconds = elapsed(t0);
+
+    // The target's figures: what it held outside the ranges, and what it holds now inside them
+    // and in the tables copied whole.
+    let mut target = t_content.all_figures();
+    for t in &dropped {
+        target.remove(t);
+    }
+    if !whole.is_empty() || !ranges.is_empty() {
+        let shape_now = if whole.is_empty() {
+            None
+        } else {
+            Some(Shape::parse(&target_sql(
+                tgt,
+                opts,
+                Some(&db),
+                Shape::SQL,
+                "reading the target's tables again",
+            )?))
+        };
+        let shape = shape_now.as_ref().unwrap_or(&t_shape);
+        let out = target_sql(
+            tgt,
+            opts,
+            Some(&db),
+            &shape.content_sql(Some(&ranges), &whole),
+            "hashing the copied rows",
+        )?;
+        let again = Content::parse(&out)?;
+        for t in &whole {
+            target.remove(t);
+        }
+        target.extend(again.figures.clone());
+        for (t, reread) in &again.hashes {
+            let f = match ranges.get(t) {
+                Some((_, r)) => super::refresh::figures(&super::refresh::after(
+                    &t_content.hashes[t],
+                    r,
+                    reread,
+                )),
+                None => super::refresh::figures(reread),
+            };
+            target.insert(t.clone(), f);
+        }
+    }
+    laps.lap("refresh_reread");
+
+    // ownCloud on the target will log in with config.php's credentials: prove they work.
+    let warnings = login_check(tgt, p, &format!("'{}'", p.user))?;
+    mark(opts, DbKind::Mysql, &db, tgt, "done")?;
+    let ranges_n: usize = ranges.values().map(|(_, r)| r.len()).sum();
+    Ok(Some(Refreshed {
+        report: CopyReport {
+            kind: DbKind::Mysql,
+            database: db,
+            method: format!(
+                "refresh of the earlier copy: {rows_copied} row(s) copied again in {ranges_n} key range(s) of {} table(s) ({rows_deleted} removed first), {} table(s) copied whole, {} dropped (mariadb-dump/mysqldump --where | {} → mariadb/mysql)",
+                ranges.len(),
+                whole.len(),
+                dropped.len(),
+                compress_name(compress)
+            ),
+            compress: compress_name(compress).into(),
+            bytes_on_wire: bytes,
+            seconds,
+            created_database: false,
+            created_user: false,
+            replaced: false,
+            integrity: None,
+            warnings,
+            phases_s: serde_json::Value::Null,
+        },
+        source: s_content.all_figures(),
+        target,
+    }))
 }
 
 #[cfg(test)]

@@ -285,7 +285,7 @@ pub enum DumpCommand {
 }
 
 /// Which part of a MySQL database a dump carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MysqlPart {
     /// Definitions, rows and triggers, as one stream.
     All,
@@ -293,6 +293,33 @@ pub enum MysqlPart {
     Schema,
     /// `--no-create-info --skip-triggers`: the rows.
     Data,
+    /// A refresh of a copy made earlier: these whole tables (dropped and re-created on import),
+    /// then the rows of these key ranges. The ranges are integers, so no SQL text of the
+    /// caller's reaches the source.
+    Refresh {
+        tables: Vec<String>,
+        rows: Vec<KeyRanges>,
+    },
+}
+
+/// Rows of one table whose integer key lies in one of `ranges` (both ends included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRanges {
+    pub table: String,
+    pub key: String,
+    pub ranges: Vec<(i128, i128)>,
+}
+
+impl KeyRanges {
+    /// The condition, e.g. `` `id` BETWEEN 1 AND 4 OR `id` BETWEEN 9 AND 9 ``.
+    pub fn condition(&self) -> String {
+        let key = format!("`{}`", self.key.replace('`', "``"));
+        self.ranges
+            .iter()
+            .map(|(a, b)| format!("{key} BETWEEN {a} AND {b}"))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    }
 }
 
 /// Exit status of the source scripts when a client tool is missing.
@@ -313,21 +340,46 @@ impl DumpCommand {
                 } else {
                     "--single-transaction"
                 };
-                let mode = match part {
-                    MysqlPart::All => format!("{lock} --triggers"),
-                    MysqlPart::Schema => format!("{lock} --no-data --skip-triggers"),
-                    MysqlPart::Data => format!("{lock} --no-create-info --skip-triggers"),
-                };
-                format!(
+                let head = format!(
                     "c=$(command -v mariadb-dump || command -v mysqldump) || {{ echo 'ocmigrate: neither mariadb-dump nor mysqldump is installed' >&2; exit {NO_TOOL}; }}\n\
                      IFS= read -r MYSQL_PWD || true; export MYSQL_PWD\n\
-                     x=; case $(\"$c\" --help 2>/dev/null) in *column-statistics*) x=--column-statistics=0;; esac\n\
-                     \"$c\" $x {mode} --quick --no-autocommit --hex-blob --no-tablespaces --default-character-set={} {} -- {}{}",
-                    shell_quote(charset),
-                    shell_words(&conn.mysql_args()),
-                    shell_quote(&conn.name),
-                    compress.pipe()
-                )
+                     x=; case $(\"$c\" --help 2>/dev/null) in *column-statistics*) x=--column-statistics=0;; esac\n"
+                );
+                // One dump command: `mode`, then the database and what follows it.
+                let dump = |mode: &str, after: &str| {
+                    format!(
+                        "\"$c\" $x {mode} --quick --no-autocommit --hex-blob --no-tablespaces --default-character-set={} {} -- {}{after}",
+                        shell_quote(charset),
+                        shell_words(&conn.mysql_args()),
+                        shell_quote(&conn.name),
+                    )
+                };
+                let body = match part {
+                    MysqlPart::All => dump(&format!("{lock} --triggers"), ""),
+                    MysqlPart::Schema => dump(&format!("{lock} --no-data --skip-triggers"), ""),
+                    MysqlPart::Data => dump(&format!("{lock} --no-create-info --skip-triggers"), ""),
+                    MysqlPart::Refresh { tables, rows } => {
+                        let mut cmds = vec!["true".to_string()];
+                        if !tables.is_empty() {
+                            let names: Vec<String> = tables.iter().map(|t| shell_quote(t)).collect();
+                            cmds.push(dump(
+                                &format!("{lock} --skip-triggers"),
+                                &format!(" {}", names.join(" ")),
+                            ));
+                        }
+                        for r in rows.iter().filter(|r| !r.ranges.is_empty()) {
+                            cmds.push(dump(
+                                &format!(
+                                    "{lock} --no-create-info --skip-triggers --where={}",
+                                    shell_quote(&r.condition())
+                                ),
+                                &format!(" {}", shell_quote(&r.table)),
+                            ));
+                        }
+                        format!("{{ {}; }}", cmds.join(" && "))
+                    }
+                };
+                format!("{head}{body}{}", compress.pipe())
             }
             DumpCommand::Pgsql {
                 conn,
@@ -510,6 +562,37 @@ mod db_tests {
         assert!(s.contains("IFS= read -r MYSQL_PWD"));
         assert!(s.contains("--single-transaction"));
         assert!(!s.contains("--password"));
+        let r = DumpCommand::Mysql {
+            conn: conn.clone(),
+            lock_tables: false,
+            part: MysqlPart::Refresh {
+                tables: vec!["oc_new".into()],
+                rows: vec![
+                    KeyRanges {
+                        table: "oc_filecache".into(),
+                        key: "fileid".into(),
+                        ranges: vec![(1, 4), (9, 9)],
+                    },
+                    KeyRanges {
+                        table: "oc_untouched".into(),
+                        key: "id".into(),
+                        ranges: vec![],
+                    },
+                ],
+            },
+            charset: "utf8mb4".into(),
+            compress: Compress::None,
+        }
+        .script();
+        assert!(r.contains("IFS= read -r MYSQL_PWD"), "{r}");
+        assert!(r.contains("--skip-triggers --quick"), "{r}");
+        assert!(r.contains("owncloud oc_new"), "{r}");
+        assert!(
+            r.contains("--where='`fileid` BETWEEN 1 AND 4 OR `fileid` BETWEEN 9 AND 9'"),
+            "{r}"
+        );
+        assert!(!r.contains("oc_untouched"), "{r}");
+        assert_eq!(r.matches("\"$c\" $x").count(), 2, "{r}");
         assert_eq!(
             sqlite_uri(Path::new("/a b/x?.db"), "mode=ro"),
             "file:/a%20b/x%3F.db?mode=ro"

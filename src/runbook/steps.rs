@@ -261,6 +261,19 @@ impl<'a> Ctx<'a> {
             o.figures.extend(map);
         }
         if !final_pass {
+            // With a database server: copy the database now, while the source is online, so
+            // that the window only refreshes what changed since.
+            if self.database_beside_final_sync() {
+                if let Some(c) = crate::db::precopy(self.m)? {
+                    ev.info(&format!("database copied ahead of the window: {}", c.method));
+                    o.summary = format!("{}; database copied ahead ({:.1} s)", o.summary, c.seconds);
+                    o.figures.insert(
+                        "database_precopy".into(),
+                        serde_json::to_value(&c).unwrap_or_default(),
+                    );
+                }
+                laps.lap("database_precopy");
+            }
             o.figures.insert("phases_s".into(), laps.figure());
             return Ok(o);
         }
@@ -532,6 +545,37 @@ impl<'a> Ctx<'a> {
             rows.set_imported();
             imported.set_imported();
         })));
+        let (src, tgt) = (&self.m.source, &self.m.target);
+        let t0 = Instant::now();
+        let mut laps = crate::laps::Laps::start();
+        let web_user = crate::db::source_web_user(src, opts.web_user.as_deref())?;
+        let params = crate::db::read_params(src, &web_user)?;
+        laps.lap("read_params");
+        // The target holds a copy of ours (the online sync's, or an earlier attempt's): copy
+        // only what differs; both sides' figures come with it (every row hashed on each side).
+        if let Some(r) = crate::db::refresh_with(src, tgt, &opts, &params, crate::laps::Laps::start())? {
+            gate.set_imported();
+            laps.lap("refresh");
+            for w in &r.report.warnings {
+                ev.warning(w);
+            }
+            let check = crate::db::compare_sides(&params, r.source, r.target, t0);
+            database_differences(&check)?;
+            return Ok(Outcome::done(format!(
+                "{} in {:.1} s, {} tables verified equal ({:.1} s in all)",
+                r.report.method,
+                r.report.seconds,
+                check.tables.len(),
+                t0.elapsed().as_secs_f64()
+            ))
+            .figure("method", r.report.method.clone())
+            .figure("seconds", r.report.seconds)
+            .figure("bytes_on_wire", r.report.bytes_on_wire)
+            .figure("tables", check.tables.len())
+            .figure("refreshed", true)
+            .figure("copy_phases_s", r.report.phases_s.clone())
+            .figure("phases_s", laps.figure()));
+        }
         // This step is not done in the journal, yet the import marker says an import of ours
         // into this target finished: an earlier attempt (cut short before its journal entry, or
         // undone by `rollback`). The source has been in maintenance since, so import it again.
@@ -544,12 +588,6 @@ impl<'a> Ctx<'a> {
                 opts.replace_target = true;
             }
         }
-        let (src, tgt) = (&self.m.source, &self.m.target);
-        let t0 = Instant::now();
-        let mut laps = crate::laps::Laps::start();
-        let web_user = crate::db::source_web_user(src, opts.web_user.as_deref())?;
-        let params = crate::db::read_params(src, &web_user)?;
-        laps.lap("read_params");
         // The source's per-table figures are read while the import runs: its web server is
         // stopped, so nothing writes to it (the same condition the dump relies on). The
         // target's are read as soon as its rows are in (MySQL: beside the indexes' build; else
@@ -611,18 +649,7 @@ impl<'a> Ctx<'a> {
         laps.lap("target_checksums_wait");
         laps.put("target_checksums", target_s.as_secs_f64());
         let check = crate::db::compare_sides(&params, source_figures.0?, target_figures, t_check);
-        let diffs = check.differences();
-        if !diffs.is_empty() {
-            return Err(Failure::check(format!(
-                "the target database differs from the source in {} table(s): {}",
-                diffs.len(),
-                diffs
-                    .iter()
-                    .map(|t| t.table.clone())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
+        database_differences(&check)?;
         Ok(Outcome::done(format!(
             "{} in {:.1} s, {} tables verified equal ({:.1} s in all)",
             copy.method,
@@ -1172,6 +1199,24 @@ pub struct Roots {
 pub struct Root {
     pub fileid: u64,
     pub etag: String,
+}
+
+/// The database step's verdict: an error naming the tables that differ.
+fn database_differences(check: &crate::db::DbVerification) -> Result<(), Failure> {
+    let diffs = check.differences();
+    if diffs.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::check(format!(
+        "the target database differs from the source in {} table(s): {}",
+        diffs.len(),
+        diffs
+            .iter()
+            .map(|t| t.table.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+    .hint("run `ocmigrate migrate` again (the database step copies what differs again); `ocmigrate verify` shows each table's figures"))
 }
 
 pub fn roots(tgt: &crate::host::TargetHost, web_user: &str) -> Result<Roots, Failure> {
