@@ -14,8 +14,8 @@
 //! failed import of our own (the marker says so); checkpoint a SQLite WAL on the source.
 
 mod mysql;
-mod refresh;
 mod pgsql;
+mod refresh;
 mod sqlite;
 mod verify;
 

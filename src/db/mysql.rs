@@ -546,7 +546,11 @@ impl Shape {
                     .entry(f[1].clone())
                     .or_default()
                     .push((f[2].clone(), f[3].clone())),
-                ("k", 3) => s.primary.entry(f[1].clone()).or_default().push(f[2].clone()),
+                ("k", 3) => s
+                    .primary
+                    .entry(f[1].clone())
+                    .or_default()
+                    .push(f[2].clone()),
                 ("a", 3) => {
                     if let Ok(n) = f[2].parse() {
                         s.auto_inc.insert(f[1].clone(), n);
@@ -591,7 +595,11 @@ impl Shape {
 
     /// The content query: each table's definition, then its rows' hashes (tables with an
     /// integer key; `where_` limits them) or its figures (others, as `=` lines).
-    fn content_sql(&self, only: Option<&BTreeMap<String, (String, Vec<(i128, i128)>)>>, whole: &[String]) -> String {
+    fn content_sql(
+        &self,
+        only: Option<&BTreeMap<String, (String, Vec<(i128, i128)>)>>,
+        whole: &[String],
+    ) -> String {
         let mut sql = String::new();
         for t in self.columns.keys() {
             let ranges = only.and_then(|o| o.get(t));
@@ -646,9 +654,8 @@ struct Content {
 impl Content {
     fn parse(out: &str) -> Result<Content, Failure> {
         let mut c = Content {
-            hashes: super::refresh::parse_hashes(out).map_err(|e| {
-                Failure::check(format!("reading the row hashes: {e}"))
-            })?,
+            hashes: super::refresh::parse_hashes(out)
+                .map_err(|e| Failure::check(format!("reading the row hashes: {e}")))?,
             ..Content::default()
         };
         for line in out.lines() {
@@ -715,8 +722,18 @@ pub(crate) fn refresh(
     }
     // Both sides at once: their shapes, then their contents (definitions and row hashes).
     let read_source = || -> Result<(Shape, Content), Failure> {
-        let shape = Shape::parse(&source_sql(src, p, Shape::SQL, "reading the source's tables")?);
-        let out = source_sql(src, p, &shape.content_sql(None, &[]), "hashing the source's rows")?;
+        let shape = Shape::parse(&source_sql(
+            src,
+            p,
+            Shape::SQL,
+            "reading the source's tables",
+        )?);
+        let out = source_sql(
+            src,
+            p,
+            &shape.content_sql(None, &[]),
+            "hashing the source's rows",
+        )?;
         Ok((shape, Content::parse(&out)?))
     };
     let read_target = || -> Result<(Shape, Content), Failure> {
@@ -739,7 +756,10 @@ pub(crate) fn refresh(
     let (s, t) = std::thread::scope(|sc| {
         let h = sc.spawn(read_source);
         let t = read_target();
-        (crate::exit::joined(h.join(), "reading the source's rows"), t)
+        (
+            crate::exit::joined(h.join(), "reading the source's rows"),
+            t,
+        )
     });
     let ((s_shape, s_content), (t_shape, t_content)) = (s?, t?);
     laps.lap("refresh_read_both");
@@ -763,7 +783,11 @@ pub(crate) fn refresh(
             whole.push(table.clone());
             continue;
         }
-        match (s_shape.int_key(table), s_content.hashes.get(table), t_content.hashes.get(table)) {
+        match (
+            s_shape.int_key(table),
+            s_content.hashes.get(table),
+            t_content.hashes.get(table),
+        ) {
             (Some(k), Some(sh), Some(th)) => {
                 let dirty = super::refresh::dirty_keys(sh, th);
                 if !dirty.is_empty() {
@@ -797,7 +821,8 @@ pub(crate) fn refresh(
         .auto_inc
         .iter()
         .filter(|(t, n)| {
-            !whole.contains(t) && (t_shape.auto_inc.get(t.as_str()) != Some(n) || ranges.contains_key(t.as_str()))
+            !whole.contains(t)
+                && (t_shape.auto_inc.get(t.as_str()) != Some(n) || ranges.contains_key(t.as_str()))
         })
         .map(|(t, n)| (t.clone(), *n))
         .collect();
@@ -819,7 +844,13 @@ pub(crate) fn refresh(
         .condition();
         sql.push_str(&format!("DELETE FROM {} WHERE {cond};\n", ident(t)));
     }
-    target_sql(tgt, opts, Some(&db), &sql, "removing the rows to copy again")?;
+    target_sql(
+        tgt,
+        opts,
+        Some(&db),
+        &sql,
+        "removing the rows to copy again",
+    )?;
     laps.lap("refresh_delete");
     let mut bytes = 0;
     if !whole.is_empty() || !ranges.is_empty() {
@@ -904,11 +935,9 @@ pub(crate) fn refresh(
         target.extend(again.figures.clone());
         for (t, reread) in &again.hashes {
             let f = match ranges.get(t) {
-                Some((_, r)) => super::refresh::figures(&super::refresh::after(
-                    &t_content.hashes[t],
-                    r,
-                    reread,
-                )),
+                Some((_, r)) => {
+                    super::refresh::figures(&super::refresh::after(&t_content.hashes[t], r, reread))
+                }
                 None => super::refresh::figures(reread),
             };
             target.insert(t.clone(), f);

@@ -16,7 +16,8 @@ mod target;
 
 pub use agent::{AgentChannel, AgentInstall};
 pub use source::{
-    Compress, DbConn, DbSelect, DumpCommand, KeyRanges, MysqlPart, PgFormat, Probe, SourceHost, NO_TOOL,
+    Compress, DbConn, DbSelect, DumpCommand, KeyRanges, MysqlPart, PgFormat, Probe, SourceHost,
+    NO_TOOL,
 };
 pub use ssh::SshError;
 pub use target::TargetHost;

@@ -357,11 +357,14 @@ impl DumpCommand {
                 let body = match part {
                     MysqlPart::All => dump(&format!("{lock} --triggers"), ""),
                     MysqlPart::Schema => dump(&format!("{lock} --no-data --skip-triggers"), ""),
-                    MysqlPart::Data => dump(&format!("{lock} --no-create-info --skip-triggers"), ""),
+                    MysqlPart::Data => {
+                        dump(&format!("{lock} --no-create-info --skip-triggers"), "")
+                    }
                     MysqlPart::Refresh { tables, rows } => {
                         let mut cmds = vec!["true".to_string()];
                         if !tables.is_empty() {
-                            let names: Vec<String> = tables.iter().map(|t| shell_quote(t)).collect();
+                            let names: Vec<String> =
+                                tables.iter().map(|t| shell_quote(t)).collect();
                             cmds.push(dump(
                                 &format!("{lock} --skip-triggers"),
                                 &format!(" {}", names.join(" ")),

@@ -265,8 +265,12 @@ impl<'a> Ctx<'a> {
             // that the window only refreshes what changed since.
             if self.database_beside_final_sync() {
                 if let Some(c) = crate::db::precopy(self.m)? {
-                    ev.info(&format!("database copied ahead of the window: {}", c.method));
-                    o.summary = format!("{}; database copied ahead ({:.1} s)", o.summary, c.seconds);
+                    ev.info(&format!(
+                        "database copied ahead of the window: {}",
+                        c.method
+                    ));
+                    o.summary =
+                        format!("{}; database copied ahead ({:.1} s)", o.summary, c.seconds);
                     o.figures.insert(
                         "database_precopy".into(),
                         serde_json::to_value(&c).unwrap_or_default(),
@@ -553,7 +557,9 @@ impl<'a> Ctx<'a> {
         laps.lap("read_params");
         // The target holds a copy of ours (the online sync's, or an earlier attempt's): copy
         // only what differs; both sides' figures come with it (every row hashed on each side).
-        if let Some(r) = crate::db::refresh_with(src, tgt, &opts, &params, crate::laps::Laps::start())? {
+        if let Some(r) =
+            crate::db::refresh_with(src, tgt, &opts, &params, crate::laps::Laps::start())?
+        {
             gate.set_imported();
             laps.lap("refresh");
             for w in &r.report.warnings {
