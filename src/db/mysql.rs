@@ -515,6 +515,9 @@ pub(crate) fn target_figures(
 /// line); more differences are covered by wider ranges.
 const MAX_RANGES: usize = 1200;
 
+/// Table → (its key column, the key ranges to copy again).
+type TableRanges = BTreeMap<String, (String, Vec<(i128, i128)>)>;
+
 /// One side's database, as a refresh needs it.
 #[derive(Debug, Default)]
 struct Shape {
@@ -594,12 +597,9 @@ impl Shape {
     }
 
     /// The content query: each table's definition, then its rows' hashes (tables with an
-    /// integer key; `where_` limits them) or its figures (others, as `=` lines).
-    fn content_sql(
-        &self,
-        only: Option<&BTreeMap<String, (String, Vec<(i128, i128)>)>>,
-        whole: &[String],
-    ) -> String {
+    /// integer key; with `only`, the rows in its ranges and the tables in `whole`) or its
+    /// figures (others, as `=` lines).
+    fn content_sql(&self, only: Option<&TableRanges>, whole: &[String]) -> String {
         let mut sql = String::new();
         for t in self.columns.keys() {
             let ranges = only.and_then(|o| o.get(t));
@@ -777,7 +777,7 @@ pub(crate) fn refresh(
     let mut whole: Vec<String> = Vec::new();
     let mut rows: BTreeMap<String, (String, Vec<i128>)> = BTreeMap::new();
     for table in s_shape.columns.keys() {
-        let same_def = t_content.creates.get(table).is_some()
+        let same_def = t_content.creates.contains_key(table)
             && t_content.creates.get(table) == s_content.creates.get(table);
         if !same_def {
             whole.push(table.clone());
@@ -802,7 +802,7 @@ pub(crate) fn refresh(
         }
     }
     let per_table = (MAX_RANGES / rows.len().max(1)).max(1);
-    let ranges: BTreeMap<String, (String, Vec<(i128, i128)>)> = rows
+    let ranges: TableRanges = rows
         .into_iter()
         .map(|(t, (k, keys))| {
             let r = super::refresh::ranges(&keys, per_table);
