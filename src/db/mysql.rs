@@ -844,13 +844,15 @@ pub(crate) fn refresh(
         .condition();
         sql.push_str(&format!("DELETE FROM {} WHERE {cond};\n", ident(t)));
     }
-    target_sql(
-        tgt,
-        opts,
-        Some(&db),
-        &sql,
-        "removing the rows to copy again",
-    )?;
+    if !dropped.is_empty() || !ranges.is_empty() {
+        target_sql(
+            tgt,
+            opts,
+            Some(&db),
+            &sql,
+            "removing the rows to copy again",
+        )?;
+    }
     laps.lap("refresh_delete");
     let mut bytes = 0;
     if !whole.is_empty() || !ranges.is_empty() {
