@@ -795,7 +795,9 @@ pub(crate) fn refresh(
                 }
             }
             _ => {
-                if s_content.figures.get(table) != t_content.figures.get(table) {
+                // No integer key: equal figures on both sides, or copied whole.
+                let (a, b) = (s_content.figures.get(table), t_content.figures.get(table));
+                if a.is_none() || a != b {
                     whole.push(table.clone());
                 }
             }
@@ -856,7 +858,9 @@ pub(crate) fn refresh(
     laps.lap("refresh_delete");
     let mut bytes = 0;
     if !whole.is_empty() || !ranges.is_empty() {
-        let charset = if p.utf8mb4 { "utf8mb4" } else { "utf8" };
+        // utf8mb4 carries any column's text unchanged (the whole copy may use utf8 for servers
+        // that predate utf8mb4; a refresh runs on servers that have just held a copy).
+        let charset = "utf8mb4";
         let dump = DumpCommand::Mysql {
             conn: conn(p),
             lock_tables: false,
