@@ -511,12 +511,33 @@ pub(crate) fn target_figures(
 // tables' AUTO_INCREMENT counters are set to the source's. The target's figures are then its
 // rows read before (outside the ranges) and read again (inside them).
 
-/// At most this many key ranges go into one refresh's dump command (it travels as a command
-/// line); more differences are covered by wider ranges.
-const MAX_RANGES: usize = 1200;
+/// The conditions of one refresh's dump command travel on its command line (one argument of at
+/// most 128 KiB on Linux): at most this many bytes of them; more differences are covered by
+/// wider ranges.
+const MAX_CONDITIONS: usize = 96 * 1024;
 
 /// Table → (its key column, the key ranges to copy again).
 type TableRanges = BTreeMap<String, (String, Vec<(i128, i128)>)>;
+
+/// The ranges of `keys` whose condition on `key` fits in `budget` bytes: the exact keys when
+/// they fit, else fewer, wider ranges.
+fn fit_ranges(key: &str, keys: &[i128], budget: usize) -> Vec<(i128, i128)> {
+    let mut max = keys.len();
+    loop {
+        let r = super::refresh::ranges(keys, max);
+        let len = KeyRanges {
+            table: String::new(),
+            key: key.to_string(),
+            ranges: r.clone(),
+        }
+        .condition()
+        .len();
+        if len <= budget || r.len() <= 1 {
+            return r;
+        }
+        max = r.len() * 2 / 3;
+    }
+}
 
 /// One side's database, as a refresh needs it.
 #[derive(Debug, Default)]
@@ -803,11 +824,11 @@ pub(crate) fn refresh(
             }
         }
     }
-    let per_table = (MAX_RANGES / rows.len().max(1)).max(1);
+    let budget = MAX_CONDITIONS / rows.len().max(1);
     let ranges: TableRanges = rows
         .into_iter()
         .map(|(t, (k, keys))| {
-            let r = super::refresh::ranges(&keys, per_table);
+            let r = fit_ranges(&k, &keys, budget);
             (t, (k, r))
         })
         .collect();
@@ -1011,6 +1032,25 @@ mod tests {
                 )
             ]
         );
+    }
+
+    #[test]
+    fn refresh_conditions_fit_their_budget() {
+        // Few keys: exactly those.
+        assert_eq!(fit_ranges("id", &[3, 4, 9], 1000), vec![(3, 4), (9, 9)]);
+        // 50,000 scattered keys: wider ranges within 24 KiB, every key covered.
+        let keys: Vec<i128> = (0..50_000).map(|i| i * 7 + 1_000_000).collect();
+        let r = fit_ranges("fileid", &keys, 24 * 1024);
+        let cond = KeyRanges {
+            table: "t".into(),
+            key: "fileid".into(),
+            ranges: r.clone(),
+        }
+        .condition();
+        assert!(cond.len() <= 24 * 1024, "{}", cond.len());
+        assert!(keys
+            .iter()
+            .all(|k| super::super::refresh::in_ranges(&r, *k)));
     }
 
     #[test]

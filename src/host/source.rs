@@ -311,14 +311,27 @@ pub struct KeyRanges {
 }
 
 impl KeyRanges {
-    /// The condition, e.g. `` `id` BETWEEN 1 AND 4 OR `id` BETWEEN 9 AND 9 ``.
+    /// The condition, e.g. `` `id` IN (9,12) OR `id` BETWEEN 1 AND 4 `` (single keys listed,
+    /// runs as ranges).
     pub fn condition(&self) -> String {
         let key = format!("`{}`", self.key.replace('`', "``"));
-        self.ranges
+        let singles: Vec<String> = self
+            .ranges
             .iter()
-            .map(|(a, b)| format!("{key} BETWEEN {a} AND {b}"))
-            .collect::<Vec<_>>()
-            .join(" OR ")
+            .filter(|(a, b)| a == b)
+            .map(|(a, _)| a.to_string())
+            .collect();
+        let mut parts = Vec::new();
+        if !singles.is_empty() {
+            parts.push(format!("{key} IN ({})", singles.join(",")));
+        }
+        parts.extend(
+            self.ranges
+                .iter()
+                .filter(|(a, b)| a != b)
+                .map(|(a, b)| format!("{key} BETWEEN {a} AND {b}")),
+        );
+        parts.join(" OR ")
     }
 }
 
@@ -574,7 +587,7 @@ mod db_tests {
                     KeyRanges {
                         table: "oc_filecache".into(),
                         key: "fileid".into(),
-                        ranges: vec![(1, 4), (9, 9)],
+                        ranges: vec![(1, 4), (9, 9), (12, 12)],
                     },
                     KeyRanges {
                         table: "oc_untouched".into(),
@@ -591,7 +604,7 @@ mod db_tests {
         assert!(r.contains("--skip-triggers --quick"), "{r}");
         assert!(r.contains("owncloud oc_new"), "{r}");
         assert!(
-            r.contains("--where='`fileid` BETWEEN 1 AND 4 OR `fileid` BETWEEN 9 AND 9'"),
+            r.contains("--where='`fileid` IN (9,12) OR `fileid` BETWEEN 1 AND 4'"),
             "{r}"
         );
         assert!(!r.contains("oc_untouched"), "{r}");
