@@ -504,6 +504,63 @@ fn database_copied_ahead_then_refreshed_in_the_window() {
     );
 }
 
+/// A file cache row that already disagreed with the disk on the source (its file's mtime changed
+/// behind ownCloud's back) is not the migration's doing: the target shows it too, the source is
+/// then read to tell it apart, and the migration completes with a warning. On a clean instance
+/// the source is not read for this at all.
+#[test]
+fn a_row_that_already_disagreed_on_the_source_is_reported_apart() {
+    let lab = Lab::get();
+    let dir = setup(&lab, "owncloud", "sqlite", 30);
+    let d = dir.path();
+    lab.sh(
+        "old",
+        "f=$(find /var/www/owncloud/data/user1/files -type f | LC_ALL=C sort | head -1) && touch -d '2001-02-03 04:05:06' \"$f\"",
+    );
+    let out = ocmigrate(&["migrate", "--yes"], d);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("1 file cache row(s) already disagreed with the disk on the source"),
+        "{}",
+        text(&out)
+    );
+    let j = journal(d);
+    let up = j["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["step"] == "target-up")
+        .unwrap();
+    assert_eq!(up["figures"]["filecache_preexisting"], 1, "{up:#}");
+    assert!(
+        up["figures"]["phases_s"]["filecache_source_scan"]
+            .as_f64()
+            .is_some(),
+        "{up:#}"
+    );
+
+    // A clean instance: no row disagrees, the source's file cache is not read.
+    let dir = setup(&lab, "owncloud", "sqlite", 30);
+    let out = ocmigrate(&["migrate", "--yes"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let j = journal(dir.path());
+    let up = j["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["step"] == "target-up")
+        .unwrap();
+    assert_eq!(up["figures"]["filecache_preexisting"], 0, "{up:#}");
+    assert!(
+        up["figures"]["phases_s"]
+            .get("filecache_source_scan")
+            .is_none(),
+        "{up:#}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // kill -9 and resume
 

@@ -795,17 +795,13 @@ impl<'a> Ctx<'a> {
     }
 
     fn target_up(&self, ev: &mut dyn Events, database: &Gate) -> Result<Outcome, Failure> {
-        // The file cache against the disk is read on both hosts (read-only, PHP CLI as the web
-        // user: nothing that reaches a web server or ownCloud's log): the source's at once (it
-        // is quiescent since stop-source-web), the target's once its database is imported, both
-        // while the web checks run.
+        // The file cache against the disk, read on the target (read-only, PHP CLI as the web
+        // user: nothing that reaches a web server or ownCloud's log) once its database is
+        // imported, while the web checks run. The source is read the same way only when the
+        // target shows rows that disagree, to tell those that already disagreed there (the copy
+        // keeps every mtime and size, so a row that agrees on the target agreed on the source).
         let this = self;
-        let (up, scans) = std::thread::scope(|sc| {
-            let t = Instant::now();
-            let source_scan = sc.spawn(move || {
-                let r = crate::verify::scan_source(&this.m.source, &this.src_user);
-                (r, t.elapsed().as_secs_f64())
-            });
+        let (up, target) = std::thread::scope(|sc| {
             // The target's scan as soon as its database's rows are imported (the final sync is
             // done: it runs before this step in the same lane), beside the web server's start
             // and the database step's indexes and checksums; its result counts only when that
@@ -832,27 +828,32 @@ impl<'a> Ctx<'a> {
                 laps.lap("wait_database");
                 this.target_up_checks(ev, logs, laps)
             });
-            let panicked = |what: &str| Failure::check(format!("scanning {what} panicked"));
-            let s = source_scan
-                .join()
-                .unwrap_or_else(|_| (Err(panicked("the source's file cache")), 0.0));
-            let t_ = target_scan
-                .join()
-                .unwrap_or_else(|_| Some((Err(panicked("the target's file cache")), 0.0)));
-            (up, (s, t_))
+            let t_ = target_scan.join().unwrap_or_else(|_| {
+                Some((
+                    Err(Failure::check("scanning the target's file cache panicked")),
+                    0.0,
+                ))
+            });
+            (up, t_)
         });
         let (seen, mut laps) = up?;
         // `up` waited for the database step: done, or target-up failed above.
-        let ((s, source_s), target) = scans;
         let (t, target_s) = target.unwrap_or_else(|| {
             (
                 Err(Failure::check("the target's file cache was not scanned")),
                 0.0,
             )
         });
-        let (s, t) = (s?, t?);
-        laps.put("filecache_source_scan_from_start", source_s);
+        let t = t?;
         laps.put("filecache_target_scan_from_rows_loaded", target_s);
+        laps.lap("filecache_wait");
+        let s = if t.mismatch_count > 0 {
+            let s = crate::verify::scan_source(&self.m.source, &self.src_user)?;
+            laps.lap("filecache_source_scan");
+            s
+        } else {
+            crate::verify::FileCacheScan::default()
+        };
         let fc = crate::verify::compare(&s, &t);
         if fc.preexisting_count > 0 {
             ev.warning(&format!("{} file cache row(s) already disagreed with the disk on the source (not caused by the migration)", fc.preexisting_count));
@@ -876,7 +877,7 @@ impl<'a> Ctx<'a> {
             ))
             .hint("clients would download those files again; run `ocmigrate sync` and migrate again (never `occ files:scan`)"));
         }
-        laps.lap("filecache_wait_and_compare");
+        laps.lap("filecache_compare");
         Ok(Outcome::done(format!(
             "up in maintenance; status.php, 503 page, logs ({seen}) and {} file cache rows checked",
             fc.rows
