@@ -851,7 +851,7 @@ pub(crate) fn refresh(
         .collect();
     laps.lap("refresh_compare");
 
-    // Apply: drop, delete the ranges, copy whole tables and ranges, set the counters.
+    // Apply: drop, delete the ranges, set the counters, copy whole tables and ranges.
     mark(opts, DbKind::Mysql, &db, tgt, "started")?;
     let t0 = Instant::now();
     let mut sql = String::from("SET FOREIGN_KEY_CHECKS = 0;\n");
@@ -867,7 +867,11 @@ pub(crate) fn refresh(
         .condition();
         sql.push_str(&format!("DELETE FROM {} WHERE {cond};\n", ident(t)));
     }
-    if !dropped.is_empty() || !ranges.is_empty() {
+    // The counters now: rows inserted below with keys under a counter leave it as it is.
+    for (t, n) in &counters {
+        sql.push_str(&format!("ALTER TABLE {} AUTO_INCREMENT = {n};\n", ident(t)));
+    }
+    if !dropped.is_empty() || !ranges.is_empty() || !counters.is_empty() {
         target_sql(
             tgt,
             opts,
@@ -916,14 +920,6 @@ pub(crate) fn refresh(
         .bytes;
     }
     laps.lap("refresh_copy");
-    if !counters.is_empty() {
-        let sql: String = counters
-            .iter()
-            .map(|(t, n)| format!("ALTER TABLE {} AUTO_INCREMENT = {n};\n", ident(t)))
-            .collect();
-        target_sql(tgt, opts, Some(&db), &sql, "setting the tables' counters")?;
-    }
-    laps.lap("refresh_counters");
     if let Some(f) = &opts.rows_loaded {
         (f.0)();
     }
