@@ -683,6 +683,22 @@ fn unreadable_file_fails_the_sync_unless_accepted() {
     let r = as_nobody(&["--accept-unreadable"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stderr, r.report);
     assert_eq!(n(&r.report, "unreadable_count"), 2);
+    // The exit check reports what could not be read: reading only the target (the pass's
+    // saved manifest keeps its scan's unreadable folder) as reading both sides does.
+    let both = as_nobody(&["--accept-unreadable", "--check"]);
+    let target = as_nobody(&["--accept-unreadable", "--check=target"]);
+    for r in [&both, &target] {
+        assert_eq!(r.code, 1, "{}\n{}", r.stderr, r.report);
+    }
+    let (vb, vt) = (&both.report["check"], &target.report["check"]);
+    assert_eq!(vb["differences"], vt["differences"], "{vb}\n{vt}");
+    assert!(vt["source_read"].is_null(), "{vt}");
+    let listed = vt["differences"].to_string();
+    assert!(
+        listed.contains("unreadable: tree:/locked-dir: source:")
+            && listed.contains("missing: tree:/secret"),
+        "{listed}"
+    );
 }
 
 #[test]
@@ -1068,19 +1084,19 @@ fn files_vanishing_during_the_copy_are_dropped() {
     assert_same(&a, &b);
 }
 
-/// A pass with its exit check (`sync --check`, as the final sync's): on its own open agents it
-/// reads both sides again and compares them. Equal after a good pass; a difference the pass left
-/// (a fifo is never copied) is caught.
-fn pass_with_check(a: &Path, b: &Path) -> Run {
-    sync(a, b, &["--check"])
+/// A pass with its exit check (`sync --check`): on its own open agents it reads both sides
+/// again (`both`), or only the target against the source manifest the pass saved (`target`, as
+/// the final sync's). Equal after a good pass; a difference the pass left (a fifo is never
+/// copied) is caught.
+fn pass_with_check(a: &Path, b: &Path, read: &str) -> Run {
+    sync(a, b, &[&format!("--check={read}")])
 }
 
-#[test]
-fn exit_check_reads_the_target_again_and_catches_what_differs() {
+fn exit_check_reads_again_and_catches_what_differs(read: &str) {
     let t = tmp();
     let (a, b) = (t.path().join("a"), t.path().join("b"));
     random_tree(&a, 21, 300);
-    let r = pass_with_check(&a, &b);
+    let r = pass_with_check(&a, &b, read);
     assert_eq!(r.code, 0, "{}\n{}", r.stderr, r.report);
     let v = &r.report["check"];
     assert_eq!(v["equal"], true, "{v}");
@@ -1089,12 +1105,24 @@ fn exit_check_reads_the_target_again_and_catches_what_differs() {
         n(&r.report, "entries"),
         "every entry compared"
     );
+    let what = v["read"].as_str().unwrap();
+    match read {
+        // Not one tree's source read again: the manifest the pass saved was the source side.
+        "target" => {
+            assert_eq!(what, "target, against the pass's source manifests", "{v}");
+            assert!(v["source_read"].is_null(), "{v}");
+        }
+        _ => {
+            assert_eq!(what, "both sides, on the pass's agents", "{v}");
+            assert_eq!(v["source_read"][0], "tree: both sides asked", "{v}");
+        }
+    }
     assert_same(&a, &b);
     // Something the pass cannot make equal: a fifo (never copied). The check names it.
     let fifo = a.join("a-fifo");
     let c = cpath(&fifo);
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    let r = pass_with_check(&a, &b);
+    let r = pass_with_check(&a, &b, read);
     assert_eq!(r.code, 1, "{}\n{}", r.stderr, r.report);
     let v = &r.report["check"];
     assert_eq!(v["equal"], false, "{v}");
@@ -1114,9 +1142,117 @@ fn exit_check_reads_the_target_again_and_catches_what_differs() {
         .map(|(p, _)| b.join(OsStr::from_bytes(&p)))
         .unwrap();
     set_mtime(&f, 1_500_000_000, 1);
-    let r = pass_with_check(&a, &b);
+    let r = pass_with_check(&a, &b, read);
     assert_eq!(r.code, 0, "{}\n{}", r.stderr, r.report);
     assert_eq!(n(&r.report, "files_sent"), 1, "{}", r.report);
     assert_eq!(r.report["check"]["equal"], true, "{}", r.report);
     assert_same(&a, &b);
+}
+
+#[test]
+fn exit_check_reads_both_sides_again_and_catches_what_differs() {
+    exit_check_reads_again_and_catches_what_differs("both");
+    // `--check` alone is the both-sides check (a source that may still change).
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    random_tree(&a, 22, 20);
+    let r = sync(&a, &b, &["--check"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, r.report);
+    assert_eq!(
+        r.report["check"]["read"], "both sides, on the pass's agents",
+        "{}",
+        r.report
+    );
+}
+
+#[test]
+fn exit_check_reads_only_the_target_again_and_catches_what_differs() {
+    exit_check_reads_again_and_catches_what_differs("target");
+}
+
+/// The target-only check never compares with a manifest another pass left: when this pass
+/// cannot save its own (here its temporary file's name is taken by a folder), the file under
+/// the name is the previous pass's, which no longer says what the source holds (a file changed
+/// since); the check reads the source again for that tree instead, and says why.
+#[test]
+fn target_only_check_never_uses_an_earlier_pass_manifest() {
+    let t = tmp();
+    let (a, b, state) = (
+        t.path().join("a"),
+        t.path().join("b"),
+        t.path().join("state"),
+    );
+    random_tree(&a, 23, 100);
+    let st = state.to_str().unwrap();
+    let r = sync(&a, &b, &["--check=target", "--state-dir", st]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, r.report);
+    let saved = state.join("manifests/tree.source");
+    let first = std::fs::read(&saved).unwrap();
+    // The source changes; the next pass cannot save its manifest.
+    let f = walk(&a)
+        .into_iter()
+        .find(|(_, at)| at.kind == 'f')
+        .map(|(p, _)| a.join(OsStr::from_bytes(&p)))
+        .unwrap();
+    set_mtime(&f, 1_400_000_000, 3);
+    std::fs::create_dir(state.join("manifests/tree.tmp")).unwrap();
+    let r = sync(&a, &b, &["--check=target", "--state-dir", st]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, r.report);
+    assert_eq!(n(&r.report, "files_sent"), 1, "{}", r.report);
+    assert!(
+        r.report["warnings"]
+            .to_string()
+            .contains("cannot save the manifest of tree"),
+        "{}",
+        r.report
+    );
+    assert_eq!(
+        std::fs::read(&saved).unwrap(),
+        first,
+        "the earlier pass's file is there"
+    );
+    let v = &r.report["check"];
+    assert_eq!(
+        v["equal"], true,
+        "compared with the source, not the stale manifest: {v}"
+    );
+    assert_eq!(
+        v["source_read"][0], "tree: this pass saved no manifest of it",
+        "{v}"
+    );
+    assert!(v["read"].as_str().unwrap().starts_with("target, "), "{v}");
+    assert_same(&a, &b);
+}
+
+/// When a file changes while the pass copies it, the pass's source manifest is not what the
+/// source holds: the target-only check reads that tree's source again, and says why.
+#[test]
+fn target_only_check_reads_the_source_where_a_file_moved_during_the_pass() {
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    let mut rng = Rng(9);
+    write(&a.join("growing"), &rng.bytes(64 << 20));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let path = a.join("growing");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            f.write_all(b"more").unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    let r = pass_with_check(&a, &b, "target");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let again =
+        n(&r.report, "resent") + r.report["gave_up"].as_array().map_or(0, |v| v.len() as u64);
+    assert!(again >= 1, "the change was seen: {}", r.report);
+    let v = &r.report["check"];
+    let why = v["source_read"][0].as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("tree: ") && why.contains("moved on the source") && why.contains("growing"),
+        "{v}"
+    );
 }

@@ -41,10 +41,55 @@ pub struct SyncArgs {
     /// Where `--from` goes: an absolute path or ssh://[user@]host[:port]/path.
     #[arg(long, value_name = "SIDE", requires = "from")]
     pub to: Option<String>,
-    /// With --from/--to: after the pass, read both sides again on the pass's agents and compare
-    /// them (the final sync's exit check); exit 1 on a difference (listed).
-    #[arg(long, requires = "from")]
-    pub check: bool,
+    /// With --from/--to: after the pass, an exit check on the pass's agents; exit 1 on a
+    /// difference (listed). `--check` (`=both`) reads both sides again and compares them;
+    /// `--check=target`, for a source that holds still (as in migrate's final sync), reads only
+    /// the target and compares it with the source manifest this pass saved (the source is read
+    /// again only where that manifest is not current).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "READ",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "both",
+        requires = "from"
+    )]
+    pub check: Option<CheckArg>,
+    /// With --from/--to: a state folder; the pass saves the source's manifest in it as
+    /// `manifests/tree.source` (mode 0600 in a 0700 folder). Default: not saved (with
+    /// --check=target: in a temporary folder, removed afterwards).
+    #[arg(long, value_name = "DIR", requires = "from")]
+    pub state_dir: Option<std::path::PathBuf>,
+}
+
+/// What `--check` reads again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckArg {
+    /// Both sides.
+    Both,
+    /// Only the target, against the pass's source manifest.
+    Target,
+}
+
+/// A private temporary state folder, removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new() -> anyhow::Result<TempDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        let id = crate::transfer::manifest::PassId::new().0;
+        let hex: String = id[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let p = std::env::temp_dir().join(format!("ocmigrate-check-{hex}"));
+        std::fs::DirBuilder::new().mode(0o700).create(&p)?;
+        Ok(TempDir(p))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// `--from`/`--to`: the two sides connected, and the one tree between them.
@@ -76,10 +121,23 @@ pub fn run(args: SyncArgs) -> anyhow::Result<ExitKind> {
     let (report, accept) = match (&args.from, &args.to) {
         (Some(from), Some(to)) => {
             let (src, tgt, trees) = tree_sides(from, to)?;
+            // The pass saves the manifest in `<state_dir>/manifests`.
+            let temp = match (&args.state_dir, args.check) {
+                (None, Some(CheckArg::Target)) => Some(TempDir::new()?),
+                _ => None,
+            };
+            let state_dir = args
+                .state_dir
+                .clone()
+                .or(temp.as_ref().map(|t| t.0.clone()));
             let opts = SyncOptions {
                 streams: args.streams,
                 progress,
-                check_target: args.check,
+                state_dir,
+                check: args.check.map(|c| match c {
+                    CheckArg::Both => transfer::Check::BothSides,
+                    CheckArg::Target => transfer::Check::Target,
+                }),
                 ..SyncOptions::default()
             };
             let mut sink = progress.sink();
@@ -114,7 +172,7 @@ pub fn run(args: SyncArgs) -> anyhow::Result<ExitKind> {
             eprint!("{}", c.render());
         }
     }
-    if args.check && report.check.as_ref().is_some_and(|c| !c.equal) {
+    if args.check.is_some() && report.check.as_ref().is_some_and(|c| !c.equal) {
         return Ok(ExitKind::CheckFailed);
     }
     if !report.unreadable.is_empty() && !accept {

@@ -282,20 +282,24 @@ impl<'a> Ctx<'a> {
             return Ok(o);
         }
         // The exit condition of the final sync: both sides' manifests agree on every managed
-        // tree (path, type, size, mtime to the nanosecond, mode, owner, links), read afresh: by
-        // the pass itself on its open agents (`report.check`); else by a verification of its own.
+        // tree (path, type, size, mtime to the nanosecond, mode, owner, links). The pass itself
+        // checks on its open agents (`report.check`): the source holds still in the window, so
+        // it reads only the target again and compares it with the source manifests it saved
+        // (`transfer::Check::Target`; `verify_read` says where it read the source again);
+        // else a verification of its own reads both sides.
         let (v, checked) = match report.check.take() {
             Some(v) => {
                 // Inside the pass's time: how much of it the check took.
                 laps.put("pass_check", v.seconds);
-                (v, "both sides, on the pass's agents")
+                let read = v.read.clone();
+                (v, read)
             }
             None => (
                 crate::transfer::verify_migration(
                     self.m,
                     &crate::transfer::VerifyOptions::default(),
                 )?,
-                "both sides",
+                "both sides".to_string(),
             ),
         };
         laps.lap("verify");

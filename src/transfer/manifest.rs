@@ -2,8 +2,10 @@
 //!
 //! A manifest is sorted by path bytes (a parent sorts before everything under it), filtered by the
 //! tree's [`Filter`], and keeps what could not be read (`skipped`): nothing under a skipped path
-//! may be judged extraneous on the target. The source's manifest is saved in the state folder
-//! (`manifests/<tree>.source`, a compact binary format below) after each sync.
+//! may be judged extraneous on the target. A pass saves the source's manifest in the state folder
+//! as its scan streams (`manifests/<tree>.source`, a compact binary format below, with what the
+//! scan could not read and the id of the pass that wrote it): the final sync's exit check
+//! compares the target with it.
 
 use super::trees::Filter;
 use crate::agent::client::{AgentClient, AgentError, ScanItem};
@@ -342,28 +344,73 @@ pub fn scan(client: &mut AgentClient, root: u16, filter: &Filter) -> Result<Mani
     Ok(m)
 }
 
-const MAGIC: &[u8; 8] = b"OCMMAN1\n";
+const MAGIC: &[u8; 8] = b"OCMMAN2\n";
 
-/// Write a manifest's entries: `OCMMAN1\n`, then per entry path (u32 length + bytes), type u8,
-/// mode, uid, gid (u32), size u64, mtime (i64 s, u32 ns), dev, ino, nlink (u64), symlink target
-/// (u32 length + bytes); integers little-endian. Written to a temporary name, then renamed.
-pub fn save(m: &Manifest, path: &Path) -> io::Result<()> {
-    let mut w = Writer::create(path)?;
+/// Which pass wrote a saved manifest: 16 bytes, new for every pass (process, clock, counter), so
+/// a pass can tell its own file from one an earlier pass (or another run) left under the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassId(pub [u8; 16]);
+
+impl PassId {
+    pub fn new() -> PassId {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNT: AtomicU64 = AtomicU64::new(0);
+        let mut h = blake3::Hasher::new();
+        h.update(&std::process::id().to_le_bytes());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        h.update(&now.as_nanos().to_le_bytes());
+        h.update(&COUNT.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&h.finalize().as_bytes()[..16]);
+        PassId(id)
+    }
+}
+
+impl Default for PassId {
+    fn default() -> Self {
+        PassId::new()
+    }
+}
+
+// Record tags of the saved format.
+const ENTRY: u8 = 0;
+const SKIPPED: u8 = 1;
+const ROOT_ERROR: u8 = 2;
+const END: u8 = 0xff;
+
+/// Write a manifest (with what its scan could not read) under `id`: see [`Writer`].
+pub fn save(m: &Manifest, path: &Path, id: PassId) -> io::Result<()> {
+    let mut w = Writer::create(path, id)?;
     for e in m.iter() {
         w.push(&e)?;
+    }
+    for s in &m.skipped {
+        w.skipped(s)?;
+    }
+    if let Some((code, msg)) = &m.root_error {
+        w.root_error(*code, msg)?;
     }
     w.finish()
 }
 
-/// [`save`] entry by entry, as a scan delivers them (in any order: [`load`] sorts).
+/// A saved manifest, written record by record as a scan delivers them (in any order: [`load`]
+/// sorts): `OCMMAN2\n`, the pass's id (16 bytes), then records, each a tag byte: an entry (0:
+/// path (u32 length + bytes), type u8, mode, uid, gid (u32), size u64, mtime (i64 s, u32 ns),
+/// dev, ino, nlink (u64), symlink target (u32 length + bytes)); a path the scan could not read
+/// (1: path, code u16, message (u32 length + bytes)); the root's own error (2: code u16,
+/// message); and last the end (0xff: entry count u64), without which the file is incomplete.
+/// Integers little-endian. Written to a temporary name, then renamed.
 pub struct Writer {
     w: BufWriter<std::fs::File>,
     tmp: std::path::PathBuf,
     path: std::path::PathBuf,
+    entries: u64,
 }
 
 impl Writer {
-    pub fn create(path: &Path) -> io::Result<Writer> {
+    pub fn create(path: &Path, id: PassId) -> io::Result<Writer> {
         let tmp = path.with_extension("tmp");
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -373,16 +420,20 @@ impl Writer {
             .open(&tmp)?;
         let mut w = BufWriter::new(file);
         w.write_all(MAGIC)?;
+        w.write_all(&id.0)?;
         Ok(Writer {
             w,
             tmp,
             path: path.to_path_buf(),
+            entries: 0,
         })
     }
 
     pub fn push(&mut self, e: &EntryRef) -> io::Result<()> {
+        self.entries += 1;
         let w = &mut self.w;
         let p = e.path.as_bytes();
+        w.write_all(&[ENTRY])?;
         w.write_all(&(p.len() as u32).to_le_bytes())?;
         w.write_all(p)?;
         w.write_all(&[e.file_type as u8])?;
@@ -399,77 +450,167 @@ impl Writer {
         w.write_all(e.target)
     }
 
-    /// Flush and give the file its name.
+    /// A path the scan could not read.
+    pub fn skipped(&mut self, s: &Skip) -> io::Result<()> {
+        let w = &mut self.w;
+        let p = s.path.as_bytes();
+        w.write_all(&[SKIPPED])?;
+        w.write_all(&(p.len() as u32).to_le_bytes())?;
+        w.write_all(p)?;
+        w.write_all(&(s.code as u16).to_le_bytes())?;
+        w.write_all(&(s.message.len() as u32).to_le_bytes())?;
+        w.write_all(s.message.as_bytes())
+    }
+
+    /// The tree's root could not be scanned.
+    pub fn root_error(&mut self, code: ErrorCode, message: &str) -> io::Result<()> {
+        let w = &mut self.w;
+        w.write_all(&[ROOT_ERROR])?;
+        w.write_all(&(code as u16).to_le_bytes())?;
+        w.write_all(&(message.len() as u32).to_le_bytes())?;
+        w.write_all(message.as_bytes())
+    }
+
+    /// The end record, flush, and give the file its name.
     pub fn finish(mut self) -> io::Result<()> {
+        self.w.write_all(&[END])?;
+        self.w.write_all(&self.entries.to_le_bytes())?;
         self.w.flush()?;
         drop(self.w);
         std::fs::rename(&self.tmp, &self.path)
     }
 }
 
-/// Read a manifest written by [`save`].
-pub fn load(path: &Path) -> io::Result<Manifest> {
+/// Read a manifest written by [`save`] or a [`Writer`]: the id of the pass that wrote it, and the
+/// manifest (sorted, with its skipped paths and root error). A file without its end record, or
+/// in another format, is an error.
+pub fn load(path: &Path) -> io::Result<(PassId, Manifest)> {
     let mut r = BufReader::new(std::fs::File::open(path)?);
     let bad = |w: &str| io::Error::new(io::ErrorKind::InvalidData, format!("manifest: {w}"));
     let mut magic = [0u8; 8];
     r.read_exact(&mut magic)?;
     if &magic != MAGIC {
-        return Err(bad("not a manifest"));
+        return Err(bad("not a manifest of this version"));
     }
+    let mut id = [0u8; 16];
+    r.read_exact(&mut id)?;
     let mut m = Manifest::default();
     let mut u32b = [0u8; 4];
     let mut u64b = [0u8; 8];
-    loop {
-        match r.read_exact(&mut u32b) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-            Err(e) => return Err(e),
+    let mut u16b = [0u8; 2];
+    let bytes = |r: &mut BufReader<std::fs::File>, u32b: &mut [u8; 4]| -> io::Result<Vec<u8>> {
+        r.read_exact(u32b)?;
+        let n = u32::from_le_bytes(*u32b) as usize;
+        if n > crate::agent::proto::MAX_PATH {
+            return Err(bad("length out of range"));
         }
-        let bytes = |n: usize, r: &mut BufReader<std::fs::File>| -> io::Result<Vec<u8>> {
-            if n > crate::agent::proto::MAX_PATH {
-                return Err(bad("length out of range"));
+        let mut v = vec![0u8; n];
+        r.read_exact(&mut v)?;
+        Ok(v)
+    };
+    let code = |r: &mut BufReader<std::fs::File>, u16b: &mut [u8; 2]| -> io::Result<ErrorCode> {
+        r.read_exact(u16b)?;
+        ErrorCode::from_u16(u16::from_le_bytes(*u16b)).ok_or_else(|| bad("error code"))
+    };
+    let incomplete = |e: io::Error| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            bad("incomplete (no end record)")
+        } else {
+            e
+        }
+    };
+    loop {
+        let mut tag = [0u8; 1];
+        r.read_exact(&mut tag).map_err(incomplete)?;
+        match tag[0] {
+            ENTRY => {}
+            SKIPPED => {
+                let path = RelPath::new(bytes(&mut r, &mut u32b).map_err(incomplete)?)
+                    .map_err(|w| bad(&w))?;
+                let code = code(&mut r, &mut u16b).map_err(incomplete)?;
+                let message =
+                    String::from_utf8_lossy(&bytes(&mut r, &mut u32b).map_err(incomplete)?)
+                        .into_owned();
+                m.skipped.push(Skip {
+                    path,
+                    code,
+                    message,
+                });
+                continue;
             }
-            let mut v = vec![0u8; n];
-            r.read_exact(&mut v)?;
-            Ok(v)
-        };
-        let path =
-            RelPath::new(bytes(u32::from_le_bytes(u32b) as usize, &mut r)?).map_err(|w| bad(&w))?;
-        let mut t = [0u8; 1];
-        r.read_exact(&mut t)?;
-        let file_type = FileType::from_u8(t[0]).ok_or_else(|| bad("file type"))?;
-        let mut u = || -> io::Result<u32> {
+            ROOT_ERROR => {
+                let code = code(&mut r, &mut u16b).map_err(incomplete)?;
+                let message =
+                    String::from_utf8_lossy(&bytes(&mut r, &mut u32b).map_err(incomplete)?)
+                        .into_owned();
+                m.root_error = Some((code, message));
+                continue;
+            }
+            END => {
+                r.read_exact(&mut u64b).map_err(incomplete)?;
+                if u64::from_le_bytes(u64b) != m.len() as u64 {
+                    return Err(bad("entry count does not match its end record"));
+                }
+                let mut rest = [0u8; 1];
+                if r.read(&mut rest)? != 0 {
+                    return Err(bad("bytes after the end record"));
+                }
+                break;
+            }
+            _ => return Err(bad("record type")),
+        }
+        let mut entry = || -> io::Result<Entry> {
+            let path = RelPath::new(bytes(&mut r, &mut u32b)?).map_err(|w| bad(&w))?;
+            let mut t = [0u8; 1];
+            r.read_exact(&mut t)?;
+            let file_type = FileType::from_u8(t[0]).ok_or_else(|| bad("file type"))?;
+            let mut u = || -> io::Result<u32> {
+                r.read_exact(&mut u32b)?;
+                Ok(u32::from_le_bytes(u32b))
+            };
+            let (mode, uid, gid) = (u()?, u()?, u()?);
+            let mut q = |r: &mut BufReader<std::fs::File>| -> io::Result<u64> {
+                r.read_exact(&mut u64b)?;
+                Ok(u64::from_le_bytes(u64b))
+            };
+            let size = q(&mut r)?;
+            let sec = q(&mut r)? as i64;
             r.read_exact(&mut u32b)?;
-            Ok(u32::from_le_bytes(u32b))
+            let nsec = u32::from_le_bytes(u32b);
+            let (dev, ino, nlink) = (q(&mut r)?, q(&mut r)?, q(&mut r)?);
+            let target = bytes(&mut r, &mut u32b)?;
+            Ok(Entry {
+                path,
+                file_type,
+                mode,
+                uid,
+                gid,
+                size,
+                mtime: Time { sec, nsec },
+                ctime: Time::default(),
+                dev,
+                ino,
+                nlink,
+                target,
+            })
         };
-        let (mode, uid, gid) = (u()?, u()?, u()?);
-        let mut q = |r: &mut BufReader<std::fs::File>| -> io::Result<u64> {
-            r.read_exact(&mut u64b)?;
-            Ok(u64::from_le_bytes(u64b))
-        };
-        let size = q(&mut r)?;
-        let sec = q(&mut r)? as i64;
-        r.read_exact(&mut u32b)?;
-        let nsec = u32::from_le_bytes(u32b);
-        let (dev, ino, nlink) = (q(&mut r)?, q(&mut r)?, q(&mut r)?);
-        r.read_exact(&mut u32b)?;
-        let target = bytes(u32::from_le_bytes(u32b) as usize, &mut r)?;
-        m.push(&Entry {
-            path,
-            file_type,
-            mode,
-            uid,
-            gid,
-            size,
-            mtime: Time { sec, nsec },
-            ctime: Time::default(),
-            dev,
-            ino,
-            nlink,
-            target,
-        });
+        let e = entry().map_err(incomplete)?;
+        m.push(&e);
     }
     m.sort();
+    Ok((PassId(id), m))
+}
+
+/// [`load`], refused unless the file was written by the pass `id` (not an earlier pass's file
+/// left under the same name).
+pub fn load_of_pass(path: &Path, id: PassId) -> io::Result<Manifest> {
+    let (got, m) = load(path)?;
+    if got != id {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "manifest: written by another pass",
+        ));
+    }
     Ok(m)
 }
 
@@ -512,8 +653,10 @@ mod tests {
         ]);
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("m");
-        save(&m, &p).unwrap();
-        let back = load(&p).unwrap();
+        let id = PassId::new();
+        save(&m, &p, id).unwrap();
+        let (got, back) = load(&p).unwrap();
+        assert_eq!(got, id);
         assert_eq!(back.len(), 5);
         for (a, b) in m.iter().zip(back.iter()) {
             assert_eq!(a, b);
@@ -525,7 +668,61 @@ mod tests {
         assert_eq!(l[&b"c/z"[..]], b"a");
         std::fs::write(&p, b"garbage!").unwrap();
         assert!(load(&p).is_err());
+        assert!(load_of_pass(&p, id).is_err());
         assert!(is_under(b"a/b", b"a") && is_under(b"a", b"a") && !is_under(b"ab", b"a"));
         assert!(is_under(b"x", b""));
+    }
+
+    /// A saved manifest carries what its scan could not read, and is taken only from the pass
+    /// that wrote it and only when complete.
+    #[test]
+    fn saved_manifest_keeps_skips_and_its_pass() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("data.source");
+        let id = PassId::new();
+        let other = PassId::new();
+        assert_ne!(id, other, "each pass its own id");
+        let mut w = Writer::create(&p, id).unwrap();
+        for x in [
+            e(b"", FileType::Dir, 1, 2),
+            e(b"b", FileType::File, 3, 1),
+            e(b"a", FileType::File, 2, 1),
+        ] {
+            w.push(&EntryRef::of(&x)).unwrap();
+        }
+        w.skipped(&Skip {
+            path: RelPath::new(b"locked".to_vec()).unwrap(),
+            code: ErrorCode::PermissionDenied,
+            message: "Permission denied (os error 13)".into(),
+        })
+        .unwrap();
+        // Not renamed yet: nothing under the name.
+        assert!(load(&p).is_err());
+        w.finish().unwrap();
+        let m = load_of_pass(&p, id).unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(m.get(1).unwrap().path.as_bytes(), b"a", "sorted");
+        assert_eq!(m.skipped.len(), 1);
+        assert_eq!(m.skipped[0].path.as_bytes(), b"locked");
+        assert_eq!(m.skipped[0].code, ErrorCode::PermissionDenied);
+        assert!(m.root_error.is_none());
+        // Another pass's file under the same name: refused.
+        let err = load_of_pass(&p, other).unwrap_err();
+        assert!(err.to_string().contains("another pass"), "{err}");
+        // Cut short (no end record, or in the middle of a record): refused.
+        let bytes = std::fs::read(&p).unwrap();
+        for cut in [bytes.len() - 9, bytes.len() - 20, 30] {
+            std::fs::write(&p, &bytes[..cut]).unwrap();
+            assert!(load_of_pass(&p, id).is_err(), "cut at {cut}");
+        }
+        // A tree whose root could not be read.
+        let r = Manifest {
+            root_error: Some((ErrorCode::NotFound, "No such file or directory".into())),
+            ..Manifest::default()
+        };
+        save(&r, &p, id).unwrap();
+        let back = load_of_pass(&p, id).unwrap();
+        assert!(back.is_empty());
+        assert_eq!(back.root_error, r.root_error);
     }
 }

@@ -213,23 +213,32 @@ pub fn order(s: Option<&Entry>, t: Option<&Entry>) -> Option<Ordering> {
     }
 }
 
-/// The saved source manifest of a tree, written as the scan goes (errors become a warning).
+/// The saved source manifest of a tree, written as the scan goes under the pass's id (errors
+/// become a warning, and then no file of this pass is there to be used).
 pub struct Saver {
     w: Option<manifest::Writer>,
     name: String,
+    path: Option<std::path::PathBuf>,
     pub warning: Option<String>,
 }
 
 impl Saver {
-    pub fn new(dir: Option<&std::path::Path>, name: &str) -> Saver {
+    /// A saver into `manifests/<name>.source` of the folder given, under the pass's id; none:
+    /// nothing saved.
+    pub fn new(to: Option<(&std::path::Path, manifest::PassId)>, name: &str) -> Saver {
         let mut s = Saver {
             w: None,
             name: name.to_string(),
+            path: None,
             warning: None,
         };
-        if let Some(d) = dir {
-            match manifest::Writer::create(&d.join(format!("{name}.source"))) {
-                Ok(w) => s.w = Some(w),
+        if let Some((d, id)) = to {
+            let path = d.join(format!("{name}.source"));
+            match manifest::Writer::create(&path, id) {
+                Ok(w) => {
+                    s.w = Some(w);
+                    s.path = Some(path);
+                }
                 Err(e) => s.fail(e),
             }
         }
@@ -238,6 +247,7 @@ impl Saver {
 
     fn fail(&mut self, e: std::io::Error) {
         self.w = None;
+        self.path = None;
         self.warning = Some(format!("cannot save the manifest of {}: {e}", self.name));
     }
 
@@ -249,13 +259,30 @@ impl Saver {
         }
     }
 
-    /// Give the file its name (only when the scan was complete).
-    pub fn finish(mut self) -> Option<String> {
-        if let Some(w) = self.w.take() {
-            if let Err(e) = w.finish() {
+    /// Write what the scan could not read and give the file its name (only when the scan of the
+    /// tree was complete): the saved file's path, or why there is none (`Ok(None)`: no folder
+    /// to save into).
+    pub fn finish(
+        mut self,
+        skipped: &[Skip],
+        root_error: Option<&(ErrorCode, String)>,
+    ) -> Result<Option<std::path::PathBuf>, String> {
+        if let Some(mut w) = self.w.take() {
+            let r = skipped
+                .iter()
+                .try_for_each(|s| w.skipped(s))
+                .and_then(|()| match root_error {
+                    Some((code, msg)) => w.root_error(*code, msg),
+                    None => Ok(()),
+                })
+                .and_then(|()| w.finish());
+            if let Err(e) = r {
                 self.fail(e);
             }
         }
-        self.warning
+        match self.warning {
+            Some(w) => Err(w),
+            None => Ok(self.path),
+        }
     }
 }

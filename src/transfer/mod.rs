@@ -95,9 +95,11 @@ pub struct SyncReport {
     pub streams: usize,
     pub scan_seconds: f64,
     pub seconds: f64,
-    /// The exit check made inside the pass ([`SyncOptions::check_target`]): both sides' trees
-    /// (all but `config/`) scanned again on the pass's own agents after its last write and
-    /// compared, as [`verify_migration`] does. `None` when not asked or when changes failed.
+    /// The exit check made inside the pass ([`SyncOptions::check`]), after its last write, on its
+    /// own agents: the target's trees (all but `config/`) scanned again and compared, as
+    /// [`verify_migration`] does, with the source's manifests this pass saved
+    /// ([`Check::Target`]) or with the source scanned again ([`Check::BothSides`]).
+    /// `FileVerification::read` says which. `None` when not asked or when changes failed.
     #[serde(skip)]
     pub check: Option<FileVerification>,
 }
@@ -179,9 +181,23 @@ pub struct SyncOptions {
     pub compress: Option<bool>,
     /// Where the source manifests are saved (`<state>/manifests`); none: not saved.
     pub state_dir: Option<PathBuf>,
-    /// The final pass's exit check, made by the pass itself ([`SyncReport::check`]) on its
-    /// open agents: no second inventory, no new connections.
-    pub check_target: bool,
+    /// The exit check, made by the pass itself ([`SyncReport::check`]) on its open agents: no
+    /// second inventory, no new connections.
+    pub check: Option<Check>,
+}
+
+/// What a pass's exit check reads again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Both sides, tree by tree: for a source that may still change (online).
+    BothSides,
+    /// Only the target, compared with the source's manifests this very pass saved as its scan
+    /// streamed (with what the scan could not read), for a source that holds still (the final
+    /// sync: maintenance on, its web server stopped). A tree is read again on the source all the
+    /// same when this pass has no complete manifest of its own for it (not saved, or another
+    /// pass's file under the name) or when the pass saw one of its files move (changed while
+    /// read, vanished, opened with other attributes than scanned).
+    Target,
 }
 
 impl Default for SyncOptions {
@@ -191,7 +207,7 @@ impl Default for SyncOptions {
             progress: ProgressMode::Quiet,
             compress: None,
             state_dir: None,
-            check_target: false,
+            check: None,
         }
     }
 }
@@ -215,7 +231,9 @@ pub fn sync(
     let opts = SyncOptions {
         streams: m.config.transfer.streams,
         state_dir: Some(m.state_dir()),
-        check_target: pass == Pass::Final,
+        // The final pass runs in the window: maintenance on, the source's web server stopped,
+        // so the manifest this pass saves is what the source holds.
+        check: (pass == Pass::Final).then_some(Check::Target),
         ..SyncOptions::default()
     };
     let mut sink = progress::LineSink::new(progress, Duration::from_secs(30));

@@ -10,14 +10,15 @@ use super::progress::{Counters, Sink};
 use super::send::{self, Compression, Conn, Job};
 use super::timing;
 use super::verify::{self, FileVerification};
-use super::{manifest, roots, SyncOptions, SyncReport, Tree};
+use super::{manifest, roots, Check, SyncOptions, SyncReport, Tree};
 use crate::agent::client::AgentClient;
 use crate::agent::deploy::{self, AgentBinary};
 use crate::agent::proto::{ErrorCode, RelPath, Request, Target};
 use crate::exit::Failure;
 use crate::host::{AgentChannel, AgentInstall, SourceHost, TargetHost};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
@@ -91,6 +92,9 @@ pub(crate) fn run_pass(
             .is_ok()
             .then_some(d)
     });
+    // This pass's saved manifests carry its id: the exit check takes no other pass's file.
+    let pass_id = manifest::PassId::new();
+    let mut saved: Vec<Option<PathBuf>> = Vec::new();
     let (stx, srx) = merge::channel();
     let (ttx, trx) = merge::channel();
     let mut uids = BTreeSet::new();
@@ -158,14 +162,15 @@ pub(crate) fn run_pass(
                 &mut sf,
                 &mut tf,
                 &owners,
-                manifests.as_deref(),
+                manifests.as_deref().map(|d| (d, pass_id)),
                 &mut uids,
                 &mut gids,
                 &mut rep,
             );
             match r {
-                Ok(p) => {
+                Ok((p, file)) => {
                     plans.push(p);
+                    saved.push(file);
                     temporary.push(std::mem::take(&mut tf.temporary));
                 }
                 Err(e) => {
@@ -284,6 +289,8 @@ pub(crate) fn run_pass(
     }
     let files: usize = plans.iter().map(|p| p.files.len()).sum();
     let bytes: u64 = plans.iter().map(|p| p.bytes).sum();
+    // Per tree: files the streams saw move on the source (the first one, how many).
+    let mut moved: BTreeMap<usize, (RelPath, usize)> = BTreeMap::new();
 
     // File contents over the streams.
     let counters = Counters::default();
@@ -353,6 +360,9 @@ pub(crate) fn run_pass(
         for (i, p, why) in sent.failed {
             rep.failed(format!("{}: {why}", shown(&trees[i], &p)));
         }
+        for (i, p) in sent.moved {
+            moved.entry(i).or_insert((p, 0)).1 += 1;
+        }
     }
 
     // Hard links, metadata, folders' attributes (deepest first), then durability.
@@ -383,11 +393,13 @@ pub(crate) fn run_pass(
     what.push((0, RelPath::root(), Kind::Sync));
     run_batch(&mut tcon, reqs, what, trees, &mut rep)?;
     timing::mark("last batch");
-    // The exit check: both sides read again, on the pass's own agents (no new connection, no
-    // second inventory), and compared attribute by attribute.
-    if opts.check_target && rep.failed_count == 0 {
+    // The exit check, on the pass's own agents (no new connection, no second inventory): the
+    // target read again and compared attribute by attribute with this pass's source manifests,
+    // or with the source read again.
+    if let Some(mode) = opts.check.filter(|_| rep.failed_count == 0) {
+        let sources = check_sources(mode, trees, &saved, &moved);
         let (mut sa, mut ta) = (scon.into_client(), tcon.into_client());
-        let v = check_trees(&mut sa, &mut ta, trees, &owners)?;
+        let v = check_trees(&mut sa, &mut ta, trees, &owners, mode, &sources, pass_id)?;
         let _ = sa.exit();
         let _ = ta.exit();
         timing::mark("checked");
@@ -402,8 +414,9 @@ pub(crate) fn run_pass(
     Ok(rep)
 }
 
-/// Merge one tree's scans into its plan: source entries counted (and saved), owners noted,
-/// unreadable parts listed.
+/// Merge one tree's scans into its plan: source entries counted (and saved under the pass's id,
+/// with what could not be read: the saved file is returned), owners noted, unreadable parts
+/// listed.
 #[allow(clippy::too_many_arguments)]
 fn merge_tree(
     tree: &Tree,
@@ -411,11 +424,11 @@ fn merge_tree(
     sf: &mut merge::Feed,
     tf: &mut merge::Feed,
     owners: &OwnerMap,
-    manifests: Option<&std::path::Path>,
+    manifests: Option<(&std::path::Path, manifest::PassId)>,
     uids: &mut BTreeSet<u32>,
     gids: &mut BTreeSet<u32>,
     rep: &mut SyncReport,
-) -> Result<Plan, merge::Stop> {
+) -> Result<(Plan, Option<PathBuf>), merge::Stop> {
     let mut saver = merge::Saver::new(manifests, &tree.name);
     let mut d = Differ::new(owners);
     loop {
@@ -452,18 +465,21 @@ fn merge_tree(
     for s in &sf.skipped {
         rep.unreadable(format!("{}: {}", shown(tree, &s.path), s.message));
     }
-    if let Some(w) = saver.finish() {
-        rep.warnings.push(w);
-    }
+    let file = saver
+        .finish(&sf.skipped, sf.root_error.as_ref())
+        .unwrap_or_else(|w| {
+            rep.warnings.push(w);
+            None
+        });
     if let Some((_, msg)) = &sf.root_error {
         if on_source {
             // Nothing of this tree could be read: nothing is removed from the target.
             rep.unreadable(format!("{}: {msg}", shown(tree, &RelPath::root())));
-            return Ok(Plan::default());
+            return Ok((Plan::default(), file));
         }
     }
     if !on_source {
-        return Ok(Plan::default());
+        return Ok((Plan::default(), file));
     }
     for s in sf.skipped.drain(..) {
         d.skipped(s);
@@ -472,17 +488,80 @@ fn merge_tree(
     for s in &p.special {
         rep.special.push(shown(tree, s));
     }
-    Ok(p)
+    Ok((p, file))
+}
+
+/// Where the exit check takes a tree's source side from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CheckSource {
+    /// The manifest this pass saved (refused, and the source scanned, when another pass wrote
+    /// the file or it is incomplete).
+    Saved(PathBuf),
+    /// A scan of the source, and why.
+    Scan(String),
+}
+
+/// Per tree, where the exit check takes the source from: with [`Check::Target`], the manifest
+/// this pass saved, unless it saved none for the tree or the streams saw one of the tree's files
+/// move on the source (then that manifest is not what the source holds).
+fn check_sources(
+    mode: Check,
+    trees: &[Tree],
+    saved: &[Option<PathBuf>],
+    moved: &BTreeMap<usize, (RelPath, usize)>,
+) -> Vec<CheckSource> {
+    (0..trees.len())
+        .map(|i| match mode {
+            Check::BothSides => CheckSource::Scan("both sides asked".into()),
+            Check::Target => match (moved.get(&i), saved.get(i).cloned().flatten()) {
+                (Some((p, n)), _) => CheckSource::Scan(format!(
+                    "{n} file(s) moved on the source while the pass sent them (changed, \
+                     vanished or not as scanned), e.g. {}",
+                    shown(&trees[i], p)
+                )),
+                (None, Some(f)) => CheckSource::Saved(f),
+                (None, None) => CheckSource::Scan("this pass saved no manifest of it".into()),
+            },
+        })
+        .collect()
+}
+
+/// A tree's source side for the exit check: the manifest this pass saved, or `scan` (called
+/// only when that manifest is not to be used, or cannot be: another pass's file, incomplete,
+/// unreadable); with why the source was scanned.
+fn source_side(
+    src: &CheckSource,
+    pass_id: manifest::PassId,
+    scan: impl FnOnce() -> Result<manifest::Manifest, Failure>,
+) -> Result<(manifest::Manifest, Option<String>), Failure> {
+    match src {
+        CheckSource::Saved(f) => match manifest::load_of_pass(f, pass_id) {
+            Ok(m) => {
+                timing::mark("check: source manifest loaded");
+                Ok((m, None))
+            }
+            Err(e) => {
+                let why = format!("its manifest of this pass is not usable: {e}");
+                Ok((scan()?, Some(why)))
+            }
+        },
+        CheckSource::Scan(why) => Ok((scan()?, Some(why.clone()))),
+    }
 }
 
 /// Scan every tree but `config/` (as [`super::verify_migration`]: target-config checks it) on
-/// both sides at once and compare them ([`verify::compare`]), one tree at a time, so one tree's
-/// two manifests are held at once.
+/// the target and compare it ([`verify::compare`]) with the source's side as `sources` says
+/// (the pass's saved manifest, or the source scanned at the same time), one tree at a time, so
+/// one tree's two manifests are held at once.
+#[allow(clippy::too_many_arguments)]
 fn check_trees(
     sa: &mut AgentClient,
     ta: &mut AgentClient,
     trees: &[Tree],
     owners: &OwnerMap,
+    mode: Check,
+    sources: &[CheckSource],
+    pass_id: manifest::PassId,
 ) -> Result<FileVerification, Failure> {
     let t0 = Instant::now();
     let mut v = FileVerification::default();
@@ -495,18 +574,32 @@ fn check_trees(
             manifest::scan(a, i as u16, &tree.filter).map_err(deploy::failure_of)
         };
         let (sm, tm) = std::thread::scope(|sc| {
-            let h = sc.spawn(|| scan(sa));
+            let h = sc.spawn(|| source_side(&sources[i], pass_id, || scan(sa)));
             let t = scan(ta);
+            timing::mark("check: target scanned");
             let s = crate::exit::joined(h.join(), "a scan thread");
             (s, t)
         });
-        let (sm, tm) = (sm?, tm?);
+        let ((sm, why), tm) = (sm?, tm?);
+        if let Some(why) = why {
+            v.source_read.push(format!("{}: {why}", tree.name));
+        }
         if tm.root_error.is_some() && sm.root_error.is_some() {
             continue; // on neither side: nothing to compare
         }
         verify::compare(&tree.name, &sm, &tm, owners, &mut v);
     }
     v.equal = v.difference_count == 0;
+    v.read = match mode {
+        Check::BothSides => "both sides, on the pass's agents".into(),
+        Check::Target if v.source_read.is_empty() => {
+            "target, against the pass's source manifests".into()
+        }
+        Check::Target => format!(
+            "target, against the pass's source manifests; the source read again for {}",
+            v.source_read.join("; ")
+        ),
+    };
     v.seconds = t0.elapsed().as_secs_f64();
     Ok(v)
 }
@@ -578,4 +671,179 @@ fn stream_pair(
         let s = crate::exit::joined(h.join(), "starting an agent");
         Ok((Conn::new(s?), Conn::new(t?)))
     })
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+    use crate::agent::proto::{Entry, FileType, Time};
+    use manifest::{Manifest, PassId, Skip};
+    use std::cell::Cell;
+
+    fn e(p: &str, ft: FileType, size: u64, sec: i64) -> Entry {
+        Entry {
+            path: RelPath::new(p).unwrap(),
+            file_type: ft,
+            mode: 0o644,
+            uid: 1,
+            gid: 1,
+            size,
+            mtime: Time { sec, nsec: 7 },
+            ctime: Time::default(),
+            dev: 1,
+            ino: 0,
+            nlink: 1,
+            target: vec![],
+        }
+    }
+
+    fn tree() -> Vec<Entry> {
+        vec![
+            e("", FileType::Dir, 0, 1),
+            e("a", FileType::File, 5, 2),
+            e("d", FileType::Dir, 0, 3),
+            e("d/b", FileType::File, 6, 4),
+        ]
+    }
+
+    fn trees(names: &[&str]) -> Vec<Tree> {
+        names
+            .iter()
+            .map(|n| Tree {
+                name: n.to_string(),
+                source: PathBuf::from(format!("/old/{n}")),
+                target: PathBuf::from(format!("/new/{n}")),
+                filter: super::super::Filter::Everything,
+            })
+            .collect()
+    }
+
+    /// The source side as the target-only check takes it, and whether `scan` (the source read
+    /// again) was called.
+    fn side(src: &CheckSource, id: PassId) -> (Manifest, Option<String>, bool) {
+        let scanned = Cell::new(false);
+        let (m, why) = source_side(src, id, || {
+            scanned.set(true);
+            Ok(Manifest::from_entries(tree()))
+        })
+        .unwrap();
+        (m, why, scanned.get())
+    }
+
+    fn compare(src: &Manifest, tgt: Vec<Entry>) -> FileVerification {
+        let mut v = FileVerification::default();
+        verify::compare(
+            "data",
+            src,
+            &Manifest::from_entries(tgt),
+            &OwnerMap::identity(),
+            &mut v,
+        );
+        v.equal = v.difference_count == 0;
+        v
+    }
+
+    /// The target-only check: this pass's saved manifest against the target read again. The
+    /// source is not read; a target that differs from the manifest (changed after the pass's
+    /// writes) fails the check, each difference named; the unreadable paths the source's scan
+    /// saved are reported as a both-sides check reports them.
+    #[test]
+    fn target_only_check_compares_the_pass_manifest_with_the_target() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("data.source");
+        let id = PassId::new();
+        let mut w = manifest::Writer::create(&f, id).unwrap();
+        for x in tree() {
+            w.push(&manifest::EntryRef::of(&x)).unwrap();
+        }
+        w.finish().unwrap();
+        let (m, why, scanned) = side(&CheckSource::Saved(f.clone()), id);
+        assert!(!scanned && why.is_none(), "the source is not read: {why:?}");
+        assert_eq!(m.len(), 4);
+        assert!(compare(&m, tree()).equal);
+        // The target altered after the pass: a file's mtime, one gone, one more.
+        let mut tgt = tree();
+        tgt[1].mtime.nsec = 8;
+        tgt.remove(3);
+        tgt.push(e("d/extra", FileType::File, 1, 5));
+        let v = compare(&m, tgt);
+        assert!(!v.equal);
+        assert_eq!(v.difference_count, 3, "{:?}", v.differences);
+        let all = v.differences.join("\n");
+        for d in [
+            "mtime: data:/a",
+            "missing: data:/d/b",
+            "extra: data:/d/extra",
+        ] {
+            assert!(all.contains(d), "{d} in {all}");
+        }
+        // What the source's scan could not read is in the manifest, and reported.
+        let mut s = Manifest::from_entries(tree());
+        s.skipped.push(Skip {
+            path: RelPath::new("locked").unwrap(),
+            code: crate::agent::proto::ErrorCode::PermissionDenied,
+            message: "Permission denied".into(),
+        });
+        manifest::save(&s, &f, id).unwrap();
+        let (m, _, scanned) = side(&CheckSource::Saved(f.clone()), id);
+        assert!(!scanned);
+        let v = compare(&m, tree());
+        assert!(!v.equal);
+        assert_eq!(
+            v.differences,
+            ["unreadable: data:/locked: source: Permission denied"]
+        );
+    }
+
+    /// A manifest another pass left under the name (stale: this pass could not save its own),
+    /// or one cut short, is never compared: the source is read again instead.
+    #[test]
+    fn a_stale_or_incomplete_manifest_is_never_used() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("data.source");
+        let earlier = PassId::new();
+        let stale: Vec<Entry> = tree().into_iter().take(2).collect();
+        manifest::save(&Manifest::from_entries(stale), &f, earlier).unwrap();
+        let (m, why, scanned) = side(&CheckSource::Saved(f.clone()), PassId::new());
+        assert!(scanned, "the source was read again");
+        assert!(why.unwrap().contains("another pass"));
+        assert_eq!(m.len(), 4, "the scan's manifest, not the stale one");
+        let bytes = std::fs::read(&f).unwrap();
+        std::fs::write(&f, &bytes[..bytes.len() - 9]).unwrap();
+        let (_, why, scanned) = side(&CheckSource::Saved(f.clone()), earlier);
+        assert!(scanned && why.unwrap().contains("incomplete"));
+        let (_, why, scanned) = side(&CheckSource::Saved(t.path().join("none")), earlier);
+        assert!(scanned && why.is_some());
+    }
+
+    /// Which trees the target-only check reads on the source again: those whose files moved
+    /// while sent, and those this pass saved no manifest of; both-sides: every tree.
+    #[test]
+    fn check_sources_read_the_source_only_where_the_manifest_is_not_current() {
+        let ts = trees(&["data", "apps-external", "themes"]);
+        let saved = vec![
+            Some(PathBuf::from("/s/data.source")),
+            Some(PathBuf::from("/s/apps-external.source")),
+            None,
+        ];
+        let mut moved = BTreeMap::new();
+        moved.insert(1, (RelPath::new("x/y").unwrap(), 2));
+        let s = check_sources(Check::Target, &ts, &saved, &moved);
+        assert_eq!(s[0], CheckSource::Saved(PathBuf::from("/s/data.source")));
+        match &s[1] {
+            CheckSource::Scan(why) => {
+                assert!(
+                    why.contains("2 file(s) moved") && why.contains("/old/apps-external/x/y"),
+                    "{why}"
+                )
+            }
+            o => panic!("{o:?}"),
+        }
+        assert_eq!(
+            s[2],
+            CheckSource::Scan("this pass saved no manifest of it".into())
+        );
+        let s = check_sources(Check::BothSides, &ts, &saved, &BTreeMap::new());
+        assert!(s.iter().all(|x| matches!(x, CheckSource::Scan(_))));
+    }
 }

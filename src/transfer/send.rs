@@ -49,6 +49,10 @@ pub struct Sent {
     pub unreadable: Vec<(usize, RelPath, String)>,
     pub gave_up: Vec<(usize, RelPath)>,
     pub failed: Vec<(usize, RelPath, String)>,
+    /// (tree, path) of files the streams saw differ from the scan: changed while read (sent
+    /// again or given up), vanished, broken off while read, or opened with another size, mtime,
+    /// mode or owner than the scan had. Their tree's source manifest of the pass is not current.
+    pub moved: Vec<(usize, RelPath)>,
 }
 
 /// Shared between the streams.
@@ -110,6 +114,8 @@ enum Step {
     Put {
         job: Job,
         changed: bool,
+        /// Opened with other attributes than the scan saw.
+        differs: bool,
         bytes: u64,
         source_error: Option<String>,
     },
@@ -441,6 +447,12 @@ fn forward_all(
             }
             r => return Err(unexpected(&r)),
         };
+        let a = &job.op.attrs;
+        let differs = meta.size != job.op.size
+            || meta.mtime != a.mtime
+            || meta.mode != a.mode
+            || shared.owners.uid(meta.uid) != a.uid
+            || shared.owners.gid(meta.gid) != a.gid;
         let (uid, gid) = if shared.keep_owner {
             (u32::MAX, u32::MAX)
         } else {
@@ -479,6 +491,7 @@ fn forward_all(
             .send(Step::Put {
                 job,
                 changed,
+                differs,
                 bytes,
                 source_error,
             })
@@ -511,7 +524,10 @@ fn acker(
                     ErrorCode::NotFound
                     | ErrorCode::NotADirectory
                     | ErrorCode::NotAFile
-                    | ErrorCode::Symlink => shared.with(|s| s.vanished += 1),
+                    | ErrorCode::Symlink => shared.with(|s| {
+                        s.vanished += 1;
+                        s.moved.push((job.tree, job.op.path.clone()));
+                    }),
                     _ => {
                         shared.with(|s| s.unreadable.push((job.tree, job.op.path.clone(), message)))
                     }
@@ -521,12 +537,16 @@ fn acker(
             Step::Put {
                 mut job,
                 changed,
+                differs,
                 bytes,
                 source_error,
             } => {
                 let (_, r) = trx.recv()?;
                 let path = job.op.path.clone();
                 let tree = job.tree;
+                if changed || differs || source_error.is_some() {
+                    shared.with(|s| s.moved.push((tree, path.clone())));
+                }
                 match (r, source_error) {
                     (Response::Done { .. }, None) => {
                         shared.counters.add(1, bytes);

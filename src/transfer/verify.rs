@@ -34,6 +34,14 @@ pub struct FileVerification {
     /// `group`, `symlink`, `hardlink`, `content`, `unreadable`).
     pub counts: BTreeMap<String, u64>,
     pub seconds: f64,
+    /// A pass's exit check: what it read again (`target, against the pass's source manifests`,
+    /// or `both sides, on the pass's agents`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub read: String,
+    /// A pass's exit check: trees whose source it scanned again, each with why (a target-only
+    /// check does so only where its own manifest is not current or not there).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub source_read: Vec<String>,
 }
 
 impl FileVerification {
