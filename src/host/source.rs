@@ -44,6 +44,10 @@ pub enum Probe {
     Crontab(String),
     /// The plain files of a folder, one a line: `mode<TAB>mtime<TAB>name` (`find -printf`).
     ListFiles(PathBuf),
+    /// The plain files of a folder (not symlinks, not subfolders) with their bytes, in one
+    /// answer: for each, `mode<TAB>mtime<TAB>size<TAB>name<NUL>` (`find -printf`) then its
+    /// `size` bytes. For small folders (`config/`); exit 3 when the folder cannot be entered.
+    ReadFiles(PathBuf),
     /// A file's size, then its bytes from an offset on (at most 4 MiB): for reading what a log
     /// got since a moment. Prints `size\n` then the bytes; nothing when the file is missing.
     ReadFrom(PathBuf, u64),
@@ -108,6 +112,15 @@ impl Probe {
             Probe::ListFiles(p) => (
                 format!(
                     "find {} -mindepth 1 -maxdepth 1 -type f -printf '%m\\t%T@\\t%f\\n'",
+                    shell_quote(&p.to_string_lossy())
+                ),
+                vec![],
+            ),
+            Probe::ReadFiles(p) => (
+                format!(
+                    "cd -- {} || exit 3; for f in * .[!.]* ..?*; do \
+                     if [ -f \"$f\" ] && [ ! -L \"$f\" ]; then \
+                     find \"./$f\" -maxdepth 0 -printf '%m\\t%T@\\t%s\\t%f\\0' && cat -- \"$f\" || exit 4; fi; done",
                     shell_quote(&p.to_string_lossy())
                 ),
                 vec![],

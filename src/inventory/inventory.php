@@ -2,7 +2,8 @@
 // one JSON object. It only reads: no file is written, the SQLite database is opened read-only,
 // and the SQL is SELECT only. Secrets never leave the host: identity keys and passwords are
 // replaced by a SHA-256 fingerprint. Works on PHP 7.0 and later (old sources run PHP 7.4).
-// $argv[1] = instance root, $argv[2] = "full" (config + database) or "release" (code only).
+// $argv[1] = instance root, $argv[2] = "full" (config + database), "release" (code only) or
+// "config" (the config alone: no release, services, disk, apps or database).
 $root = rtrim($argv[1], '/');
 $mode = isset($argv[2]) ? $argv[2] : 'full';
 $out = array('root' => $root, 'php' => array(
@@ -19,6 +20,17 @@ function info_version($file) {
     return null;
 }
 
+// Apps' code versions in every apps folder: the configured apps_paths when there is a config
+// (below), else every apps* folder of the release (apps, apps-external, custom_apps...).
+function scan_apps($paths) {
+    $apps = array();
+    foreach ($paths as $p) { foreach (glob("$p/*/appinfo/info.xml") ?: array() as $f) {
+        $id = basename(dirname(dirname($f))); if (!isset($apps[$id])) $apps[$id] = array('path' => dirname(dirname($f)), 'version' => info_version($f));
+    } }
+    return $apps;
+}
+// The release, services, disk and apps: not in mode "config" (target-config reads only that).
+if ($mode !== 'config') {
 // The release: version.php and the apps' code versions.
 $release = null;
 if (is_file("$root/version.php")) {
@@ -58,20 +70,12 @@ $out['services'] = $svc;
 $out['disk'] = array();
 foreach (array($root, dirname($root), '/') as $p) { if (is_dir($p)) { $out['disk'][$p] = array('free' => @disk_free_space($p)); } }
 
-// Apps' code versions in every apps folder: the configured apps_paths when there is a config
-// (below), else every apps* folder of the release (apps, apps-external, custom_apps...).
-function scan_apps($paths) {
-    $apps = array();
-    foreach ($paths as $p) { foreach (glob("$p/*/appinfo/info.xml") ?: array() as $f) {
-        $id = basename(dirname(dirname($f))); if (!isset($apps[$id])) $apps[$id] = array('path' => dirname(dirname($f)), 'version' => info_version($f));
-    } }
-    return $apps;
-}
 $out['apps_code'] = (object)scan_apps(array_merge(array("$root/apps"), array_diff(glob("$root/*apps*", GLOB_ONLYDIR) ?: array(), array("$root/apps"))));
+} // $mode !== 'config'
 
 $cfgfile = "$root/config/config.php";
 $out['config_exists'] = file_exists($cfgfile);
-if ($mode !== 'full' || !$out['config_exists']) { echo json_encode($out, JSON_PRESERVE_ZERO_FRACTION), "\n"; exit(0); }
+if ($mode === 'release' || !$out['config_exists']) { echo json_encode($out, JSON_PRESERVE_ZERO_FRACTION), "\n"; exit(0); }
 $out['config_owner'] = function_exists('posix_getpwuid') ? posix_getpwuid(fileowner($cfgfile))['name'] : fileowner($cfgfile);
 $read = ocm_read_config($root);
 if (is_string($read)) { $out['error'] = $read; echo json_encode($out, JSON_PRESERVE_ZERO_FRACTION), "\n"; exit(0); }
@@ -90,6 +94,7 @@ $cfg['dbuser_plain'] = isset($merged['dbuser']) ? $merged['dbuser'] : null;
 $out['config'] = $cfg;
 $datadir = ocm_datadir($root, $merged);
 $out['datadir'] = $datadir;
+if ($mode === 'config') { echo json_encode($out, JSON_PRESERVE_ZERO_FRACTION), "\n"; exit(0); }
 
 // Apps: code versions in every configured apps path.
 if (isset($merged['apps_paths']) && is_array($merged['apps_paths'])) {

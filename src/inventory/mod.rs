@@ -313,19 +313,32 @@ fn parse(label: &str, ran: &Ran) -> Result<Inventory, Failure> {
     })
 }
 
+/// What the inventory program reads (its `$argv[2]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The release, services, disk, apps, the config and the database.
+    Full,
+    /// The release, services, disk and apps; no config, no database.
+    Release,
+    /// The config alone (merged as ownCloud does, secrets as fingerprints) and the data folder.
+    Config,
+}
+
 /// Run the inventory program on a side (as `user`, or as the login user); `Ok(Err(why))` when
-/// PHP cannot run there. `full`: the config and the database too.
+/// PHP cannot run there.
 fn run_inventory(
     side: &ReadSide,
     user: Option<&str>,
-    full: bool,
+    mode: Mode,
 ) -> Result<Result<Inventory, String>, Failure> {
+    let mode = match mode {
+        Mode::Full => "full",
+        Mode::Release => "release",
+        Mode::Config => "config",
+    };
     let probe = Probe::PhpRead {
         snippet: INVENTORY_PHP,
-        args: vec![
-            side.root().display().to_string(),
-            if full { "full" } else { "release" }.into(),
-        ],
+        args: vec![side.root().display().to_string(), mode.into()],
     };
     let ran = match user {
         Some(u) => side.probe_as(u, &probe)?,
@@ -376,7 +389,7 @@ pub fn config_owner(side: &ReadSide) -> Result<String, Failure> {
 pub fn source(src: &SourceHost, web_user: Option<&str>) -> Result<Inventory, Failure> {
     let owner = config_owner(src)?;
     let user = web_user.unwrap_or(&owner).to_string();
-    let inv = match run_inventory(src, Some(&user), true)? {
+    let inv = match run_inventory(src, Some(&user), Mode::Full)? {
         Ok(inv) => inv,
         Err(why) => source_inventory_without_php(src, why)?,
     };
@@ -447,7 +460,20 @@ fn check_instance(label: &str, root: &Path, inv: &Inventory) -> Result<(), Failu
 
 /// Full inventory of the target once its config is in place (as its web user).
 pub fn source_like_target(tgt: &TargetHost, web_user: &str) -> Result<Inventory, Failure> {
-    let inv = match run_inventory(tgt, Some(web_user), true)? {
+    let inv = match run_inventory(tgt, Some(web_user), Mode::Full)? {
+        Ok(inv) => inv,
+        Err(why) => without_php::inventory(tgt, true, why)?,
+    };
+    check_instance(tgt.label(), tgt.root(), &inv)?;
+    Ok(inv)
+}
+
+/// The target's config as its web user's PHP reads it, and nothing else (no release, apps,
+/// services or database: target-config runs while the database is being imported, and needs
+/// only the identity keys, `version`, `datadirectory` and `maintenance`). Without PHP there,
+/// ocmigrate's own reader.
+pub fn target_config(tgt: &TargetHost, web_user: &str) -> Result<Inventory, Failure> {
+    let inv = match run_inventory(tgt, Some(web_user), Mode::Config)? {
         Ok(inv) => inv,
         Err(why) => without_php::inventory(tgt, true, why)?,
     };
@@ -458,7 +484,7 @@ pub fn source_like_target(tgt: &TargetHost, web_user: &str) -> Result<Inventory,
 /// Inventory of the target: the release installed there, PHP, services, disk. A config there is
 /// read when present (a re-run after the config step).
 pub fn target(tgt: &TargetHost) -> Result<Inventory, Failure> {
-    match run_inventory(tgt, None, false)? {
+    match run_inventory(tgt, None, Mode::Release)? {
         Ok(inv) => Ok(inv),
         Err(why) => without_php::inventory(tgt, false, why),
     }

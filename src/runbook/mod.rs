@@ -12,6 +12,7 @@ pub mod journal;
 mod report;
 pub mod rollback;
 mod steps;
+mod target_config;
 
 pub use journal::{Journal, State, Step};
 pub use report::write_report;

@@ -676,100 +676,22 @@ impl<'a> Ctx<'a> {
     }
 
     fn target_config(&self, ev: &mut dyn Events) -> Result<Outcome, Failure> {
-        let src_cfg = self.m.source.root().join("config");
-        let tgt_cfg = self.m.target.root().join("config");
-        let list = self.m.source.probe(&Probe::ListFiles(src_cfg.clone()))?;
-        if !list.ok() {
-            return Err(Failure::check(format!(
-                "{}: cannot list {}: {}",
-                self.m.source.label(),
-                src_cfg.display(),
-                list.stderr_text()
-            )));
+        let mut laps = crate::laps::Laps::start();
+        // One read on the source, one script on the target (`target_config.rs`).
+        let copied =
+            super::target_config::copy(&self.m.source, &self.m.target, &self.tgt_user, &mut laps)?;
+        for name in &copied.removed {
+            ev.warning(&format!(
+                "removed {} from the target: the source has no such config file",
+                self.m.target.root().join("config").join(name).display()
+            ));
         }
-        let r = self.m.target.run(&format!(
-            "mkdir -p {0} && chown {1}: {0}",
-            crate::host::shell_quote(&tgt_cfg.to_string_lossy()),
-            crate::host::shell_quote(&self.tgt_user)
-        ))?;
-        if !r.ok() {
-            return Err(Failure::check(format!(
-                "{}: cannot create {}: {}",
-                self.m.target.label(),
-                tgt_cfg.display(),
-                r.stderr_text()
-            )));
-        }
-        let mut copied = 0;
-        let mut names = Vec::new();
-        for line in list.stdout_text().lines() {
-            let mut parts = line.splitn(3, '\t');
-            let (Some(mode), Some(mtime), Some(name)) = (parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
-            let mode = u32::from_str_radix(mode, 8).unwrap_or(0o640);
-            let bytes = self
-                .m
-                .source
-                .read_file(&src_cfg.join(name))?
-                .unwrap_or_default();
-            self.m.target.write_file(
-                &tgt_cfg.join(name),
-                &bytes,
-                mode,
-                &self.tgt_user,
-                Some(mtime),
-            )?;
-            copied += 1;
-            names.push(name.to_string());
-        }
-        // A `*.config.php` on the target that the source does not have would be merged into the
-        // config (ownCloud reads them all): take it away, and say so.
-        let tlist = self.m.target.probe(&Probe::ListFiles(tgt_cfg.clone()))?;
-        let mut removed = Vec::new();
-        for line in tlist.stdout_text().lines() {
-            let Some(name) = line.splitn(3, '\t').nth(2) else {
-                continue;
-            };
-            if name.ends_with(".config.php") && !names.iter().any(|n| n == name) {
-                let p = tgt_cfg.join(name);
-                let r = self.m.target.run(&format!(
-                    "rm -f {}",
-                    crate::host::shell_quote(&p.to_string_lossy())
-                ))?;
-                if !r.ok() {
-                    return Err(Failure::check(format!(
-                        "{}: cannot remove {}: {}",
-                        self.m.target.label(),
-                        p.display(),
-                        r.stderr_text()
-                    )));
-                }
-                ev.warning(&format!(
-                    "removed {} from the target: the source has no such config file",
-                    p.display()
-                ));
-                removed.push(name.to_string());
-            }
-        }
-        // Files keep the source's modes; owner and group are the target's web user's.
-        let r = self.m.target.run(&format!(
-            "chown {1}: {0}/* {0}/.[!.]* 2>/dev/null; chown {1}: {0}",
-            crate::host::shell_quote(&tgt_cfg.to_string_lossy()),
-            crate::host::shell_quote(&self.tgt_user)
-        ))?;
-        if !r.ok() {
-            return Err(Failure::check(format!(
-                "{}: cannot give {} to {}: {}",
-                self.m.target.label(),
-                tgt_cfg.display(),
-                self.tgt_user,
-                r.stderr_text()
-            )));
-        }
+        let copied_n = copied.files.len();
+        let removed = copied.removed;
         // The identity keys must be equal, compared by fingerprint (never printed).
-        let tgt = inventory::source_like_target(&self.m.target, &self.tgt_user)?;
+        // Only the config: the database is being imported beside this step.
+        let tgt = inventory::target_config(&self.m.target, &self.tgt_user)?;
+        laps.lap("check_config");
         let mut differ = Vec::new();
         for key in ["instanceid", "secret", "passwordsalt"] {
             if self.src.fingerprint(key) != tgt.fingerprint(key) {
@@ -795,7 +717,10 @@ impl<'a> Ctx<'a> {
                 "the target's config is not in maintenance mode after the copy",
             ));
         }
-        Ok(Outcome::done(format!("{copied} file(s) of config/ copied; instanceid, secret, passwordsalt, version, datadirectory equal")).figure("files", copied).figure("removed_on_target", removed))
+        Ok(Outcome::done(format!("{copied_n} file(s) of config/ copied; instanceid, secret, passwordsalt, version, datadirectory equal"))
+            .figure("files", copied_n)
+            .figure("removed_on_target", removed)
+            .figure("phases_s", laps.figure()))
     }
 
     fn target_up(&self, ev: &mut dyn Events, database: &Gate) -> Result<Outcome, Failure> {
