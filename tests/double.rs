@@ -624,6 +624,23 @@ fn check(flavor: &str, db: &str, seed: u64) {
         "{}",
         r.body
     );
+    // As the real Updater (correctParentStorageMtime): the folder that got the file keeps a
+    // storage_mtime equal to its mtime on disk, so the file cache agrees with the disk.
+    let files_row_agrees = |when: &str| {
+        let cached = db_value(
+            &lab,
+            flavor,
+            db,
+            "SELECT f.storage_mtime FROM oc_filecache f JOIN oc_storages s ON s.numeric_id = f.storage WHERE s.id = 'home::admin' AND f.path = 'files'",
+        );
+        let disk = lab.sh("old", &format!("stat -c %Y {DATADIR}/admin/files"));
+        assert_eq!(
+            cached,
+            disk.trim(),
+            "storage_mtime of admin's files/ after {when}"
+        );
+    };
+    files_row_agrees("a PUT");
     let new_root = db_value(&lab, flavor, db, sql);
     let new_etag = new_root.split(['|', '\t']).nth(1).unwrap().to_string();
     assert_ne!(new_etag, etag, "the root etag changes with a PUT");
@@ -649,6 +666,7 @@ fn check(flavor: &str, db: &str, seed: u64) {
         None,
     );
     assert_eq!(r.code, 204);
+    files_row_agrees("a DELETE");
     let r = http(
         &lab,
         "PROPFIND",

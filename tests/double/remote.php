@@ -448,6 +448,22 @@ function ocd_propagate(int $storage, string $rel, int $mtime, int $sizeDelta): v
 		[uniqid(), $sizeDelta, $mtime, $mtime, $storage, md5('')]);
 }
 
+/**
+ * As the real Updater's correctParentStorageMtime() after every update and removal: the direct
+ * parent's storage_mtime becomes its folder's mtime on disk now (a file created, renamed into
+ * place or moved away changed it), so the file cache keeps agreeing with the disk.
+ */
+function ocd_correct_parent_storage_mtime(string $uid, int $storage, string $rel): void {
+	$parentRel = dirname($rel) === '.' ? '' : dirname($rel);
+	$dir = ocd_datadir() . '/' . $uid . '/files' . ($parentRel === '' ? '' : '/' . $parentRel);
+	clearstatcache();
+	$mtime = @filemtime($dir);
+	$parent = ocd_fc_get($storage, $parentRel);
+	if ($mtime !== false && $parent !== null) {
+		ocd_exec('UPDATE *PREFIX*filecache SET storage_mtime = ? WHERE fileid = ?', [$mtime, (int)$parent['fileid']]);
+	}
+}
+
 function ocd_dav_put(string $uid, int $storage, string $rel, string $base): void {
 	if ($rel === '') {
 		ocd_sabre_error(405, 'Sabre\\DAV\\Exception\\MethodNotAllowed', 'The resource you tried to create already exists');
@@ -500,6 +516,7 @@ function ocd_dav_put(string $uid, int $storage, string $rel, string $base): void
 		$delta = $size - (int)$existing['size'];
 		$code = 204;
 	}
+	ocd_correct_parent_storage_mtime($uid, $storage, $rel);
 	ocd_propagate($storage, $rel, $mtime, $delta);
 	$row = ocd_fc_get($storage, $rel);
 	http_response_code($code);
@@ -533,6 +550,7 @@ function ocd_dav_mkcol(string $uid, int $storage, string $rel, string $base): vo
 	$path = ocd_fc_path($rel);
 	ocd_exec('INSERT INTO *PREFIX*filecache (storage, path, path_hash, parent, name, mimetype, mimepart, size, mtime, storage_mtime, encrypted, unencrypted_size, etag, permissions, checksum) VALUES (?,?,?,?,?,?,?,0,?,?,0,0,?,31,?)',
 		[$storage, $path, md5($path), (int)$parent['fileid'], basename($rel), ocd_mimetype_id('httpd/unix-directory'), ocd_mimetype_id('httpd'), $mtime, $mtime, uniqid(), '']);
+	ocd_correct_parent_storage_mtime($uid, $storage, $rel);
 	ocd_propagate($storage, $rel, $mtime, 0);
 	http_response_code(201);
 	header('Content-Length: 0');
@@ -566,6 +584,7 @@ function ocd_dav_delete(string $uid, int $storage, string $rel, string $base): v
 	$path = ocd_fc_path($rel);
 	$n = strlen($path) + 1;
 	ocd_exec('DELETE FROM *PREFIX*filecache WHERE storage = ? AND (path = ? OR SUBSTR(path, 1, ' . $n . ') = ?)', [$storage, $path, $path . '/']);
+	ocd_correct_parent_storage_mtime($uid, $storage, $rel);
 	ocd_propagate($storage, $rel, time(), -(int)$row['size']);
 	http_response_code(204);
 }
