@@ -353,6 +353,15 @@ fn full_migration(flavor: &str, db: &str) {
         fs["figures"]["verify"]["entries"].as_u64().unwrap() > 30,
         "{fs:#}"
     );
+    // The users' roots were read by target-up, beside its file cache scan, for the live check.
+    let live = j["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["step"] == "live-check")
+        .unwrap();
+    assert_eq!(live["figures"]["roots_read_in"], "target-up", "{live:#}");
     let view_after = client_view(&lab, lab.var("LAB_NEW"));
     assert_eq!(
         view_before, view_after,

@@ -72,6 +72,10 @@ pub struct Ctx<'a> {
     /// The target's inventory as target-up read it (config/ in place): its log paths serve
     /// the live check too.
     target_inventory: std::sync::OnceLock<Inventory>,
+    /// Every user's root as target-up read it from the migrated database (nothing writes to it
+    /// until the target goes live): the live check compares the admin's with WebDAV's and keeps
+    /// them for rollback.
+    target_roots: std::sync::OnceLock<Roots>,
 }
 
 fn address_of(side: &crate::config::Side, configured: Option<&String>) -> String {
@@ -136,6 +140,7 @@ impl<'a> Ctx<'a> {
             admin_user,
             admin_password,
             target_inventory: std::sync::OnceLock::new(),
+            target_roots: std::sync::OnceLock::new(),
         })
     }
 
@@ -743,6 +748,14 @@ impl<'a> Ctx<'a> {
                 let r = crate::verify::scan_target(&this.m.target, &this.tgt_user);
                 Some((r, t.elapsed().as_secs_f64()))
             });
+            // The users' roots for the live check, read here beside the scan (off the window's
+            // last steps); kept only once the database step is done (below).
+            let roots_read = sc.spawn(|| {
+                if !database.wait_imported() {
+                    return None;
+                }
+                roots(&this.m.target, &this.tgt_user).ok()
+            });
             // The web server starts first (in maintenance: it answers 503 to everyone, and
             // nothing requests it before the checks), while the database may still be importing.
             let up = this.target_up_start().and_then(|(logs, mut laps)| {
@@ -763,6 +776,11 @@ impl<'a> Ctx<'a> {
                     0.0,
                 ))
             });
+            if let Some(r) = roots_read.join().ok().flatten() {
+                if up.is_ok() {
+                    let _ = this.target_roots.set(r);
+                }
+            }
             (up, t_)
         });
         let (seen, mut laps) = up?;
@@ -1047,13 +1065,18 @@ impl<'a> Ctx<'a> {
         let logs = LogWatch::start(self, &tgt)?;
         laps.lap("log_sizes");
         let password = String::from_utf8_lossy(self.admin_password.expose()).into_owned();
-        // Every user's root as the migrated database has it (PHP CLI, read-only) is read while
-        // the admin's requests run: they read too (target-up proved the file cache agrees with
-        // the disk, so nothing is rescanned).
+        // Every user's root as the migrated database has it (PHP CLI, read-only): as target-up
+        // read them in this run, else read now while the admin's requests run (they read too:
+        // target-up proved the file cache agrees with the disk, so nothing is rescanned).
         let (web, roots) = std::thread::scope(|sc| {
             let roots = sc.spawn(|| {
                 let t = Instant::now();
-                (roots(&self.m.target, &self.tgt_user), t.elapsed())
+                let r = match self.target_roots.get() {
+                    // As target-up read them (the target was in maintenance since).
+                    Some(r) => Ok((r.clone(), "target-up")),
+                    None => roots(&self.m.target, &self.tgt_user).map(|r| (r, "live-check")),
+                };
+                (r, t.elapsed())
             });
             let web = self.live_requests(&password, &mut laps);
             let r = roots.join().unwrap_or_else(|_| {
@@ -1066,7 +1089,7 @@ impl<'a> Ctx<'a> {
         });
         let etag = web?;
         let (roots, roots_t) = roots;
-        let roots = roots?;
+        let (roots, roots_from) = roots?;
         laps.put("roots_beside", roots_t.as_secs_f64());
         let db = roots
             .roots
@@ -1087,6 +1110,7 @@ impl<'a> Ctx<'a> {
             "admin PROPFIND 207, root ETag equals the database's, OCS answers, logs clean ({seen})"
         ))
         .figure("root_etag", etag)
+        .figure("roots_read_in", roots_from)
         .figure("at_live", at_live)
         .figure("phases_s", laps.figure()))
     }
