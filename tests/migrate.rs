@@ -516,9 +516,9 @@ fn database_copied_ahead_then_refreshed_in_the_window() {
 }
 
 /// A file cache row that already disagreed with the disk on the source (its file's mtime changed
-/// behind ownCloud's back) is not the migration's doing: the target shows it too, the source is
-/// then read to tell it apart, and the migration completes with a warning. On a clean instance
-/// the source is not read for this at all.
+/// behind ownCloud's back) is not the migration's doing: the target shows it too, that row alone
+/// is then read on the source to tell it apart, and the migration completes with a warning. On
+/// a clean instance the source is not read for this at all.
 #[test]
 fn a_row_that_already_disagreed_on_the_source_is_reported_apart() {
     let lab = Lab::get();
@@ -544,6 +544,8 @@ fn a_row_that_already_disagreed_on_the_source_is_reported_apart() {
         .find(|e| e["step"] == "target-up")
         .unwrap();
     assert_eq!(up["figures"]["filecache_preexisting"], 1, "{up:#}");
+    // Only that row was read on the source.
+    assert_eq!(up["figures"]["filecache_source_rows_read"], 1, "{up:#}");
     assert!(
         up["figures"]["phases_s"]["filecache_source_scan"]
             .as_f64()
@@ -564,6 +566,7 @@ fn a_row_that_already_disagreed_on_the_source_is_reported_apart() {
         .find(|e| e["step"] == "target-up")
         .unwrap();
     assert_eq!(up["figures"]["filecache_preexisting"], 0, "{up:#}");
+    assert_eq!(up["figures"]["filecache_source_rows_read"], 0, "{up:#}");
     assert!(
         up["figures"]["phases_s"]
             .get("filecache_source_scan")

@@ -733,7 +733,8 @@ impl<'a> Ctx<'a> {
         // user: nothing that reaches a web server or ownCloud's log) once its database is
         // imported, while the web checks run. The source is read the same way only when the
         // target shows rows that disagree, to tell those that already disagreed there (the copy
-        // keeps every mtime and size, so a row that agrees on the target agreed on the source).
+        // keeps every mtime and size, so a row that agrees on the target agreed on the source),
+        // and then only those rows when the target listed them all.
         let this = self;
         let (up, target) = std::thread::scope(|sc| {
             // The target's scan as soon as its database's rows are imported (the final sync is
@@ -795,7 +796,7 @@ impl<'a> Ctx<'a> {
         laps.put("filecache_target_scan_from_rows_loaded", target_s);
         laps.lap("filecache_wait");
         let s = if t.mismatch_count > 0 {
-            let s = crate::verify::scan_source(&self.m.source, &self.src_user)?;
+            let s = crate::verify::scan_source_for(&self.m.source, &self.src_user, &t)?;
             laps.lap("filecache_source_scan");
             s
         } else {
@@ -831,6 +832,7 @@ impl<'a> Ctx<'a> {
         ))
         .figure("filecache_rows", fc.rows)
         .figure("filecache_preexisting", fc.preexisting_count)
+        .figure("filecache_source_rows_read", s.rows)
         .figure("phases_s", laps.figure()))
     }
 

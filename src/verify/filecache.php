@@ -1,9 +1,15 @@
 // ocmigrate file cache check: for every oc_filecache row of each home storage (home::<uid>),
 // the file on this host's disk must have mtime == storage_mtime and, for files that are not
 // encrypted, size == size: the exact condition under which ownCloud keeps ETags. Read-only.
-// $argv[1] = instance root, $argv[2] = how many mismatches to list at most.
+// $argv[1] = instance root, $argv[2] = how many mismatches to list at most, $argv[3] (optional)
+// = only these file ids, comma-separated (the rows another host found disagreeing).
 $root = rtrim($argv[1], '/');
 $limit = isset($argv[2]) ? (int)$argv[2] : 200;
+$only = '';
+if (isset($argv[3])) {
+    $ids = array_map('intval', array_filter(explode(',', $argv[3]), 'strlen'));
+    $only = ' AND fileid IN (' . ($ids ? implode(',', $ids) : '-1') . ')';
+}
 $read = ocm_read_config($root);
 if (is_string($read)) { echo json_encode(array('error' => $read)), "\n"; exit(0); }
 list($merged, ) = $read;
@@ -24,7 +30,7 @@ foreach ($q("SELECT numeric_id, id FROM {$p}storages WHERE id LIKE 'home::%' ORD
     $out['storages']++;
     $last = -1;
     while (true) {
-        $rows = $q("SELECT fileid, path, size, storage_mtime, mimetype, encrypted FROM {$p}filecache WHERE storage = $sid AND fileid > $last ORDER BY fileid LIMIT 5000");
+        $rows = $q("SELECT fileid, path, size, storage_mtime, mimetype, encrypted FROM {$p}filecache WHERE storage = $sid AND fileid > $last$only ORDER BY fileid LIMIT 5000");
         if (!$rows) break;
         foreach ($rows as $r) {
             $last = (int)$r['fileid'];

@@ -70,6 +70,21 @@ fn probe(root: &std::path::Path) -> Probe {
     }
 }
 
+/// The probe limited to rows `fileids`.
+fn probe_rows(root: &std::path::Path, fileids: &[u64]) -> Probe {
+    let mut p = probe(root);
+    if let Probe::PhpRead { args, .. } = &mut p {
+        args.push(
+            fileids
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    p
+}
+
 fn parse(label: &str, r: &Ran) -> Result<FileCacheScan, Failure> {
     let text = r.stdout_text();
     let line = text
@@ -94,6 +109,23 @@ fn parse(label: &str, r: &Ran) -> Result<FileCacheScan, Failure> {
 /// Scan the source (as its web user): which rows disagree with its own disk.
 pub fn scan_source(src: &SourceHost, web_user: &str) -> Result<FileCacheScan, Failure> {
     parse(src.label(), &src.probe_as(web_user, &probe(src.root()))?)
+}
+
+/// What the source says of the rows that disagree on the target (`target`): when the target
+/// listed all of them, only those rows are read on the source; else the whole source is scanned.
+pub fn scan_source_for(
+    src: &SourceHost,
+    web_user: &str,
+    target: &FileCacheScan,
+) -> Result<FileCacheScan, Failure> {
+    if target.mismatch_count > target.mismatches.len() as u64 {
+        return scan_source(src, web_user);
+    }
+    let ids: Vec<u64> = target.mismatches.iter().map(|m| m.fileid).collect();
+    parse(
+        src.label(),
+        &src.probe_as(web_user, &probe_rows(src.root(), &ids))?,
+    )
 }
 
 /// Scan the target (as its web user).
