@@ -1256,3 +1256,81 @@ fn target_only_check_reads_the_source_where_a_file_moved_during_the_pass() {
         "{v}"
     );
 }
+
+/// A delta whose files can be written before the scans end (rewrites of files the target has,
+/// new files in folders it has) is sent while the scans still run, on a stream of its own; new
+/// folders and what lies below them wait for the scans, as before; every figure stays exact. A
+/// pass with nothing to send opens no further connection.
+#[test]
+fn files_are_sent_while_the_scans_still_run() {
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    // The rewritten files come first in the scans' order (the root's own files); the scans
+    // then walk on through 50,000 more entries (copied with `cp -a`: a first sync of them
+    // would take long in a debug build).
+    for i in 0..20 {
+        write(&a.join(format!("r{i:02}")), format!("first {i}").as_bytes());
+    }
+    for i in 0..50_000 {
+        write(&a.join(format!("d{:02}/f{i}", i % 50)), b"0123456789");
+    }
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(&a)
+        .arg(&b)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let first = sync_ok(&a, &b);
+    assert_eq!(n(&first, "files_sent"), 0, "{first}");
+    // The scans race the early stream's connection: on a busy machine a pass may end its scans
+    // first, so up to three passes (each rewriting the 20 files) may show it.
+    let mut during = 0;
+    for pass in 0..3i64 {
+        for i in 0..20 {
+            let f = a.join(format!("r{i:02}"));
+            std::fs::write(&f, format!("version {pass} of {i:02}")).unwrap();
+            set_mtime(&f, 1_700_000_000 + i, 123_456_789 + pass);
+        }
+        let mut files = 20;
+        let mut bytes = 20 * "version 0 of 00".len() as u64;
+        if pass == 0 {
+            write(&a.join("d00/new"), b"new in an existing folder");
+            write(&a.join("zz-new/sub/x"), b"below a new folder");
+            std::fs::remove_file(a.join("d01/f1")).unwrap();
+            files += 2;
+            bytes += 25 + 18;
+        }
+        let r = sync(&a, &b, &[]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stderr, r.report);
+        let r = r.report;
+        assert_same(&a, &b);
+        assert!(temp_files(&b).is_empty(), "{:?}", temp_files(&b));
+        assert_eq!(n(&r, "files_sent"), files, "{r}");
+        assert_eq!(n(&r, "bytes_sent"), bytes, "{r}");
+        if pass == 0 {
+            assert_eq!(n(&r, "removed"), 1, "{r}");
+            assert_eq!(n(&r, "dirs_created"), 2, "{r}");
+        }
+        assert_eq!(n(&r, "early_streams"), 1, "{r}");
+        during = n(&r, "sent_during_scan");
+        assert!(during <= 21, "only what needs nothing else first: {r}");
+        if during > 0 {
+            break;
+        }
+    }
+    assert!(during > 0, "files were sent while the scans ran");
+    // Nothing to send: no stream at all, early or late.
+    let again = sync_ok(&a, &b);
+    assert_eq!(n(&again, "files_sent"), 0, "{again}");
+    assert_eq!(n(&again, "early_streams"), 0, "{again}");
+    assert_eq!(n(&again, "streams"), 0, "{again}");
+    assert_eq!(n(&again, "sent_during_scan"), 0, "{again}");
+    // One stream asked for: no early stream either.
+    std::fs::write(a.join("r00"), b"third").unwrap();
+    let one = sync(&a, &b, &["--streams", "1"]);
+    assert_eq!(one.code, 0, "{}", one.stderr);
+    assert_eq!(n(&one.report, "files_sent"), 1, "{}", one.report);
+    assert_eq!(n(&one.report, "early_streams"), 0, "{}", one.report);
+    assert_same(&a, &b);
+}

@@ -198,6 +198,9 @@ pub struct Differ<'o> {
     fresh: Vec<FileOp>,
     linked: Vec<Linked>,
     skipped: Vec<super::manifest::Skip>,
+    /// Early sending on ([`Differ::send_early`]): the folders the target already has (the
+    /// source has them too), and the files found so far that may be sent before the scans end.
+    early: Option<(HashSet<Vec<u8>>, Vec<FileOp>)>,
 }
 
 fn owned(e: &EntryRef) -> Entry {
@@ -231,7 +234,32 @@ impl<'o> Differ<'o> {
             fresh: Vec::new(),
             linked: Vec::new(),
             skipped: Vec::new(),
+            early: None,
         }
+    }
+
+    /// Set files aside that can be written before the scans end ([`Differ::take_early`]): a
+    /// regular file of one link on the source whose parent folder is a folder on both sides,
+    /// and that is either a file with other content on the target (a rewrite) or not on the
+    /// target at all (a new file in an existing folder; it is then sent, not matched with a
+    /// renamed folder's spare). Nothing else needs to be done on the target before it: no
+    /// folder to make, nothing in the way to remove. Whatever needs the whole scan (new folders
+    /// and what lies below them, links, removals) stays in the plan.
+    pub fn send_early(mut self) -> Self {
+        self.early = Some((HashSet::new(), Vec::new()));
+        self
+    }
+
+    /// The next file set aside to be sent early; one that cannot be sent early is given back
+    /// with [`Differ::send_later`].
+    pub fn take_early(&mut self) -> Option<FileOp> {
+        self.early.as_mut().and_then(|(_, v)| v.pop())
+    }
+
+    /// A file set aside for early sending that is sent with the plan after all.
+    pub fn send_later(&mut self, op: FileOp) {
+        self.plan.bytes += op.size;
+        self.plan.files.push(op);
     }
 
     /// In the way of a source entry: removed before anything is created.
@@ -288,6 +316,9 @@ impl<'o> Differ<'o> {
                         );
                     }
                     Some(t) => {
+                        if let Some((dirs, _)) = &mut self.early {
+                            dirs.insert(path.to_vec());
+                        }
                         if let Some(m) = meta_of(s, t, owners, true) {
                             self.dir_meta.insert(path.to_vec(), m);
                         }
@@ -325,6 +356,16 @@ impl<'o> Differ<'o> {
                 }
                 // The temporary file and the rename move the folder's mtime.
                 self.touched.insert(parent(path).to_vec());
+                if let Some((dirs, early)) = &mut self.early {
+                    let fits = match t {
+                        Some(t) => t.file_type == FileType::File,
+                        None => !tgt_was_dir && dirs.contains(parent(path)),
+                    };
+                    if fits {
+                        early.push(file_op(s, owners));
+                        return;
+                    }
+                }
                 if t.is_none() && !tgt_was_dir && s.size > 0 {
                     self.fresh.push(file_op(s, owners));
                 } else {

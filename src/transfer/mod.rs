@@ -92,7 +92,13 @@ pub struct SyncReport {
     pub special: Vec<String>,
     pub warnings: Vec<String>,
     pub trees: Vec<String>,
+    /// Streams of the send after the scans.
     pub streams: usize,
+    /// Streams opened while the scans ran, to send what needs nothing else first (0 or 1;
+    /// 0 when the merge found nothing to send before the scans' end).
+    pub early_streams: usize,
+    /// Files sent (settled on the target) while the scans still ran; counted in `files_sent`.
+    pub sent_during_scan: u64,
     pub scan_seconds: f64,
     pub seconds: f64,
     /// The exit check made inside the pass ([`SyncOptions::check`]), after its last write, on its

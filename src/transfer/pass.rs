@@ -7,7 +7,7 @@ use super::manifest::EntryRef;
 use super::merge;
 use super::owners::OwnerMap;
 use super::progress::{Counters, Sink};
-use super::send::{self, Compression, Conn, Job};
+use super::send::{self, Compression, Conn, Job, Sent};
 use super::timing;
 use super::verify::{self, FileVerification};
 use super::{manifest, roots, Check, SyncOptions, SyncReport, Tree};
@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 fn shown(tree: &Tree, p: &RelPath) -> String {
     if p.is_root() {
@@ -37,6 +37,9 @@ const FILES_PER_STREAM: usize = 200;
 /// gives more: a final delta of a few hundred small files goes faster over the first stream alone.
 const FILES_PER_DEFAULT_STREAM: usize = 2000;
 const BYTES_PER_DEFAULT_STREAM: u64 = 64 << 20;
+/// Files the merge hands the early stream that may wait for it at once; beyond, further ones are
+/// sent with the plan after the scans (the merge never waits for the stream).
+const EARLY_QUEUED: usize = 4096;
 
 pub(crate) fn run_pass(
     src: &SourceHost,
@@ -101,8 +104,39 @@ pub(crate) fn run_pass(
     let mut gids = BTreeSet::new();
     let mut temporary: Vec<Vec<RelPath>> = Vec::new();
     let mut plans: Vec<Plan> = Vec::new();
-    let (merged, s_scan, ta) = std::thread::scope(|sc| {
+    let compression = match opts.compress {
+        Some(true) => Compression::On,
+        Some(false) => Compression::Off,
+        // Both sides on this machine: nothing to save on a wire.
+        None if s_install.local() && t_install.local() => Compression::Off,
+        None => Compression::Adaptive,
+    };
+    // Files that need nothing else done on the target first are sent while the scans run, on a
+    // stream of its own (the pass's agents are busy scanning), connected when the merge finds
+    // the first one; not when one stream is asked for.
+    let early_q = send::Queue::open();
+    let early_counters = Counters::default();
+    let early_on = opts.streams != Some(1);
+    let mut sent_during_scan = 0;
+    let mut scanned_at = t0;
+    let (merged, s_scan, ta, early) = std::thread::scope(|sc| {
         let sa = &mut sa;
+        let early = early_on.then(|| {
+            let (q, c, own, bin, si, ti) = (
+                &early_q,
+                &early_counters,
+                &owners,
+                &bin,
+                &s_install,
+                &t_install,
+            );
+            sc.spawn(move || {
+                let _closed = CloseOnDrop(q);
+                early_send(src, tgt, bin, si, ti, trees, q, own, c, compression)
+            })
+        });
+        // The queue is closed however the merge ends (else the early stream waits on).
+        let closing = CloseOnDrop(&early_q);
         let h = sc.spawn(move || {
             let r = merge::scan_into(sa, trees, &stx);
             timing::mark("source scanned");
@@ -157,11 +191,13 @@ pub(crate) fn run_pass(
             sf.next_tree();
             tf.next_tree();
             let r = merge_tree(
+                i,
                 tree,
                 on_source[i],
                 &mut sf,
                 &mut tf,
                 &owners,
+                early.as_ref().map(|_| &early_q),
                 manifests.as_deref().map(|d| (d, pass_id)),
                 &mut uids,
                 &mut gids,
@@ -183,7 +219,13 @@ pub(crate) fn run_pass(
         drop((sf, tf));
         let s = crate::exit::joined(h.join(), "a scan thread");
         let t = crate::exit::joined(t.join(), "a scan thread");
-        (merged, s, t)
+        scanned_at = Instant::now();
+        sent_during_scan = early_counters.files_done.load(Relaxed);
+        timing::mark("scans merged");
+        // The early stream sends what is queued, then ends.
+        drop(closing);
+        let e = early.map(|h| crate::exit::joined(h.join(), "the early stream"));
+        (merged, s, t, e)
     });
     // A scan's own failure says more than the merge's stop.
     s_scan?;
@@ -197,7 +239,24 @@ pub(crate) fn run_pass(
             .hint("the agents on both hosts must be this version of ocmigrate's"),
         });
     }
-    rep.scan_seconds = t0.elapsed().as_secs_f64();
+    // Per tree: files the streams saw move on the source (the first one, how many).
+    let mut moved: BTreeMap<usize, (RelPath, usize)> = BTreeMap::new();
+    let mut early_pair = None;
+    if let Some(e) = early {
+        if let Some((sent, s, t)) = e? {
+            timing::mark("early stream done");
+            rep.early_streams = 1;
+            rep.sent_during_scan = sent_during_scan;
+            sink.note(&format!(
+                "sent {} file(s), {} while scanning (one stream)",
+                sent.files,
+                super::progress::human(sent.bytes as f64)
+            ));
+            absorb(&mut rep, &mut moved, trees, sent);
+            early_pair = Some((s, t));
+        }
+    }
+    rep.scan_seconds = scanned_at.duration_since(t0).as_secs_f64();
     owners.note_unmapped(&uids, &gids);
     rep.warnings.extend(owners.warnings.iter().cloned());
     let to_send: usize = plans.iter().map(|p| p.files.len()).sum();
@@ -289,8 +348,6 @@ pub(crate) fn run_pass(
     }
     let files: usize = plans.iter().map(|p| p.files.len()).sum();
     let bytes: u64 = plans.iter().map(|p| p.bytes).sum();
-    // Per tree: files the streams saw move on the source (the first one, how many).
-    let mut moved: BTreeMap<usize, (RelPath, usize)> = BTreeMap::new();
 
     // File contents over the streams.
     let counters = Counters::default();
@@ -326,19 +383,17 @@ pub(crate) fn run_pass(
                 })
             })
             .collect();
-        let compression = match opts.compress {
-            Some(true) => Compression::On,
-            Some(false) => Compression::Off,
-            // Both sides on this machine: nothing to save on a wire.
-            None if s_install.local() && t_install.local() => Compression::Off,
-            None => Compression::Adaptive,
-        };
         let started = Instant::now();
-        let halves = vec![send::halves(&mut scon, &mut tcon)];
+        let mut halves = vec![send::halves(&mut scon, &mut tcon)];
+        // The early stream's connections, when there are any and more than one stream is
+        // wanted, are the second stream's.
+        if let Some((s, t)) = early_pair.as_mut().filter(|_| n > 1) {
+            halves.push(send::halves(s, t));
+        }
         // The other streams' connections are made while the first stream sends.
         let connect = || stream_pair(src, tgt, &bin, &s_install, &t_install, trees);
         let later = send::Later {
-            count: n - 1,
+            count: n - halves.len(),
             connect: &connect,
         };
         let sent = send::send_files(halves, later, jobs, &owners, &counters, compression, || {
@@ -346,23 +401,11 @@ pub(crate) fn run_pass(
         })?;
         sink.end(&counters.snapshot("send", started));
         timing::mark("sent");
-        rep.files_sent = sent.files;
-        rep.bytes_sent = sent.bytes;
-        rep.wire_bytes = sent.wire;
-        rep.resent = sent.resent;
-        rep.vanished = sent.vanished;
-        for (i, p, why) in sent.unreadable {
-            rep.unreadable(format!("{}: {why}", shown(&trees[i], &p)));
-        }
-        for (i, p) in sent.gave_up {
-            rep.gave_up.push(shown(&trees[i], &p));
-        }
-        for (i, p, why) in sent.failed {
-            rep.failed(format!("{}: {why}", shown(&trees[i], &p)));
-        }
-        for (i, p) in sent.moved {
-            moved.entry(i).or_insert((p, 0)).1 += 1;
-        }
+        absorb(&mut rep, &mut moved, trees, sent);
+    }
+    if let Some((s, t)) = early_pair {
+        s.close();
+        t.close();
     }
 
     // Hard links, metadata, folders' attributes (deepest first), then durability.
@@ -414,16 +457,104 @@ pub(crate) fn run_pass(
     Ok(rep)
 }
 
+/// What streams did, into the report (added to what is there).
+fn absorb(
+    rep: &mut SyncReport,
+    moved: &mut BTreeMap<usize, (RelPath, usize)>,
+    trees: &[Tree],
+    sent: Sent,
+) {
+    rep.files_sent += sent.files;
+    rep.bytes_sent += sent.bytes;
+    rep.wire_bytes += sent.wire;
+    rep.resent += sent.resent;
+    rep.vanished += sent.vanished;
+    for (i, p, why) in sent.unreadable {
+        rep.unreadable(format!("{}: {why}", shown(&trees[i], &p)));
+    }
+    for (i, p) in sent.gave_up {
+        rep.gave_up.push(shown(&trees[i], &p));
+    }
+    for (i, p, why) in sent.failed {
+        rep.failed(format!("{}: {why}", shown(&trees[i], &p)));
+    }
+    for (i, p) in sent.moved {
+        moved.entry(i).or_insert((p, 0)).1 += 1;
+    }
+}
+
+/// Closes a queue when dropped (also when a thread unwinds).
+struct CloseOnDrop<'q>(&'q send::Queue);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// The early stream: waits for the merge's first file that can be sent before the scans end (or
+/// for the queue to close: then nothing, no connection), connects a stream pair of its own and
+/// sends from the queue until it is closed and empty. Its connections are returned for the
+/// send after the scans.
+#[allow(clippy::too_many_arguments)]
+fn early_send(
+    src: &SourceHost,
+    tgt: &TargetHost,
+    bin: &AgentBinary,
+    si: &AgentInstall,
+    ti: &AgentInstall,
+    trees: &[Tree],
+    q: &send::Queue,
+    owners: &OwnerMap,
+    counters: &Counters,
+    compression: Compression,
+) -> Result<Option<(Sent, Conn, Conn)>, Failure> {
+    loop {
+        // Closed is read first: every push comes before the close.
+        let closed = q.is_closed();
+        if q.waiting() > 0 {
+            break;
+        }
+        if closed {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    timing::mark("early stream: first file");
+    let (mut s, mut t) = stream_pair(src, tgt, bin, si, ti, trees)?;
+    timing::mark("early stream connected");
+    let r = send::send_queue(
+        vec![send::halves(&mut s, &mut t)],
+        send::Later::none(),
+        q,
+        owners,
+        counters,
+        compression,
+        || {},
+    );
+    match r {
+        Ok(sent) => Ok(Some((sent, s, t))),
+        Err(f) => {
+            s.close();
+            t.close();
+            Err(f)
+        }
+    }
+}
+
 /// Merge one tree's scans into its plan: source entries counted (and saved under the pass's id,
 /// with what could not be read: the saved file is returned), owners noted, unreadable parts
-/// listed.
+/// listed. With `early`, files that need nothing else done first go to that queue as the merge
+/// finds them (while it holds fewer than [`EARLY_QUEUED`]), not into the plan.
 #[allow(clippy::too_many_arguments)]
 fn merge_tree(
+    index: usize,
     tree: &Tree,
     on_source: bool,
     sf: &mut merge::Feed,
     tf: &mut merge::Feed,
     owners: &OwnerMap,
+    early: Option<&send::Queue>,
     manifests: Option<(&std::path::Path, manifest::PassId)>,
     uids: &mut BTreeSet<u32>,
     gids: &mut BTreeSet<u32>,
@@ -431,6 +562,10 @@ fn merge_tree(
 ) -> Result<(Plan, Option<PathBuf>), merge::Stop> {
     let mut saver = merge::Saver::new(manifests, &tree.name);
     let mut d = Differ::new(owners);
+    let early = early.filter(|_| on_source);
+    if early.is_some() {
+        d = d.send_early();
+    }
     loop {
         let (s, t) = (sf.peek()?.is_some(), tf.peek()?.is_some());
         if !s && !t {
@@ -460,6 +595,20 @@ fn merge_tree(
             let se = se.as_ref().map(EntryRef::of);
             let te = te.as_ref().map(EntryRef::of);
             d.pair(se.as_ref(), te.as_ref());
+            if let Some(q) = early {
+                while let Some(op) = d.take_early() {
+                    if q.waiting() < EARLY_QUEUED {
+                        q.push(Job {
+                            root: index as u16,
+                            tree: index,
+                            op,
+                            tries: 0,
+                        });
+                    } else {
+                        d.send_later(op);
+                    }
+                }
+            }
         }
     }
     for s in &sf.skipped {

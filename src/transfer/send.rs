@@ -55,11 +55,57 @@ pub struct Sent {
     pub moved: Vec<(usize, RelPath)>,
 }
 
-/// Shared between the streams.
-struct Shared<'a> {
-    queue: Mutex<VecDeque<Job>>,
+/// The files for the streams: given whole ([`Queue::of`]), or fed while the streams run
+/// ([`Queue::open`], [`Queue::push`], then [`Queue::close`]: the streams end once it is closed
+/// and every file is settled).
+pub struct Queue {
+    jobs: Mutex<VecDeque<Job>>,
     /// Jobs not settled yet (queued, in flight, or to be sent again).
     open: AtomicUsize,
+    /// No job will be pushed any more.
+    closed: AtomicBool,
+}
+
+impl Queue {
+    /// All the jobs, closed.
+    pub fn of(jobs: Vec<Job>) -> Queue {
+        Queue {
+            open: AtomicUsize::new(jobs.len()),
+            jobs: Mutex::new(jobs.into()),
+            closed: AtomicBool::new(true),
+        }
+    }
+    /// Empty, to be fed.
+    pub fn open() -> Queue {
+        Queue {
+            jobs: Mutex::new(VecDeque::new()),
+            open: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+        }
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Job>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// One more job (before [`Queue::close`]).
+    pub fn push(&self, job: Job) {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        self.lock().push_back(job);
+    }
+    /// Jobs waiting for a stream (not in flight).
+    pub fn waiting(&self) -> usize {
+        self.lock().len()
+    }
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// Shared between the streams.
+struct Shared<'a> {
+    queue: &'a Queue,
     abort: AtomicBool,
     out: Mutex<Sent>,
     counters: &'a Counters,
@@ -74,10 +120,7 @@ impl Shared<'_> {
         if self.abort.load(Ordering::Relaxed) {
             return None;
         }
-        self.queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front()
+        self.queue.lock().pop_front()
     }
 
     fn next(&self) -> Option<Job> {
@@ -85,23 +128,19 @@ impl Shared<'_> {
             if self.abort.load(Ordering::Relaxed) {
                 return None;
             }
-            if let Some(j) = self
-                .queue
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop_front()
-            {
+            if let Some(j) = self.queue.lock().pop_front() {
                 return Some(j);
             }
-            if self.open.load(Ordering::Acquire) == 0 {
+            if self.queue.is_closed() && self.queue.open.load(Ordering::Acquire) == 0 {
                 return None;
             }
-            // Files in flight elsewhere may come back (changed while read).
+            // Files in flight elsewhere may come back (changed while read); an open queue may
+            // get more.
             std::thread::sleep(Duration::from_millis(2));
         }
     }
     fn settle(&self) {
-        self.open.fetch_sub(1, Ordering::AcqRel);
+        self.queue.open.fetch_sub(1, Ordering::AcqRel);
     }
     fn with<R>(&self, f: impl FnOnce(&mut Sent) -> R) -> R {
         f(&mut self.out.lock().unwrap_or_else(|p| p.into_inner()))
@@ -195,12 +234,26 @@ pub fn send_files(
     owners: &OwnerMap,
     counters: &Counters,
     compression: Compression,
+    tick: impl FnMut(),
+) -> Result<Sent, Failure> {
+    let queue = Queue::of(jobs);
+    send_queue(pairs, later, &queue, owners, counters, compression, tick)
+}
+
+/// [`send_files`] from a queue that may still be fed: returns once it is closed and every job
+/// settled (or a connection broke).
+pub fn send_queue(
+    pairs: Vec<Halves<'_>>,
+    later: Later<'_>,
+    queue: &Queue,
+    owners: &OwnerMap,
+    counters: &Counters,
+    compression: Compression,
     mut tick: impl FnMut(),
 ) -> Result<Sent, Failure> {
     let keep_owner = pairs.iter().any(|h| h.ttx.welcome().uid != 0);
     let shared = Shared {
-        open: AtomicUsize::new(jobs.len()),
-        queue: Mutex::new(jobs.into()),
+        queue,
         abort: AtomicBool::new(false),
         out: Mutex::new(Sent::default()),
         counters,
@@ -218,11 +271,16 @@ pub fn send_files(
                 .hint("run the same command again: finished files are kept and not sent again"),
         )
     };
+    // Each stream's thread drops its end of this channel when it ends (also when it panics):
+    // the wait below wakes at once, not at its next tick.
+    let (ended_tx, ended_rx) = mpsc::channel::<()>();
     std::thread::scope(|sc| {
         let mut hs = Vec::new();
         for h in pairs {
             let (shared, agent_failed) = (&shared, &agent_failed);
+            let ended = ended_tx.clone();
             hs.push(sc.spawn(move || {
+                let _ended = ended;
                 if let Err(e) = stream(h, shared, compression) {
                     agent_failed(e);
                 }
@@ -232,25 +290,32 @@ pub fn send_files(
         for _ in 0..later.count {
             let (shared, failed, agent_failed) = (&shared, &failed, &agent_failed);
             let connect = later.connect;
-            hs.push(sc.spawn(move || match connect() {
-                Ok((mut s, mut t)) => {
-                    let r = if shared.abort.load(Ordering::Relaxed) {
-                        Ok(())
-                    } else {
-                        stream(halves(&mut s, &mut t), shared, compression)
-                    };
-                    s.close();
-                    t.close();
-                    if let Err(e) = r {
-                        agent_failed(e);
+            let ended = ended_tx.clone();
+            hs.push(sc.spawn(move || {
+                let _ended = ended;
+                match connect() {
+                    Ok((mut s, mut t)) => {
+                        let r = if shared.abort.load(Ordering::Relaxed) {
+                            Ok(())
+                        } else {
+                            stream(halves(&mut s, &mut t), shared, compression)
+                        };
+                        s.close();
+                        t.close();
+                        if let Err(e) = r {
+                            agent_failed(e);
+                        }
                     }
+                    Err(f) => failed(f),
                 }
-                Err(f) => failed(f),
             }));
         }
-        while hs.iter().any(|h| !h.is_finished()) {
+        drop(ended_tx);
+        // Progress every 100 ms until every stream's thread has ended.
+        while let Err(mpsc::RecvTimeoutError::Timeout) =
+            ended_rx.recv_timeout(Duration::from_millis(100))
+        {
             tick();
-            std::thread::sleep(Duration::from_millis(100));
         }
         for h in hs {
             if h.join().is_err() {
@@ -266,7 +331,7 @@ pub fn send_files(
     {
         return Err(f);
     }
-    if shared.open.load(Ordering::Acquire) != 0 {
+    if shared.queue.open.load(Ordering::Acquire) != 0 {
         return Err(Failure::check(
             "a sending thread ended early (a bug): run again",
         ));
@@ -340,11 +405,7 @@ fn stream(h: Halves<'_>, shared: &Shared, compression: Compression) -> Result<()
                 };
                 if token.is_err() {
                     // The acker is gone (it failed): give the job back and stop.
-                    shared
-                        .queue
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push_front(job);
+                    shared.queue.lock().push_front(job);
                     break;
                 }
                 stx.send(&Request::ReadFile {
@@ -570,11 +631,7 @@ fn acker(
                     job.tries += 1;
                     if job.tries < TRIES {
                         shared.with(|s| s.resent += 1);
-                        shared
-                            .queue
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push_back(job);
+                        shared.queue.lock().push_back(job);
                     } else {
                         shared.with(|s| s.gave_up.push((tree, path)));
                         shared.settle();
