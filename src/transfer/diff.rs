@@ -129,6 +129,12 @@ fn meta_of(src: &EntryRef, tgt: &EntryRef, owners: &OwnerMap, with_mode: bool) -
 /// [`Differ`], as a pass does with the scans themselves).
 pub fn diff(src: &Manifest, tgt: &Manifest, owners: &OwnerMap) -> Plan {
     let mut d = Differ::new(owners);
+    feed(src, tgt, &mut d, |_| {});
+    d.finish()
+}
+
+/// Both manifests into `d`, merged in scan order; `each` after every position.
+fn feed(src: &Manifest, tgt: &Manifest, d: &mut Differ, mut each: impl FnMut(&mut Differ)) {
     let (s, t) = (src.walk_order(), tgt.walk_order());
     let (mut i, mut j) = (0, 0);
     loop {
@@ -154,11 +160,11 @@ pub fn diff(src: &Manifest, tgt: &Manifest, owners: &OwnerMap) -> Plan {
                 j += 1;
             }
         }
+        each(d);
     }
     for sk in &src.skipped {
         d.skipped(sk.clone());
     }
-    d.finish()
 }
 
 /// A source file whose decision waits for the end of the scans: one with more than one link
@@ -599,6 +605,92 @@ mod tests {
     }
     fn paths<'a>(v: impl IntoIterator<Item = &'a RelPath>) -> Vec<String> {
         v.into_iter().map(|p| p.to_string()).collect()
+    }
+
+    /// With early sending: a rewrite of a file the target has and a new file in a folder the
+    /// target has (also one whose bytes a spare holds) are set aside as the merge reaches them;
+    /// what needs a folder made, something removed or the whole scan first stays in the plan.
+    #[test]
+    fn early_files_need_nothing_else_first() {
+        let mut h1 = e("h1", FileType::File, 5, 2);
+        h1.nlink = 2;
+        h1.ino = 9;
+        let mut h2 = h1.clone();
+        h2.path = RelPath::new("h2").unwrap();
+        let src = m(vec![
+            e("", FileType::Dir, 0, 1),
+            e("a", FileType::File, 3, 2),
+            e("n", FileType::File, 4, 2),
+            e("z", FileType::File, 0, 2),
+            e("s", FileType::File, 3, 2),
+            e("t", FileType::File, 3, 2),
+            h1,
+            h2,
+            e("d", FileType::Dir, 0, 1),
+            e("d/x", FileType::File, 7, 3),
+            e("d/new", FileType::File, 8, 3),
+            e("d/moved", FileType::File, 9, 3),
+            e("nd", FileType::Dir, 0, 1),
+            e("nd/f", FileType::File, 10, 3),
+            e("nd/g", FileType::File, 11, 3),
+        ]);
+        let tgt = m(vec![
+            e("", FileType::Dir, 0, 1),
+            e("a", FileType::File, 2, 2),
+            e("s", FileType::Symlink, 1, 2),
+            e("t", FileType::Dir, 0, 2),
+            e("d", FileType::Dir, 0, 1),
+            e("d/x", FileType::File, 7, 2),
+            e("old", FileType::Dir, 0, 1),
+            e("old/moved", FileType::File, 9, 3),
+            e("old/g", FileType::File, 11, 3),
+        ]);
+        let owners = OwnerMap::identity();
+        let mut d = Differ::new(&owners).send_early();
+        let mut early = Vec::new();
+        feed(&src, &tgt, &mut d, |d| {
+            while let Some(op) = d.take_early() {
+                early.push(op);
+            }
+        });
+        // One is given back (the early stream's queue was full): sent with the plan.
+        let back = early.pop().unwrap();
+        assert_eq!(back.path.to_string(), "d/x");
+        d.send_later(back);
+        let p = d.finish();
+        assert_eq!(
+            paths(early.iter().map(|f| &f.path)),
+            ["a", "n", "z", "d/moved", "d/new"]
+        );
+        assert_eq!(
+            paths(p.files.iter().map(|f| &f.path)),
+            ["d/x", "h1", "nd/f", "s", "t"]
+        );
+        assert_eq!(
+            p.bytes,
+            7 + 5 + 10 + 3 + 3,
+            "early files are not in the plan's bytes"
+        );
+        assert_eq!(
+            p.links,
+            [(RelPath::new("h2").unwrap(), RelPath::new("h1").unwrap())]
+        );
+        assert_eq!(paths(p.reuse.iter().map(|(f, _)| &f.path)), ["nd/g"]);
+        assert_eq!(paths(p.remove_first.iter()), ["t"]);
+        assert_eq!(paths(p.mkdir.iter().map(|(x, _)| x)), ["nd"]);
+        // The folders written into get their mtime again at the end.
+        assert!(
+            p.dir_meta.iter().any(|m| m.path.to_string() == "d"),
+            "{p:?}"
+        );
+        // Without early sending, the same files are all in the plan, and the moved file's
+        // bytes are linked from its old name (sent early, it is sent).
+        let all = diff(&src, &tgt, &owners);
+        assert_eq!(
+            paths(all.reuse.iter().map(|(f, _)| &f.path)),
+            ["d/moved", "nd/g"]
+        );
+        assert_eq!(all.files.len(), 9);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! One sync pass, start to end: agents, cleanup of an interrupted run's temporary files, scans
 //! of both sides, the diff, then on the target: removals, folders, symlinks, file contents over
 //! the parallel streams, hard links, metadata fixes, folder attributes (deepest first), `Sync`.
+//! Files that need nothing else done first (rewrites, new files in folders the target has) are
+//! sent while the scans run, on an early stream of their own ([`early_send`]).
 
 use super::diff::{Differ, Plan};
 use super::manifest::EntryRef;
@@ -241,9 +243,8 @@ pub(crate) fn run_pass(
     }
     // Per tree: files the streams saw move on the source (the first one, how many).
     let mut moved: BTreeMap<usize, (RelPath, usize)> = BTreeMap::new();
-    let mut early_pair = None;
     if let Some(e) = early {
-        if let Some((sent, s, t)) = e? {
+        if let Some(sent) = e? {
             timing::mark("early stream done");
             rep.early_streams = 1;
             rep.sent_during_scan = sent_during_scan;
@@ -253,7 +254,6 @@ pub(crate) fn run_pass(
                 super::progress::human(sent.bytes as f64)
             ));
             absorb(&mut rep, &mut moved, trees, sent);
-            early_pair = Some((s, t));
         }
     }
     rep.scan_seconds = scanned_at.duration_since(t0).as_secs_f64();
@@ -384,16 +384,21 @@ pub(crate) fn run_pass(
             })
             .collect();
         let started = Instant::now();
-        let mut halves = vec![send::halves(&mut scon, &mut tcon)];
-        // The early stream's connections, when there are any and more than one stream is
-        // wanted, are the second stream's.
-        if let Some((s, t)) = early_pair.as_mut().filter(|_| n > 1) {
-            halves.push(send::halves(s, t));
-        }
+        let halves = vec![send::halves(&mut scon, &mut tcon)];
         // The other streams' connections are made while the first stream sends.
-        let connect = || stream_pair(src, tgt, &bin, &s_install, &t_install, trees);
+        let connect = || {
+            stream_pair(
+                src,
+                tgt,
+                &bin,
+                &s_install,
+                &t_install,
+                trees,
+                AgentChannel::Dedicated,
+            )
+        };
         let later = send::Later {
-            count: n - halves.len(),
+            count: n - 1,
             connect: &connect,
         };
         let sent = send::send_files(halves, later, jobs, &owners, &counters, compression, || {
@@ -402,10 +407,6 @@ pub(crate) fn run_pass(
         sink.end(&counters.snapshot("send", started));
         timing::mark("sent");
         absorb(&mut rep, &mut moved, trees, sent);
-    }
-    if let Some((s, t)) = early_pair {
-        s.close();
-        t.close();
     }
 
     // Hard links, metadata, folders' attributes (deepest first), then durability.
@@ -493,9 +494,11 @@ impl Drop for CloseOnDrop<'_> {
 }
 
 /// The early stream: waits for the merge's first file that can be sent before the scans end (or
-/// for the queue to close: then nothing, no connection), connects a stream pair of its own and
-/// sends from the queue until it is closed and empty. Its connections are returned for the
-/// send after the scans.
+/// for the queue to close: then nothing, no connection), starts a source and a target agent of
+/// its own and sends from the queue until it is closed and empty. Its agents are sessions of the
+/// hosts' master ssh connections (a session starts in a fraction of a key exchange's time, which
+/// on the 2-core lab took 0.4-0.6 s beside the scans; what the early stream carries is a
+/// delta, for which one ssh process encrypting is no bottleneck).
 #[allow(clippy::too_many_arguments)]
 fn early_send(
     src: &SourceHost,
@@ -508,7 +511,7 @@ fn early_send(
     owners: &OwnerMap,
     counters: &Counters,
     compression: Compression,
-) -> Result<Option<(Sent, Conn, Conn)>, Failure> {
+) -> Result<Option<Sent>, Failure> {
     loop {
         // Closed is read first: every push comes before the close.
         let closed = q.is_closed();
@@ -521,7 +524,7 @@ fn early_send(
         std::thread::sleep(Duration::from_millis(5));
     }
     timing::mark("early stream: first file");
-    let (mut s, mut t) = stream_pair(src, tgt, bin, si, ti, trees)?;
+    let (mut s, mut t) = stream_pair(src, tgt, bin, si, ti, trees, AgentChannel::Master)?;
     timing::mark("early stream connected");
     let r = send::send_queue(
         vec![send::halves(&mut s, &mut t)],
@@ -532,14 +535,9 @@ fn early_send(
         compression,
         || {},
     );
-    match r {
-        Ok(sent) => Ok(Some((sent, s, t))),
-        Err(f) => {
-            s.close();
-            t.close();
-            Err(f)
-        }
-    }
+    s.close();
+    t.close();
+    r.map(Some)
 }
 
 /// Merge one tree's scans into its plan: source entries counted (and saved under the pass's id,
@@ -803,7 +801,8 @@ fn run_batch(
     Ok(failed_reuse)
 }
 
-/// One more stream pair, each agent on an ssh connection of its own.
+/// One more stream pair: each agent on an ssh connection of its own (`Dedicated`), or a session
+/// of the host's master connection.
 fn stream_pair(
     src: &SourceHost,
     tgt: &TargetHost,
@@ -811,12 +810,12 @@ fn stream_pair(
     si: &AgentInstall,
     ti: &AgentInstall,
     trees: &[Tree],
+    channel: AgentChannel,
 ) -> Result<(Conn, Conn), Failure> {
     // Both at once: each is an ssh handshake.
     std::thread::scope(|sc| {
-        let h =
-            sc.spawn(|| deploy::connect(src, bin, si, roots(trees, true), AgentChannel::Dedicated));
-        let t = deploy::connect(tgt, bin, ti, roots(trees, false), AgentChannel::Dedicated);
+        let h = sc.spawn(|| deploy::connect(src, bin, si, roots(trees, true), channel));
+        let t = deploy::connect(tgt, bin, ti, roots(trees, false), channel);
         let s = crate::exit::joined(h.join(), "starting an agent");
         Ok((Conn::new(s?), Conn::new(t?)))
     })
