@@ -100,19 +100,27 @@ fn journal(dir: &Path) -> serde_json::Value {
     .unwrap()
 }
 
-/// The latest journal entry of a step, as (state, outcome).
-fn entry(j: &serde_json::Value, step: &str) -> Option<(String, String)> {
+/// The latest journal entry of a step (there must be one).
+fn last_entry<'a>(j: &'a serde_json::Value, step: &str) -> &'a serde_json::Value {
+    latest(j, step).unwrap_or_else(|| panic!("no journal entry for {step}: {j:#}"))
+}
+
+fn latest<'a>(j: &'a serde_json::Value, step: &str) -> Option<&'a serde_json::Value> {
     j["entries"]
         .as_array()?
         .iter()
         .rev()
         .find(|e| e["step"] == step)
-        .map(|e| {
-            (
-                e["state"].as_str().unwrap_or("").to_string(),
-                e["outcome"].as_str().unwrap_or("").to_string(),
-            )
-        })
+}
+
+/// The latest journal entry of a step, as (state, outcome).
+fn entry(j: &serde_json::Value, step: &str) -> Option<(String, String)> {
+    latest(j, step).map(|e| {
+        (
+            e["state"].as_str().unwrap_or("").to_string(),
+            e["outcome"].as_str().unwrap_or("").to_string(),
+        )
+    })
 }
 
 const STEPS: [&str; 13] = [
@@ -336,13 +344,7 @@ fn full_migration(flavor: &str, db: &str) {
     // still (maintenance, its web server stopped), so only the target was read again and
     // compared with the source manifests the pass saved (no tree's source read again), equal.
     let j = journal(dir.path());
-    let fs = j["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .rev()
-        .find(|e| e["step"] == "final-sync")
-        .unwrap();
+    let fs = last_entry(&j, "final-sync");
     assert_eq!(
         fs["figures"]["verify_read"], "target, against the pass's source manifests",
         "{fs:#}"
@@ -354,13 +356,7 @@ fn full_migration(flavor: &str, db: &str) {
         "{fs:#}"
     );
     // The users' roots were read by target-up, beside its file cache scan, for the live check.
-    let live = j["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .rev()
-        .find(|e| e["step"] == "live-check")
-        .unwrap();
+    let live = last_entry(&j, "live-check");
     assert_eq!(live["figures"]["roots_read_in"], "target-up", "{live:#}");
     let view_after = client_view(&lab, lab.var("LAB_NEW"));
     assert_eq!(
@@ -432,12 +428,7 @@ fn database_copied_ahead_then_refreshed_in_the_window() {
     );
     stop_after(d, "sync");
     let j = journal(d);
-    let sync = j["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["step"] == "sync")
-        .unwrap();
+    let sync = last_entry(&j, "sync");
     let pre = &sync["figures"]["database_precopy"];
     assert!(
         pre["method"]
@@ -475,13 +466,7 @@ fn database_copied_ahead_then_refreshed_in_the_window() {
     let out = ocmigrate(&["migrate", "--yes", "--stop-after", "database"], d);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let j = journal(d);
-    let db = j["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .rev()
-        .find(|e| e["step"] == "database")
-        .unwrap();
+    let db = last_entry(&j, "database");
     assert_eq!(db["state"], "done", "{db:#}");
     assert_eq!(
         db["figures"]["refreshed"], true,
@@ -536,13 +521,7 @@ fn a_row_that_already_disagreed_on_the_source_is_reported_apart() {
         text(&out)
     );
     let j = journal(d);
-    let up = j["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .rev()
-        .find(|e| e["step"] == "target-up")
-        .unwrap();
+    let up = last_entry(&j, "target-up");
     assert_eq!(up["figures"]["filecache_preexisting"], 1, "{up:#}");
     // Only that row was read on the source.
     assert_eq!(up["figures"]["filecache_source_rows_read"], 1, "{up:#}");
@@ -558,13 +537,7 @@ fn a_row_that_already_disagreed_on_the_source_is_reported_apart() {
     let out = ocmigrate(&["migrate", "--yes"], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let j = journal(dir.path());
-    let up = j["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .rev()
-        .find(|e| e["step"] == "target-up")
-        .unwrap();
+    let up = last_entry(&j, "target-up");
     assert_eq!(up["figures"]["filecache_preexisting"], 0, "{up:#}");
     assert_eq!(up["figures"]["filecache_source_rows_read"], 0, "{up:#}");
     assert!(
