@@ -2,13 +2,17 @@
 // the file on this host's disk must have mtime == storage_mtime and, for files that are not
 // encrypted, size == size: the exact condition under which ownCloud keeps ETags. Read-only.
 // $argv[1] = instance root, $argv[2] = how many mismatches to list at most, $argv[3] (optional)
-// = only these file ids, comma-separated (the rows another host found disagreeing).
+// = only these file ids, comma-separated (the rows another host found disagreeing; empty: all),
+// $argv[4] (optional) = "k/n": only the rows whose file id is k modulo n (one of n processes).
 $root = rtrim($argv[1], '/');
 $limit = isset($argv[2]) ? (int)$argv[2] : 200;
 $only = '';
 if (isset($argv[3])) {
     $ids = array_map('intval', array_filter(explode(',', $argv[3]), 'strlen'));
-    $only = ' AND fileid IN (' . ($ids ? implode(',', $ids) : '-1') . ')';
+    if ($argv[3] !== '') $only = ' AND fileid IN (' . ($ids ? implode(',', $ids) : '-1') . ')';
+}
+if (isset($argv[4]) && preg_match('#^(\d+)/(\d+)$#', $argv[4], $m) && (int)$m[2] > 1) {
+    $only .= ' AND fileid % ' . (int)$m[2] . ' = ' . (int)$m[1];
 }
 $read = ocm_read_config($root);
 if (is_string($read)) { echo json_encode(array('error' => $read)), "\n"; exit(0); }
