@@ -12,9 +12,10 @@
 //! * [`verify`]: the file verification (manifests attribute by attribute, `--content` BLAKE3).
 //! * [`timing`]: `OCMIGRATE_TIMING=1` marks for measuring a pass.
 //!
-//! Every pass starts with `Cleanup` of the temporary files a killed run left, and a file reaches
-//! its name only after its data and mtime are written (by the agent's rename), so the diff of the
-//! next pass skips every finished file: that is the resume.
+//! Every pass removes the temporary files a killed run left (its target scan sets them aside; the
+//! first batch removes them), and a file reaches its name only after its data and mtime are
+//! written (by the agent's rename), so the diff of the next pass skips every finished file: that
+//! is the resume.
 
 pub mod diff;
 pub mod manifest;
