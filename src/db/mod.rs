@@ -206,11 +206,7 @@ pub fn copy_with(
 /// True when the import marker says the target's database `database` holds a copy of ours (done,
 /// or cut short: a refresh checks every table's definition and rows either way).
 pub fn holds_our_copy(opts: &CopyOptions, kind: DbKind, database: &str, tgt: &TargetHost) -> bool {
-    read_marker(&opts.state_dir).is_some_and(|m| {
-        m.kind == format!("{kind:?}").to_lowercase()
-            && m.database == database
-            && m.target == tgt.label()
-    })
+    read_marker(&opts.state_dir).is_some_and(|m| m.is_for(kind, database, tgt.label()))
 }
 
 /// A refresh of the target's copy, with both sides' figures for the verification.
@@ -237,12 +233,7 @@ pub fn refresh_with(
     {
         return Ok(None);
     }
-    let compress = match opts.compress {
-        Some(c) => c,
-        None => choose_compress(src, tgt)?,
-    };
-    laps.lap("compress_choice");
-    let Some(r) = mysql::refresh(src, tgt, params, opts, compress, &mut laps)? else {
+    let Some(r) = mysql::refresh(src, tgt, params, opts, opts.compress, &mut laps)? else {
         return Ok(None);
     };
     let mut report = r.report;
@@ -316,6 +307,15 @@ pub struct ImportMarker {
     pub at: u64,
 }
 
+impl ImportMarker {
+    /// True when the marker speaks of this database of this kind in this target.
+    pub fn is_for(&self, kind: DbKind, database: &str, target: &str) -> bool {
+        self.kind == format!("{kind:?}").to_lowercase()
+            && self.database == database
+            && self.target == target
+    }
+}
+
 const MARKER_FILE: &str = "db-import.json";
 
 fn now_secs() -> u64 {
@@ -377,9 +377,8 @@ pub(crate) fn may_import(
     if opts.replace_target {
         return Ok(true);
     }
-    let kind_s = format!("{kind:?}").to_lowercase();
     if let Some(m) = read_marker(&opts.state_dir) {
-        if m.kind == kind_s && m.database == database && m.target == target_label {
+        if m.is_for(kind, database, target_label) {
             if m.state == "started" {
                 // A failed (or interrupted) import of ours: replace it.
                 return Ok(true);

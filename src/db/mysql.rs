@@ -422,30 +422,51 @@ const COLUMNS_SQL: &str = "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE FROM 
      JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME \
      WHERE c.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE = 'BASE TABLE' ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION;";
 
+/// A row's 64-bit hash as a decimal number: the MD5 of its columns (`(name, type)`, in order),
+/// each `QUOTE()`d, TIMESTAMPs as `UNIX_TIMESTAMP` so the server's time zone does not matter.
+/// The verification sums it per table; a refresh compares it row by row.
+fn row_hash<'a>(columns: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let cols: Vec<String> = columns
+        .into_iter()
+        .map(|(c, ty)| {
+            if ty.eq_ignore_ascii_case("timestamp") {
+                format!("QUOTE(UNIX_TIMESTAMP({}))", ident(c))
+            } else {
+                format!("QUOTE({})", ident(c))
+            }
+        })
+        .collect();
+    format!(
+        "CONV(SUBSTRING(MD5(CONCAT_WS('#', {})), 1, 16), 16, 10)",
+        cols.join(", ")
+    )
+}
+
+/// A table's figures: its row count and the sum of its rows' hashes.
+fn figures_sql(table: &str, hash: &str) -> String {
+    format!(
+        "COUNT(*), COALESCE(SUM(CAST({hash} AS DECIMAL(20,0))), 0) FROM {}",
+        ident(table)
+    )
+}
+
 fn checksum_sql(columns: &str) -> (Vec<String>, String) {
-    let mut tables: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut tables: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
     for line in columns.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         if f.len() < 3 {
             continue;
         }
-        let col = ident(f[1]);
-        let e = if f[2].eq_ignore_ascii_case("timestamp") {
-            format!("QUOTE(UNIX_TIMESTAMP({col}))")
-        } else {
-            format!("QUOTE({col})")
-        };
-        tables.entry(f[0].to_string()).or_default().push(e);
+        tables.entry(f[0]).or_default().push((f[1], f[2]));
     }
     let mut sql = String::new();
     for (t, cols) in &tables {
         sql.push_str(&format!(
-            "SELECT COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTRING(MD5(CONCAT_WS('#', {})), 1, 16), 16, 10) AS DECIMAL(20,0))), 0) FROM {};\n",
-            cols.join(", "),
-            ident(t)
+            "SELECT {};\n",
+            figures_sql(t, &row_hash(cols.iter().copied()))
         ));
     }
-    (tables.into_keys().collect(), sql)
+    (tables.into_keys().map(str::to_string).collect(), sql)
 }
 
 pub(crate) fn source_figures(
@@ -601,19 +622,10 @@ impl Shape {
 
     /// The per-row hash of `table` (as in the verification's checksum).
     fn row_hash(&self, table: &str) -> String {
-        let cols: Vec<String> = self.columns[table]
-            .iter()
-            .map(|(c, ty)| {
-                if ty.eq_ignore_ascii_case("timestamp") {
-                    format!("QUOTE(UNIX_TIMESTAMP({}))", ident(c))
-                } else {
-                    format!("QUOTE({})", ident(c))
-                }
-            })
-            .collect();
-        format!(
-            "CONV(SUBSTRING(MD5(CONCAT_WS('#', {})), 1, 16), 16, 10)",
-            cols.join(", ")
+        row_hash(
+            self.columns[table]
+                .iter()
+                .map(|(c, ty)| (c.as_str(), ty.as_str())),
         )
     }
 
@@ -653,10 +665,9 @@ impl Shape {
                     ));
                 }
                 (None, _) => sql.push_str(&format!(
-                    "SELECT '=', {}, COUNT(*), COALESCE(SUM(CAST({} AS DECIMAL(20,0))), 0) FROM {};\n",
+                    "SELECT '=', {}, {};\n",
                     lit(t),
-                    self.row_hash(t),
-                    ident(t)
+                    figures_sql(t, &self.row_hash(t))
                 )),
             }
         }
@@ -718,13 +729,14 @@ pub(crate) struct Refreshed {
 
 /// Refresh the target's copy (see above). `None` when it cannot be refreshed (no database
 /// there; views, triggers or tables not in InnoDB on either side): then a whole copy is needed.
+/// `compress`: the wire's compression, or `None` to choose it (only if anything is to be sent).
 /// The caller has made sure the target's tables are an earlier copy of ours.
 pub(crate) fn refresh(
     src: &SourceHost,
     tgt: &TargetHost,
     p: &DbParams,
     opts: &CopyOptions,
-    compress: Compress,
+    compress: Option<Compress>,
     laps: &mut crate::laps::Laps,
 ) -> Result<Option<Refreshed>, Failure> {
     let db = p.name.clone();
@@ -882,7 +894,14 @@ pub(crate) fn refresh(
     }
     laps.lap("refresh_delete");
     let mut bytes = 0;
+    // The wire's compression is asked of the hosts only when something travels.
+    let mut compress_used = Compress::None;
     if !whole.is_empty() || !ranges.is_empty() {
+        let compress = match compress {
+            Some(c) => c,
+            None => super::choose_compress(src, tgt)?,
+        };
+        compress_used = compress;
         // utf8mb4 carries any column's text unchanged (the whole copy may use utf8 for servers
         // that predate utf8mb4; a refresh runs on servers that have just held a copy).
         let charset = "utf8mb4";
@@ -981,9 +1000,9 @@ pub(crate) fn refresh(
                 ranges.len(),
                 whole.len(),
                 dropped.len(),
-                compress_name(compress)
+                compress_name(compress_used)
             ),
-            compress: compress_name(compress).into(),
+            compress: compress_name(compress_used).into(),
             bytes_on_wire: bytes,
             seconds,
             created_database: false,

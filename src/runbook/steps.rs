@@ -575,27 +575,16 @@ impl<'a> Ctx<'a> {
                 ev.warning(w);
             }
             let check = crate::db::compare_sides(&params, r.source, r.target, t0);
-            database_differences(&check)?;
-            return Ok(Outcome::done(format!(
-                "{} in {:.1} s, {} tables verified equal ({:.1} s in all)",
-                r.report.method,
-                r.report.seconds,
-                check.tables.len(),
-                t0.elapsed().as_secs_f64()
-            ))
-            .figure("method", r.report.method.clone())
-            .figure("seconds", r.report.seconds)
-            .figure("bytes_on_wire", r.report.bytes_on_wire)
-            .figure("tables", check.tables.len())
-            .figure("refreshed", true)
-            .figure("copy_phases_s", r.report.phases_s.clone())
-            .figure("phases_s", laps.figure()));
+            return database_outcome(&r.report, &check, true, t0, &laps);
         }
         // This step is not done in the journal, yet the import marker says an import of ours
         // into this target finished: an earlier attempt (cut short before its journal entry, or
         // undone by `rollback`). The source has been in maintenance since, so import it again.
         if let Some(mk) = crate::db::read_marker(&opts.state_dir) {
-            if mk.state == "done" && mk.target == self.m.target.label() && !opts.replace_target {
+            if mk.state == "done"
+                && mk.is_for(params.kind, &params.name, self.m.target.label())
+                && !opts.replace_target
+            {
                 ev.info(&format!(
                     "the target's database '{}' holds an earlier import of this migration: replacing it",
                     mk.database
@@ -664,20 +653,7 @@ impl<'a> Ctx<'a> {
         laps.lap("target_checksums_wait");
         laps.put("target_checksums", target_s.as_secs_f64());
         let check = crate::db::compare_sides(&params, source_figures.0?, target_figures, t_check);
-        database_differences(&check)?;
-        Ok(Outcome::done(format!(
-            "{} in {:.1} s, {} tables verified equal ({:.1} s in all)",
-            copy.method,
-            copy.seconds,
-            check.tables.len(),
-            t0.elapsed().as_secs_f64()
-        ))
-        .figure("method", copy.method.clone())
-        .figure("seconds", copy.seconds)
-        .figure("bytes_on_wire", copy.bytes_on_wire)
-        .figure("tables", check.tables.len())
-        .figure("copy_phases_s", copy.phases_s.clone())
-        .figure("phases_s", laps.figure()))
+        database_outcome(&copy, &check, false, t0, &laps)
     }
 
     fn target_config(&self, ev: &mut dyn Events) -> Result<Outcome, Failure> {
@@ -1163,22 +1139,42 @@ pub struct Root {
     pub etag: String,
 }
 
-/// The database step's verdict: an error naming the tables that differ.
-fn database_differences(check: &crate::db::DbVerification) -> Result<(), Failure> {
+/// The database step's verdict: an error naming the tables that differ, or its outcome (how the
+/// copy was made, `refreshed` or whole, and where the seconds went since `t0`).
+fn database_outcome(
+    copy: &crate::db::CopyReport,
+    check: &crate::db::DbVerification,
+    refreshed: bool,
+    t0: Instant,
+    laps: &crate::laps::Laps,
+) -> Result<Outcome, Failure> {
     let diffs = check.differences();
-    if diffs.is_empty() {
-        return Ok(());
+    if !diffs.is_empty() {
+        return Err(Failure::check(format!(
+            "the target database differs from the source in {} table(s): {}",
+            diffs.len(),
+            diffs
+                .iter()
+                .map(|t| t.table.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .hint("run `ocmigrate migrate` again (the database step copies what differs again); `ocmigrate verify` shows each table's figures"));
     }
-    Err(Failure::check(format!(
-        "the target database differs from the source in {} table(s): {}",
-        diffs.len(),
-        diffs
-            .iter()
-            .map(|t| t.table.clone())
-            .collect::<Vec<_>>()
-            .join(", ")
+    Ok(Outcome::done(format!(
+        "{} in {:.1} s, {} tables verified equal ({:.1} s in all)",
+        copy.method,
+        copy.seconds,
+        check.tables.len(),
+        t0.elapsed().as_secs_f64()
     ))
-    .hint("run `ocmigrate migrate` again (the database step copies what differs again); `ocmigrate verify` shows each table's figures"))
+    .figure("method", copy.method.clone())
+    .figure("seconds", copy.seconds)
+    .figure("bytes_on_wire", copy.bytes_on_wire)
+    .figure("tables", check.tables.len())
+    .figure("refreshed", refreshed)
+    .figure("copy_phases_s", copy.phases_s.clone())
+    .figure("phases_s", laps.figure()))
 }
 
 pub fn roots(tgt: &crate::host::TargetHost, web_user: &str) -> Result<Roots, Failure> {

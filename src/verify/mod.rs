@@ -61,28 +61,21 @@ fn snippet() -> &'static str {
     S.get_or_init(|| format!("{PRELUDE_PHP}\n{FILECACHE_PHP}"))
 }
 
-fn probe(root: &std::path::Path) -> Probe {
+/// The read-only scan of the instance at `root`: every row, or only `fileids`, and of those
+/// only the ones whose file id is `k` modulo `n` when `shard` is `(k, n)` (filecache.php).
+fn probe(root: &std::path::Path, fileids: &[u64], shard: Option<(usize, usize)>) -> Probe {
     // The snippet is built once and lives for the whole run.
     let s: &'static str = snippet();
-    Probe::PhpRead {
-        snippet: s,
-        args: vec![root.display().to_string(), LIST_LIMIT.to_string()],
+    let ids: Vec<String> = fileids.iter().map(u64::to_string).collect();
+    let mut args = vec![
+        root.display().to_string(),
+        LIST_LIMIT.to_string(),
+        ids.join(","),
+    ];
+    if let Some((k, n)) = shard {
+        args.push(format!("{k}/{n}"));
     }
-}
-
-/// The probe limited to rows `fileids`.
-fn probe_rows(root: &std::path::Path, fileids: &[u64]) -> Probe {
-    let mut p = probe(root);
-    if let Probe::PhpRead { args, .. } = &mut p {
-        args.push(
-            fileids
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-    }
-    p
+    Probe::PhpRead { snippet: s, args }
 }
 
 fn parse(label: &str, r: &Ran) -> Result<FileCacheScan, Failure> {
@@ -116,11 +109,7 @@ fn scan_all(side: &ReadSide, web_user: &str) -> Result<FileCacheScan, Failure> {
         let hs: Vec<_> = (0..SHARDS)
             .map(|k| {
                 sc.spawn(move || {
-                    let mut p = probe(side.root());
-                    if let Probe::PhpRead { args, .. } = &mut p {
-                        args.push(String::new());
-                        args.push(format!("{k}/{SHARDS}"));
-                    }
+                    let p = probe(side.root(), &[], Some((k, SHARDS)));
                     parse(side.label(), &side.probe_as(web_user, &p)?)
                 })
             })
@@ -160,7 +149,7 @@ pub fn scan_source_for(
     let ids: Vec<u64> = target.mismatches.iter().map(|m| m.fileid).collect();
     parse(
         src.label(),
-        &src.probe_as(web_user, &probe_rows(src.root(), &ids))?,
+        &src.probe_as(web_user, &probe(src.root(), &ids, None))?,
     )
 }
 
