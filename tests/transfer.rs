@@ -701,26 +701,43 @@ fn unreadable_file_fails_the_sync_unless_accepted() {
     );
 }
 
+/// A writer appending to a file every 2 ms until stopped: a file that changes while copied.
+struct Grower {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    writer: std::thread::JoinHandle<()>,
+}
+
+impl Grower {
+    fn start(path: &Path) -> Grower {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s2 = stop.clone();
+        let path = path.to_path_buf();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+            while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+                f.write_all(b"more").unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        Grower { stop, writer }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.writer.join().unwrap();
+    }
+}
+
 #[test]
 fn file_changing_while_copied_is_sent_again() {
     let t = tmp();
     let (a, b) = (t.path().join("a"), t.path().join("b"));
     let mut rng = Rng(5);
     write(&a.join("growing"), &rng.bytes(64 << 20));
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let s2 = stop.clone();
-    let path = a.join("growing");
-    let writer = std::thread::spawn(move || {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
-        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
-            f.write_all(b"more").unwrap();
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    });
+    let grower = Grower::start(&a.join("growing"));
     let r = sync(&a, &b, &[]);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    writer.join().unwrap();
+    grower.stop();
     let again =
         n(&r.report, "resent") + r.report["gave_up"].as_array().map_or(0, |v| v.len() as u64);
     assert!(again >= 1, "the change was seen: {}", r.report);
@@ -1232,20 +1249,9 @@ fn target_only_check_reads_the_source_where_a_file_moved_during_the_pass() {
     let (a, b) = (t.path().join("a"), t.path().join("b"));
     let mut rng = Rng(9);
     write(&a.join("growing"), &rng.bytes(64 << 20));
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let s2 = stop.clone();
-    let path = a.join("growing");
-    let writer = std::thread::spawn(move || {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
-        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
-            f.write_all(b"more").unwrap();
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    });
+    let grower = Grower::start(&a.join("growing"));
     let r = pass_with_check(&a, &b, "target");
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    writer.join().unwrap();
+    grower.stop();
     let again =
         n(&r.report, "resent") + r.report["gave_up"].as_array().map_or(0, |v| v.len() as u64);
     assert!(again >= 1, "the change was seen: {}", r.report);
