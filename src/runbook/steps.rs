@@ -581,10 +581,8 @@ impl<'a> Ctx<'a> {
         // into this target finished: an earlier attempt (cut short before its journal entry, or
         // undone by `rollback`). The source has been in maintenance since, so import it again.
         if let Some(mk) = crate::db::read_marker(&opts.state_dir) {
-            if mk.state == "done"
-                && mk.is_for(params.kind, &params.name, self.m.target.label())
-                && !opts.replace_target
-            {
+            // (SQLite's marker names the database file, not `params.name`: match the target.)
+            if mk.state == "done" && mk.target == self.m.target.label() && !opts.replace_target {
                 ev.info(&format!(
                     "the target's database '{}' holds an earlier import of this migration: replacing it",
                     mk.database
