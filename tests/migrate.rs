@@ -358,6 +358,26 @@ fn full_migration(flavor: &str, db: &str) {
     // The users' roots were read by target-up, beside its file cache scan, for the live check.
     let live = last_entry(&j, "live-check");
     assert_eq!(live["figures"]["roots_read_in"], "target-up", "{live:#}");
+    // Target-up compared the file cache with the exit check's manifests of the target's disk,
+    // every row covered; with a database server the rows were read ahead on the source (the
+    // database step proves them equal), with SQLite (steps in order) on the target.
+    let up = last_entry(&j, "target-up");
+    let disk = up["figures"]["filecache_disk"].as_str().unwrap_or("");
+    let read = if db == "sqlite" {
+        "the target's rows, read in "
+    } else {
+        "the source's rows, read ahead in "
+    };
+    assert!(
+        disk.starts_with(&format!(
+            "compared with the final sync's fresh manifests of it (0 row(s) read on the disk itself; {read}"
+        )),
+        "{up:#}"
+    );
+    assert!(
+        up["figures"]["filecache_rows"].as_u64().unwrap() > 30,
+        "{up:#}"
+    );
     let view_after = client_view(&lab, lab.var("LAB_NEW"));
     assert_eq!(
         view_before, view_after,
@@ -525,6 +545,15 @@ fn a_row_that_already_disagreed_on_the_source_is_reported_apart() {
     assert_eq!(up["figures"]["filecache_preexisting"], 1, "{up:#}");
     // Only that row was read on the source.
     assert_eq!(up["figures"]["filecache_source_rows_read"], 1, "{up:#}");
+    // In one run, the target's rows were compared with the final sync's manifests of its disk
+    // (every row covered: the homes are in the data folder), and still caught that row.
+    let disk = up["figures"]["filecache_disk"].as_str().unwrap_or("");
+    assert!(
+        disk.starts_with(
+            "compared with the final sync's fresh manifests of it (0 row(s) read on the disk itself"
+        ),
+        "{up:#}"
+    );
     assert!(
         up["figures"]["phases_s"]["filecache_source_scan"]
             .as_f64()
@@ -909,7 +938,13 @@ fn faults_stop_the_run_and_rollback_restores_the_source() {
         "new",
         &format!("touch -d @1500000000 '/var/www/owncloud/data/user1/files/{f}'"),
     );
-    fails_then_rollback(&lab, d, "target-up", "file cache row(s) disagree");
+    // A run resumed after the final sync has no manifests of it: the disk itself was read.
+    fails_then_rollback(
+        &lab,
+        d,
+        "target-up",
+        "file cache row(s) disagree with the target's disk (read on the disk itself)",
+    );
 
     // 3. The target reports needsDbUpgrade (an app's code is newer than its installed version).
     stop_after(d, "target-config");

@@ -307,7 +307,16 @@ fn side_by_side(
     };
     let shared = std::sync::Mutex::new(journal);
     let (tx, rx) = std::sync::mpsc::channel();
+    let has = |step: Step| lanes.iter().flatten().any(|(s, _)| *s == step);
+    let early_rows = has(Step::FinalSync) && has(Step::TargetUp);
     let mut failures: Vec<(Step, Failure)> = std::thread::scope(|sc| {
+        // Target-up compares the file cache rows with the final sync's manifests of the
+        // target's disk: the rows are read ahead, on the source, off target-up's path
+        // (`Ctx::read_rows_early`).
+        if early_rows {
+            ctx.expect_rows_early();
+            sc.spawn(|| ctx.read_rows_early());
+        }
         let handles: Vec<_> = lanes
             .into_iter()
             .map(|lane| {

@@ -76,6 +76,42 @@ pub struct Ctx<'a> {
     /// until the target goes live): the live check compares the admin's with WebDAV's and keeps
     /// them for rollback.
     target_roots: std::sync::OnceLock<Roots>,
+    /// The target's trees as the final sync's exit check read them (this run only): target-up
+    /// compares the file cache with them instead of reading the disk again.
+    target_scans: std::sync::OnceLock<Vec<crate::transfer::ScannedTree>>,
+    /// The target's file cache rows, read once its database held them (`read_rows_early`),
+    /// for target-up to take; empty when they were not read ahead.
+    early_rows: EarlyRows,
+}
+
+type RowsRead = Result<(Vec<crate::verify::StorageRows>, f64), Failure>;
+
+/// Rows read ahead by one thread and taken by another (at most once).
+#[derive(Default)]
+struct EarlyRows {
+    slot: std::sync::Mutex<(bool, Option<RowsRead>)>,
+    cv: std::sync::Condvar,
+}
+
+impl EarlyRows {
+    /// Someone reads them: a `take` waits for `put`.
+    fn promise(&self) {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner()).0 = true;
+    }
+    fn put(&self, r: RowsRead) {
+        let mut g = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        g.1 = Some(r);
+        self.cv.notify_all();
+    }
+    /// The rows read ahead, once there; `None` when nobody reads them ahead.
+    fn take(&self) -> Option<RowsRead> {
+        let mut g = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        while g.0 && g.1.is_none() {
+            g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+        g.0 = false;
+        g.1.take()
+    }
 }
 
 fn address_of(side: &crate::config::Side, configured: Option<&String>) -> String {
@@ -141,6 +177,8 @@ impl<'a> Ctx<'a> {
             admin_password,
             target_inventory: std::sync::OnceLock::new(),
             target_roots: std::sync::OnceLock::new(),
+            target_scans: std::sync::OnceLock::new(),
+            early_rows: EarlyRows::default(),
         })
     }
 
@@ -293,9 +331,10 @@ impl<'a> Ctx<'a> {
         // (`transfer::Check::Target`; `verify_read` says where it read the source again);
         // else a verification of its own reads both sides.
         let (v, checked) = match report.check.take() {
-            Some(v) => {
+            Some(mut v) => {
                 // Inside the pass's time: how much of it the check took.
                 laps.put("pass_check", v.seconds);
+                let _ = self.target_scans.set(std::mem::take(&mut v.target_scans));
                 let read = v.read.clone();
                 (v, read)
             }
@@ -705,10 +744,11 @@ impl<'a> Ctx<'a> {
     fn target_up(&self, ev: &mut dyn Events, database: &Gate) -> Result<Outcome, Failure> {
         // The file cache against the disk, read on the target (read-only, PHP CLI as the web
         // user: nothing that reaches a web server or ownCloud's log) once its database is
-        // imported, while the web checks run. The source is read the same way only when the
-        // target shows rows that disagree, to tell those that already disagreed there (the copy
-        // keeps every mtime and size, so a row that agrees on the target agreed on the source),
-        // and then only those rows when the target listed them all.
+        // imported, while the web checks run; the disk as the final sync's exit check just read
+        // it, when this run made that check (`target_filecache`). The source is read the same
+        // way only when the target shows rows that disagree, to tell those that already
+        // disagreed there (the copy keeps every mtime and size, so a row that agrees on the
+        // target agreed on the source), and then only those rows when the target listed them.
         let this = self;
         let (up, target) = std::thread::scope(|sc| {
             // The target's scan as soon as its database's rows are imported (the final sync is
@@ -720,7 +760,7 @@ impl<'a> Ctx<'a> {
                     return None;
                 }
                 let t = Instant::now();
-                let r = crate::verify::scan_target(&this.m.target, &this.tgt_user);
+                let r = this.target_filecache();
                 Some((r, t.elapsed().as_secs_f64()))
             });
             // The users' roots for the live check, read here beside the scan (off the window's
@@ -766,7 +806,7 @@ impl<'a> Ctx<'a> {
                 0.0,
             )
         });
-        let t = t?;
+        let (t, against) = t?;
         laps.put("filecache_target_scan_from_rows_loaded", target_s);
         laps.lap("filecache_wait");
         let s = if t.mismatch_count > 0 {
@@ -793,7 +833,7 @@ impl<'a> Ctx<'a> {
                 })
                 .collect();
             return Err(Failure::check(format!(
-                "{} file cache row(s) disagree with the target's disk: {}",
+                "{} file cache row(s) disagree with the target's disk ({against}): {}",
                 fc.new_mismatch_count,
                 first.join("; ")
             ))
@@ -807,7 +847,72 @@ impl<'a> Ctx<'a> {
         .figure("filecache_rows", fc.rows)
         .figure("filecache_preexisting", fc.preexisting_count)
         .figure("filecache_source_rows_read", s.rows)
+        .figure("filecache_disk", against)
         .figure("phases_s", laps.figure()))
+    }
+
+    /// The target's file cache against its disk: as the final sync's exit check read the disk
+    /// moments ago in this run (only the rows read by PHP; those its manifests do not cover are
+    /// looked up on the disk), or else (a resumed run) by PHP on the disk. With how it looked.
+    fn target_filecache(&self) -> Result<(crate::verify::FileCacheScan, String), Failure> {
+        let (tgt, user) = (&self.m.target, &self.tgt_user);
+        let Some(scans) = self.target_scans.get() else {
+            let s = crate::verify::scan_target(tgt, user)?;
+            return Ok((s, "read on the disk itself".into()));
+        };
+        // The rows: read ahead on the source (equal to the target's: see `read_rows_early`),
+        // or on the target now.
+        let (rows, read) = match self.early_rows.take() {
+            Some(r) => {
+                let (rows, s) = r?;
+                (rows, format!("the source's rows, read ahead in {s:.2} s"))
+            }
+            None => {
+                let t = Instant::now();
+                let rows = crate::verify::read_rows(tgt, user)?;
+                let s = t.elapsed().as_secs_f64();
+                (rows, format!("the target's rows, read in {s:.2} s"))
+            }
+        };
+        let (scan, uncovered) = crate::verify::check_rows(&rows, scans);
+        let n = uncovered.len();
+        let scan = crate::verify::check_uncovered(tgt, user, scan, &uncovered)?;
+        Ok((
+            scan,
+            format!("compared with the final sync's fresh manifests of it ({n} row(s) read on the disk itself; {read})"),
+        ))
+    }
+
+    /// Say that `read_rows_early` will run: target-up waits for its rows then.
+    pub fn expect_rows_early(&self) {
+        self.early_rows.promise();
+    }
+
+    /// Read the file cache rows ahead, for target-up (`target_filecache`) to take: on the
+    /// source, whose database nothing writes to any more (the lanes start once its web server
+    /// is stopped), while the target's is still being filled. They are the target's rows once
+    /// the database step has proved both sides' tables equal (row counts and row hashes, per
+    /// table), and target-up uses them only then. Runs on a thread of its own beside the
+    /// lanes, after `expect_rows_early`; read-only.
+    pub fn read_rows_early(&self) {
+        // However this ends (a panic too), a `take` waiting is answered.
+        struct Answered<'a>(&'a EarlyRows);
+        impl Drop for Answered<'_> {
+            fn drop(&mut self) {
+                let g = self.0.slot.lock().unwrap_or_else(|p| p.into_inner());
+                let waiting = g.1.is_none();
+                drop(g);
+                if waiting {
+                    self.0
+                        .put(Err(Failure::check("reading the file cache panicked")));
+                }
+            }
+        }
+        let _answered = Answered(&self.early_rows);
+        let t = Instant::now();
+        let r = crate::verify::read_rows(&self.m.source, &self.src_user)
+            .map(|rows| (rows, t.elapsed().as_secs_f64()));
+        self.early_rows.put(r);
     }
 
     /// Target-up's first part: the log sizes before, then the web server started.

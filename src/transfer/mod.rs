@@ -30,7 +30,7 @@ pub mod verify;
 
 pub use progress::ProgressMode;
 pub use trees::{Filter, Tree};
-pub use verify::FileVerification;
+pub use verify::{FileVerification, ScannedTree};
 
 use crate::agent::client::AgentClient;
 use crate::agent::deploy::{self, AgentBinary};
@@ -191,6 +191,9 @@ pub struct SyncOptions {
     /// The exit check, made by the pass itself ([`SyncReport::check`]) on its open agents: no
     /// second inventory, no new connections.
     pub check: Option<Check>,
+    /// Keep the exit check's manifests of the target in its verdict
+    /// ([`FileVerification::target_scans`]): migrate's file cache check compares with them.
+    pub keep_target_scans: bool,
 }
 
 /// What a pass's exit check reads again.
@@ -215,6 +218,7 @@ impl Default for SyncOptions {
             compress: None,
             state_dir: None,
             check: None,
+            keep_target_scans: false,
         }
     }
 }
@@ -241,6 +245,7 @@ pub fn sync(
         // The final pass runs in the window: maintenance on, the source's web server stopped,
         // so the manifest this pass saves is what the source holds.
         check: (pass == Pass::Final).then_some(Check::Target),
+        keep_target_scans: pass == Pass::Final,
         ..SyncOptions::default()
     };
     let mut sink = progress::LineSink::new(progress, Duration::from_secs(30));

@@ -443,7 +443,10 @@ pub(crate) fn run_pass(
     if let Some(mode) = opts.check.filter(|_| rep.failed_count == 0) {
         let sources = check_sources(mode, trees, &saved, &moved);
         let (mut sa, mut ta) = (scon.into_client(), tcon.into_client());
-        let v = check_trees(&mut sa, &mut ta, trees, &owners, mode, &sources, pass_id)?;
+        let keep = opts.keep_target_scans;
+        let v = check_trees(
+            &mut sa, &mut ta, trees, &owners, mode, &sources, pass_id, keep,
+        )?;
         let _ = sa.exit();
         let _ = ta.exit();
         timing::mark("checked");
@@ -699,7 +702,7 @@ fn source_side(
 /// Scan every tree but `config/` (as [`super::verify_migration`]: target-config checks it) on
 /// the target and compare it ([`verify::compare`]) with the source's side as `sources` says
 /// (the pass's saved manifest, or the source scanned at the same time), one tree at a time, so
-/// one tree's two manifests are held at once.
+/// one tree's two manifests are held at once; with `keep`, the target's are kept in the verdict.
 #[allow(clippy::too_many_arguments)]
 fn check_trees(
     sa: &mut AgentClient,
@@ -709,6 +712,7 @@ fn check_trees(
     mode: Check,
     sources: &[CheckSource],
     pass_id: manifest::PassId,
+    keep: bool,
 ) -> Result<FileVerification, Failure> {
     let t0 = Instant::now();
     let mut v = FileVerification::default();
@@ -735,6 +739,13 @@ fn check_trees(
             continue; // on neither side: nothing to compare
         }
         verify::compare(&tree.name, &sm, &tm, owners, &mut v);
+        if keep {
+            v.target_scans.push(verify::ScannedTree {
+                root: tree.target.clone(),
+                filter: tree.filter.clone(),
+                manifest: std::sync::Arc::new(tm),
+            });
+        }
     }
     v.equal = v.difference_count == 0;
     v.read = match mode {

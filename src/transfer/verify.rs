@@ -42,6 +42,21 @@ pub struct FileVerification {
     /// check does so only where its own manifest is not current or not there).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub source_read: Vec<String>,
+    /// A pass's exit check, when asked ([`super::SyncOptions::keep_target_scans`]): the target's
+    /// trees as it read them, so that a check right after needs not read the disk again.
+    #[serde(skip)]
+    pub target_scans: Vec<ScannedTree>,
+}
+
+/// One tree of the target's disk as an exit check read it: a complete walk made while nothing
+/// but ocmigrate wrote there (the final sync, in the window).
+#[derive(Debug, Clone)]
+pub struct ScannedTree {
+    /// The tree's absolute path on the target.
+    pub root: std::path::PathBuf,
+    /// What the walk left out (those paths are not in `manifest`).
+    pub filter: super::Filter,
+    pub manifest: std::sync::Arc<super::manifest::Manifest>,
 }
 
 impl FileVerification {

@@ -4,6 +4,10 @@
 // $argv[1] = instance root, $argv[2] = how many mismatches to list at most, $argv[3] (optional)
 // = only these file ids, comma-separated (the rows another host found disagreeing; empty: all),
 // $argv[4] (optional) = "k/n": only the rows whose file id is k modulo n (one of n processes).
+// $argv[5] (optional) = "rows": print the rows instead of checking them on this disk (the operator
+// compares them with its fresh manifest of the disk): "S\t<uid>\t<base>" for each storage, then
+// "<fileid>\t<storage_mtime>\t<size>\t<d|f>\t<encrypted 0|1>\t<path>" for each of its rows (uid,
+// base and path rawurlencoded), and "E\t<rows>\t<storages>" last: an answer without it is cut.
 $root = rtrim($argv[1], '/');
 $limit = isset($argv[2]) ? (int)$argv[2] : 200;
 $only = '';
@@ -14,6 +18,7 @@ if (isset($argv[3])) {
 if (isset($argv[4]) && preg_match('#^(\d+)/(\d+)$#', $argv[4], $m) && (int)$m[2] > 1) {
     $only .= ' AND fileid % ' . (int)$m[2] . ' = ' . (int)$m[1];
 }
+$rows_only = isset($argv[5]) && $argv[5] === 'rows';
 $read = ocm_read_config($root);
 if (is_string($read)) { echo json_encode(array('error' => $read)), "\n"; exit(0); }
 list($merged, ) = $read;
@@ -33,9 +38,20 @@ foreach ($q("SELECT numeric_id, id FROM {$p}storages WHERE id LIKE 'home::%' ORD
     $sid = (int)$s['numeric_id'];
     $out['storages']++;
     $last = -1;
+    if ($rows_only) echo "S\t", rawurlencode($uid), "\t", rawurlencode($base), "\n";
     while (true) {
         $rows = $q("SELECT fileid, path, size, storage_mtime, mimetype, encrypted FROM {$p}filecache WHERE storage = $sid AND fileid > $last$only ORDER BY fileid LIMIT 5000");
         if (!$rows) break;
+        if ($rows_only) {
+            $lines = array();
+            foreach ($rows as $r) {
+                $lines[] = $r['fileid'] . "\t" . (int)$r['storage_mtime'] . "\t" . (int)$r['size'] . "\t" . ((int)$r['mimetype'] === $dirmime ? 'd' : 'f') . "\t" . ((int)$r['encrypted'] ? 1 : 0) . "\t" . rawurlencode($r['path']);
+            }
+            $last = (int)$r['fileid'];
+            $out['rows'] += count($rows);
+            echo implode("\n", $lines), "\n";
+            continue;
+        }
         foreach ($rows as $r) {
             $last = (int)$r['fileid'];
             $out['rows']++;
@@ -53,4 +69,5 @@ foreach ($q("SELECT numeric_id, id FROM {$p}storages WHERE id LIKE 'home::%' ORD
         }
     }
 }
+if ($rows_only) { echo "E\t", $out['rows'], "\t", $out['storages'], "\n"; exit(0); }
 echo json_encode($out), "\n";
