@@ -2,8 +2,9 @@
 // one JSON object. It only reads: no file is written, the SQLite database is opened read-only,
 // and the SQL is SELECT only. Secrets never leave the host: identity keys and passwords are
 // replaced by a SHA-256 fingerprint. Works on PHP 7.0 and later (old sources run PHP 7.4).
-// $argv[1] = instance root, $argv[2] = "full" (config + database), "release" (code only) or
-// "config" (the config alone: no release, services, disk, apps or database).
+// $argv[1] = instance root, $argv[2] = "full" (config + database), "release" (code only),
+// "config" (the config alone: no release, services, disk, apps or database) or "nodb" (all but
+// the database).
 $root = rtrim($argv[1], '/');
 $mode = isset($argv[2]) ? $argv[2] : 'full';
 $out = array('root' => $root, 'php' => array(
@@ -102,6 +103,7 @@ if (isset($merged['apps_paths']) && is_array($merged['apps_paths'])) {
     foreach ($merged['apps_paths'] as $p) if (isset($p['path'])) $paths[] = $p['path'];
     $out['apps_code'] = (object)scan_apps($paths);
 }
+if ($mode === 'nodb') { echo json_encode($out, JSON_PRESERVE_ZERO_FRACTION), "\n"; exit(0); }
 
 // The database, read-only.
 $db = array();

@@ -322,6 +322,8 @@ enum Mode {
     Release,
     /// The config alone (merged as ownCloud does, secrets as fingerprints) and the data folder.
     Config,
+    /// Everything but the database: the release, services, disk, apps and the config.
+    NoDatabase,
 }
 
 /// Run the inventory program on a side (as `user`, or as the login user); `Ok(Err(why))` when
@@ -335,6 +337,7 @@ fn run_inventory(
         Mode::Full => "full",
         Mode::Release => "release",
         Mode::Config => "config",
+        Mode::NoDatabase => "nodb",
     };
     let probe = Probe::PhpRead {
         snippet: INVENTORY_PHP,
@@ -458,9 +461,11 @@ fn check_instance(label: &str, root: &Path, inv: &Inventory) -> Result<(), Failu
     Ok(())
 }
 
-/// Full inventory of the target once its config is in place (as its web user).
+/// Inventory of the target once its config is in place (as its web user): the release,
+/// services, apps and config, as for the source, but not its database (target-up reads it while
+/// the import may still hold it, and needs only the log paths and the services).
 pub fn source_like_target(tgt: &TargetHost, web_user: &str) -> Result<Inventory, Failure> {
-    let inv = match run_inventory(tgt, Some(web_user), Mode::Full)? {
+    let inv = match run_inventory(tgt, Some(web_user), Mode::NoDatabase)? {
         Ok(inv) => inv,
         Err(why) => without_php::inventory(tgt, true, why)?,
     };
@@ -628,6 +633,17 @@ mod tests {
         assert_eq!(
             php.disk.keys().collect::<Vec<_>>(),
             rust.disk.keys().collect::<Vec<_>>()
+        );
+        // Without the database (target-up's read): the same config, release and services, no
+        // database facts.
+        let nodb = run_inventory(&src, None, Mode::NoDatabase)
+            .unwrap()
+            .unwrap();
+        assert!(nodb.db.is_none(), "{:?}", nodb.db);
+        assert_eq!(differing_keys(&php, &nodb), Vec::<String>::new());
+        assert_eq!(
+            (&nodb.release, &nodb.datadir, &nodb.services.units),
+            (&php.release, &php.datadir, &php.services.units)
         );
         let (pd, rd) = (php.db.unwrap(), rust.db.unwrap());
         assert_eq!((pd.kind, pd.prefix), (rd.kind, rd.prefix));

@@ -863,15 +863,19 @@ impl<'a> Ctx<'a> {
         // The rows: read ahead on the source (equal to the target's: see `read_rows_early`),
         // or on the target now.
         let (rows, read) = match self.early_rows.take() {
-            Some(r) => {
-                let (rows, s) = r?;
-                (rows, format!("the source's rows, read ahead in {s:.2} s"))
-            }
-            None => {
+            Some(Ok((rows, s))) => (rows, format!("the source's rows, read ahead in {s:.2} s")),
+            // Reading ahead is an optimisation: when it failed, the target is read now.
+            ahead => {
                 let t = Instant::now();
                 let rows = crate::verify::read_rows(tgt, user)?;
                 let s = t.elapsed().as_secs_f64();
-                (rows, format!("the target's rows, read in {s:.2} s"))
+                let why = match ahead {
+                    Some(Err(e)) => {
+                        format!(" (reading them ahead on the source failed: {})", e.message)
+                    }
+                    _ => String::new(),
+                };
+                (rows, format!("the target's rows, read in {s:.2} s{why}"))
             }
         };
         let (scan, uncovered) = crate::verify::check_rows(&rows, scans);
@@ -1488,6 +1492,23 @@ mod tests {
             reload_commands(&v(&["apachectl start"])),
             Some(v(&["apachectl graceful"]))
         );
+    }
+
+    /// Rows read ahead: nobody waits when none were promised; a promised take waits for them.
+    #[test]
+    fn early_rows_are_waited_for_only_when_promised() {
+        let e = EarlyRows::default();
+        assert!(e.take().is_none(), "nothing promised: no wait");
+        e.promise();
+        std::thread::scope(|sc| {
+            sc.spawn(|| {
+                std::thread::sleep(Duration::from_millis(50));
+                e.put(Ok((Vec::new(), 0.5)));
+            });
+            let got = e.take().expect("promised rows");
+            assert_eq!(got.unwrap().1, 0.5);
+        });
+        assert!(e.take().is_none(), "taken once");
     }
 
     #[test]
