@@ -308,15 +308,18 @@ fn side_by_side(
     let shared = std::sync::Mutex::new(journal);
     let (tx, rx) = std::sync::mpsc::channel();
     let has = |step: Step| lanes.iter().flatten().any(|(s, _)| *s == step);
-    let early_rows = has(Step::FinalSync) && has(Step::TargetUp);
+    // Only when this run also proves the target's tables equal to the source's (the database
+    // step): a database step done by an earlier run proved them equal then, not now.
+    let early_rows = has(Step::FinalSync) && has(Step::TargetUp) && has(Step::Database);
     let mut failures: Vec<(Step, Failure)> = std::thread::scope(|sc| {
         // Target-up compares the file cache rows with the final sync's manifests of the
-        // target's disk: the rows are read ahead, on the source, off target-up's path
-        // (`Ctx::read_rows_early`).
-        if early_rows {
+        // target's disk: the rows are read ahead, on the source once the database step has
+        // copied them, off target-up's path (`Ctx::read_rows_early`).
+        let reader = early_rows.then(|| {
             ctx.expect_rows_early();
-            sc.spawn(|| ctx.read_rows_early());
-        }
+            let database = &database;
+            sc.spawn(move || ctx.read_rows_early(database))
+        });
         let handles: Vec<_> = lanes
             .into_iter()
             .map(|lane| {
@@ -359,6 +362,10 @@ fn side_by_side(
                 Said::Warning(m) => ev.warning(&m),
                 Said::Ended(step, state, outcome) => ev.step_ended(step, state, &outcome),
             }
+        }
+        // Joined, so that a panic there (target-up was answered) does not end the scope's.
+        if let Some(r) = reader {
+            let _ = r.join();
         }
         handles
             .into_iter()

@@ -78,9 +78,10 @@ pub struct Ctx<'a> {
     target_roots: std::sync::OnceLock<Roots>,
     /// The target's trees as the final sync's exit check read them (this run only): target-up
     /// compares the file cache with them instead of reading the disk again.
-    target_scans: std::sync::OnceLock<Vec<crate::transfer::ScannedTree>>,
-    /// The target's file cache rows, read once its database held them (`read_rows_early`),
-    /// for target-up to take; empty when they were not read ahead.
+    /// Taken by target-up, so that they are not held for the rest of the run.
+    target_scans: std::sync::Mutex<Option<Vec<crate::transfer::ScannedTree>>>,
+    /// The file cache rows read ahead on the source (`read_rows_early`), for target-up to take;
+    /// empty when they were not read ahead.
     early_rows: EarlyRows,
 }
 
@@ -89,7 +90,8 @@ type RowsRead = Result<(Vec<crate::verify::StorageRows>, f64), Failure>;
 /// Rows read ahead by one thread and taken by another (at most once).
 #[derive(Default)]
 struct EarlyRows {
-    slot: std::sync::Mutex<(bool, Option<RowsRead>)>,
+    /// (promised, answered, the answer until taken)
+    slot: std::sync::Mutex<(bool, bool, Option<RowsRead>)>,
     cv: std::sync::Condvar,
 }
 
@@ -98,19 +100,25 @@ impl EarlyRows {
     fn promise(&self) {
         self.slot.lock().unwrap_or_else(|p| p.into_inner()).0 = true;
     }
+    /// The answer (the first one counts).
     fn put(&self, r: RowsRead) {
         let mut g = self.slot.lock().unwrap_or_else(|p| p.into_inner());
-        g.1 = Some(r);
-        self.cv.notify_all();
+        if !g.1 {
+            (g.1, g.2) = (true, Some(r));
+            self.cv.notify_all();
+        }
+    }
+    fn answered(&self) -> bool {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner()).1
     }
     /// The rows read ahead, once there; `None` when nobody reads them ahead.
     fn take(&self) -> Option<RowsRead> {
         let mut g = self.slot.lock().unwrap_or_else(|p| p.into_inner());
-        while g.0 && g.1.is_none() {
+        while g.0 && !g.1 {
             g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
         }
         g.0 = false;
-        g.1.take()
+        g.2.take()
     }
 }
 
@@ -177,7 +185,7 @@ impl<'a> Ctx<'a> {
             admin_password,
             target_inventory: std::sync::OnceLock::new(),
             target_roots: std::sync::OnceLock::new(),
-            target_scans: std::sync::OnceLock::new(),
+            target_scans: std::sync::Mutex::new(None),
             early_rows: EarlyRows::default(),
         })
     }
@@ -334,7 +342,8 @@ impl<'a> Ctx<'a> {
             Some(mut v) => {
                 // Inside the pass's time: how much of it the check took.
                 laps.put("pass_check", v.seconds);
-                let _ = self.target_scans.set(std::mem::take(&mut v.target_scans));
+                *self.target_scans.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(std::mem::take(&mut v.target_scans));
                 let read = v.read.clone();
                 (v, read)
             }
@@ -856,7 +865,12 @@ impl<'a> Ctx<'a> {
     /// looked up on the disk), or else (a resumed run) by PHP on the disk. With how it looked.
     fn target_filecache(&self) -> Result<(crate::verify::FileCacheScan, String), Failure> {
         let (tgt, user) = (&self.m.target, &self.tgt_user);
-        let Some(scans) = self.target_scans.get() else {
+        let scans = self
+            .target_scans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let Some(scans) = scans else {
             let s = crate::verify::scan_target(tgt, user)?;
             return Ok((s, "read on the disk itself".into()));
         };
@@ -878,8 +892,17 @@ impl<'a> Ctx<'a> {
                 (rows, format!("the target's rows, read in {s:.2} s{why}"))
             }
         };
-        let (scan, uncovered) = crate::verify::check_rows(&rows, scans);
+        let (scan, uncovered) = crate::verify::check_rows(&rows, &scans);
+        drop((rows, scans));
         let n = uncovered.len();
+        if n > crate::verify::UNCOVERED_BY_ID {
+            // Too many for a command line: the disk itself, every row.
+            let s = crate::verify::scan_target(tgt, user)?;
+            return Ok((
+                s,
+                format!("read on the disk itself ({n} row(s) outside the final sync's manifests)"),
+            ));
+        }
         let scan = crate::verify::check_uncovered(tgt, user, scan, &uncovered)?;
         Ok((
             scan,
@@ -894,25 +917,31 @@ impl<'a> Ctx<'a> {
 
     /// Read the file cache rows ahead, for target-up (`target_filecache`) to take: on the
     /// source, whose database nothing writes to any more (the lanes start once its web server
-    /// is stopped), while the target's is still being filled. They are the target's rows once
-    /// the database step has proved both sides' tables equal (row counts and row hashes, per
-    /// table), and target-up uses them only then. Runs on a thread of its own beside the
-    /// lanes, after `expect_rows_early`; read-only.
-    pub fn read_rows_early(&self) {
+    /// is stopped), once the database step has its rows in the target (`database` imported;
+    /// the target's config/ may not be in place yet: the final sync and target-config bring it). They are the target's rows once
+    /// this run's database step has proved both sides' tables equal (row counts and row
+    /// hashes, per table), and target-up uses them only then (the lanes read ahead only when
+    /// they hold the database step). Runs on a thread of its own beside the lanes, after
+    /// `expect_rows_early`; read-only.
+    pub fn read_rows_early(&self, database: &Gate) {
         // However this ends (a panic too), a `take` waiting is answered.
         struct Answered<'a>(&'a EarlyRows);
         impl Drop for Answered<'_> {
             fn drop(&mut self) {
-                let g = self.0.slot.lock().unwrap_or_else(|p| p.into_inner());
-                let waiting = g.1.is_none();
-                drop(g);
-                if waiting {
+                if !self.0.answered() {
                     self.0
                         .put(Err(Failure::check("reading the file cache panicked")));
                 }
             }
         }
         let _answered = Answered(&self.early_rows);
+        // Once the database step's own reads of the source are done (the rows are in on the
+        // target): read beside them, these would slow both lanes more than they save.
+        if !database.wait_imported() {
+            return self.early_rows.put(Err(Failure::check(
+                "the database step failed before the file cache was read",
+            )));
+        }
         let t = Instant::now();
         let r = crate::verify::read_rows(&self.m.source, &self.src_user)
             .map(|rows| (rows, t.elapsed().as_secs_f64()));

@@ -190,8 +190,11 @@ fn unescape(s: &str) -> Option<Vec<u8>> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            let hex = b.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
             i += 3;
         } else {
             out.push(b[i]);
@@ -276,11 +279,13 @@ pub fn read_rows(side: &ReadSide, web_user: &str) -> Result<Vec<StorageRows>, Fa
 
 /// The file cache check against manifests of the disk instead of the disk itself: `scans` are
 /// complete walks of the host's trees made while nothing else wrote there (the final sync's
-/// exit check). The same verdict as the PHP check on that disk, row for row: `lstat`'s whole
-/// seconds against `storage_mtime`, the size for files that are not encrypted, a row without
-/// its file is `missing`. Returns the scan, and the rows no manifest covers (outside every
-/// tree, left out by a tree's filter, under a path the walk could not read, or in a tree
-/// whose root could not be read): those are for the disk itself.
+/// exit check, in the window). The PHP check's test, row for row, on the disk as the walk saw
+/// it: `lstat`'s whole seconds against `storage_mtime`, the size for files that are not
+/// encrypted, a row without its file is `missing`. Returns the scan, and the rows for which a
+/// manifest may not say what `lstat` of the joined path would, which are for the disk itself:
+/// outside every tree, left out by a tree's filter, under a path the walk could not read or
+/// under a symlink, in a tree whose root could not be read, a tree's root itself (the walk
+/// opens it following symlinks), or a path with an empty, `.` or `..` part.
 pub fn check_rows(storages: &[StorageRows], scans: &[ScannedTree]) -> (FileCacheScan, Vec<u64>) {
     let mut out = FileCacheScan::default();
     let mut uncovered = Vec::new();
@@ -307,7 +312,11 @@ pub fn check_rows(storages: &[StorageRows], scans: &[ScannedTree]) -> (FileCache
             }
             let ft = if r.dir { FileType::Dir } else { FileType::File };
             let m = &t.manifest;
-            if m.root_error.is_some() || !t.filter.keep(&rel, ft) || m.under_skipped(&rel) {
+            let odd = rel.is_empty()
+                || rel
+                    .split(|&b| b == b'/')
+                    .any(|c| c.is_empty() || c == b"." || c == b"..");
+            if odd || m.root_error.is_some() || !t.filter.keep(&rel, ft) || m.under_skipped(&rel) {
                 uncovered.push(r.fileid);
                 continue;
             }
@@ -353,8 +362,8 @@ fn behind_symlink(m: &crate::transfer::manifest::Manifest, rel: &[u8]) -> bool {
         })
 }
 
-/// The rows of `uncovered` checked on `tgt`'s disk itself (PHP), added to `scan`; more than
-/// [`UNCOVERED_BY_ID`] of them: the whole PHP scan instead.
+/// The rows of `uncovered` (at most [`UNCOVERED_BY_ID`]) checked on `tgt`'s disk itself (PHP),
+/// added to `scan`.
 pub fn check_uncovered(
     tgt: &TargetHost,
     web_user: &str,
@@ -363,9 +372,6 @@ pub fn check_uncovered(
 ) -> Result<FileCacheScan, Failure> {
     if uncovered.is_empty() {
         return Ok(scan);
-    }
-    if uncovered.len() > UNCOVERED_BY_ID {
-        return scan_target(tgt, web_user);
     }
     let more = parse(
         tgt.label(),
@@ -379,7 +385,7 @@ pub fn check_uncovered(
 }
 
 /// At most this many rows are checked on the disk by file id (a command line carries them).
-const UNCOVERED_BY_ID: usize = 2_000;
+pub const UNCOVERED_BY_ID: usize = 2_000;
 
 /// Compare a target scan with the source's: mismatches seen on both are pre-existing.
 pub fn compare(source: &FileCacheScan, target: &FileCacheScan) -> FileCacheCheck {
@@ -551,6 +557,39 @@ mod tests {
         assert_eq!(scan.mismatch_count, 3);
         assert_eq!(uncovered, vec![8, 9, 10]);
 
+        // A home that is a tree of its own (outside the data folder): its root row is for the
+        // disk (the walk opened the root following symlinks); what a filter leaves out, and
+        // paths with `..`, `.` or empty parts are for the disk too.
+        let home = Manifest::from_entries([
+            entry("", FileType::Dir, 0, 1),
+            entry("files", FileType::Dir, 0, 2),
+            entry("files/a.txt", FileType::File, 3, 4),
+        ]);
+        let own = vec![ScannedTree {
+            root: "/home/u3".into(),
+            filter: crate::transfer::Filter::Except(vec![b"cache".to_vec()]),
+            manifest: std::sync::Arc::new(home),
+        }];
+        let u3 = vec![StorageRows {
+            user: "u3".into(),
+            base: b"/home/u3/".to_vec(),
+            rows: vec![
+                row(20, "", 1, 0, true),
+                row(21, "files/a.txt", 4, 3, false),
+                row(22, "cache/x", 1, 1, false),
+                row(23, "files/../files/a.txt", 4, 3, false),
+                row(24, "files//a.txt", 4, 3, false),
+                row(25, "files/b.txt", 4, 3, false),
+            ],
+        }];
+        let (scan, uncovered) = check_rows(&u3, &own);
+        assert_eq!(uncovered, vec![20, 22, 23, 24]);
+        assert_eq!(scan.mismatch_count, 1);
+        assert_eq!(
+            (scan.mismatches[0].fileid, scan.mismatches[0].kind.as_str()),
+            (25, "missing")
+        );
+
         // A tree whose root could not be read covers nothing.
         let mut broken = (*scans[0].manifest).clone();
         broken.root_error = Some((crate::agent::proto::ErrorCode::Io, "gone".into()));
@@ -587,6 +626,7 @@ mod tests {
             "a row before any storage"
         );
         assert!(parse_rows("S\tu\t%zz\nE\t0\t1\n").is_err());
+        assert!(parse_rows("S\tu\t%+1\nE\t0\t1\n").is_err());
         assert_eq!(
             parse_rows("{\"error\":\"db: refused\"}\n").unwrap_err(),
             "db: refused"
