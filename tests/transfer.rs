@@ -1340,3 +1340,109 @@ fn files_are_sent_while_the_scans_still_run() {
     assert_eq!(n(&one.report, "early_streams"), 0, "{}", one.report);
     assert_same(&a, &b);
 }
+
+/// The target as the last pass left it (issue #6: one scan less in the window). An online pass
+/// (no exit check) with a state folder reads the target once more at its end and saves it; the
+/// next pass that checks the target at its end takes its target side from that file instead of
+/// reading the target, and removes it. The delta is exact (a rewrite, a new file, a removal, a
+/// renamed folder), and the check, which reads the target, proves it. A target changed behind
+/// the engine's back after the save (an mtime, a file removed, one added) is what the file does
+/// not show: the pass or its check finds out, and the pass runs again with the target read.
+#[test]
+fn the_final_pass_takes_the_target_as_the_last_pass_left_it() {
+    let t = tmp();
+    let (a, b, state) = (
+        t.path().join("a"),
+        t.path().join("b"),
+        t.path().join("state"),
+    );
+    random_tree(&a, 31, 300);
+    std::fs::create_dir_all(a.join("folder")).unwrap();
+    for i in 0..3 {
+        write(&a.join(format!("folder/f{i}")), format!("f{i}").as_bytes());
+    }
+    let st = state.to_str().unwrap();
+    let saved_files = || -> Vec<String> {
+        std::fs::read_dir(state.join("manifests"))
+            .map(|rd| {
+                rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".target"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let online = sync(&a, &b, &["--state-dir", st]);
+    assert_eq!(online.code, 0, "{}\n{}", online.stderr, online.report);
+    assert_eq!(
+        online.report["target_saved"][0], "tree",
+        "{}",
+        online.report
+    );
+    assert_eq!(saved_files().len(), 1, "{:?}", saved_files());
+    // The source changes while it serves.
+    let files: Vec<PathBuf> = walk(&a)
+        .into_iter()
+        .filter(|(p, x)| x.kind == 'f' && x.group.is_none() && !p.starts_with(b"folder"))
+        .map(|(p, _)| a.join(OsStr::from_bytes(&p)))
+        .collect();
+    std::fs::write(&files[0], b"rewritten in the window").unwrap();
+    std::fs::remove_file(&files[1]).unwrap();
+    write(&a.join("added"), b"new");
+    std::fs::rename(a.join("folder"), a.join("folder-renamed")).unwrap();
+    let fin = sync(&a, &b, &["--check=target", "--state-dir", st]);
+    assert_eq!(fin.code, 0, "{}\n{}", fin.stderr, fin.report);
+    let r = &fin.report;
+    assert_eq!(r["target_as_last_left"][0], "tree", "{r}");
+    assert_eq!(n(r, "files_sent"), 2, "{r}");
+    assert_eq!(n(r, "reused"), 3, "the renamed folder's files linked: {r}");
+    assert_eq!(r["check"]["equal"], true, "{r}");
+    assert!(r["warnings"].as_array().unwrap().is_empty(), "{r}");
+    assert!(saved_files().is_empty(), "taken: {:?}", saved_files());
+    assert_same(&a, &b);
+
+    // Saved again; then the target changes behind our back.
+    let online = sync(&a, &b, &["--state-dir", st]);
+    assert_eq!(online.code, 0, "{}\n{}", online.stderr, online.report);
+    assert_eq!(n(&online.report, "files_sent"), 0, "{}", online.report);
+    let on_b: Vec<PathBuf> = walk(&b)
+        .into_iter()
+        .filter(|(_, x)| x.kind == 'f' && x.group.is_none())
+        .map(|(p, _)| b.join(OsStr::from_bytes(&p)))
+        .collect();
+    set_mtime(&on_b[0], 1_500_000_000, 1);
+    std::fs::remove_file(&on_b[1]).unwrap();
+    write(&b.join("extra-on-target"), b"x");
+    let fin = sync(&a, &b, &["--check=target", "--state-dir", st]);
+    assert_eq!(fin.code, 0, "{}\n{}", fin.stderr, fin.report);
+    let r = &fin.report;
+    let w = r["warnings"][0].as_str().unwrap_or_default();
+    assert!(
+        w.starts_with("the target's manifests saved by the last pass (tree) were out of date")
+            && w.ends_with("the pass ran again with the target read"),
+        "{r}"
+    );
+    assert!(
+        r["target_as_last_left"].as_array().unwrap().is_empty(),
+        "{r}"
+    );
+    assert_eq!(r["check"]["equal"], true, "{r}");
+    assert!(saved_files().is_empty(), "{:?}", saved_files());
+    assert_same(&a, &b);
+
+    // Without a state folder nothing is saved, and a pass without a check never uses a file.
+    let online = sync(&a, &b, &["--state-dir", st]);
+    assert_eq!(
+        online.report["target_saved"][0], "tree",
+        "{}",
+        online.report
+    );
+    let plain = sync(&a, &b, &["--state-dir", st]);
+    assert!(
+        plain.report["target_as_last_left"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{}",
+        plain.report
+    );
+}

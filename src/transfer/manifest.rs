@@ -110,6 +110,24 @@ impl<'a> EntryRef<'a> {
             target: &e.target,
         }
     }
+
+    /// As an owned protocol entry (no ctime: a manifest keeps none).
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            path: self.path.to_rel(),
+            file_type: self.file_type,
+            mode: self.mode,
+            uid: self.uid,
+            gid: self.gid,
+            size: self.size,
+            mtime: self.mtime,
+            ctime: Time::default(),
+            dev: self.dev,
+            ino: self.ino,
+            nlink: self.nlink,
+            target: self.target.to_vec(),
+        }
+    }
 }
 
 /// The order in which an agent's scan delivers a tree ([`crate::agent::scan`]): a folder

@@ -7,7 +7,7 @@
 //! whose entries do not come strictly in that order stops the pass (a merge out of order would
 //! take present files for extraneous ones).
 
-use super::manifest::{self, walk_cmp, Skip};
+use super::manifest::{self, walk_cmp, Manifest, Skip};
 use super::trees::Tree;
 use crate::agent::client::{AgentClient, AgentError, ScanItem};
 use crate::agent::deploy;
@@ -34,10 +34,23 @@ pub fn channel() -> (SyncSender<Msg>, Receiver<Msg>) {
     std::sync::mpsc::sync_channel(QUEUED)
 }
 
-/// Scan every tree of one side into `tx`, tree after tree (filtered by the tree's filter). When
-/// the receiver is gone (the pass stopped), the scans still run to their end, unsent.
-pub fn scan_into(a: &mut AgentClient, trees: &[Tree], tx: &SyncSender<Msg>) -> Result<(), Failure> {
+/// Scan every tree of one side into `tx`, tree after tree (filtered by the tree's filter); a
+/// tree with a manifest in `saved` is sent from it instead (the target as the last pass left it,
+/// [`super::last_target`]; their indexes are returned). When the receiver is gone (the pass
+/// stopped), the scans still run to their end, unsent.
+pub fn scan_into(
+    a: &mut AgentClient,
+    trees: &[Tree],
+    saved: &mut [Option<Manifest>],
+    tx: &SyncSender<Msg>,
+) -> Result<Vec<usize>, Failure> {
+    let mut replayed = Vec::new();
     for (i, tree) in trees.iter().enumerate() {
+        if let Some(m) = saved.get_mut(i).and_then(Option::take) {
+            replay(&m, &tree.filter, tx);
+            replayed.push(i);
+            continue;
+        }
         if let Some(Err((code, msg))) = a.welcome().roots.get(i) {
             let _ = tx.send(Msg::End(Some((*code, msg.clone()))));
             continue;
@@ -94,7 +107,28 @@ pub fn scan_into(a: &mut AgentClient, trees: &[Tree], tx: &SyncSender<Msg>) -> R
             Err(e) => return Err(deploy::failure_of(e)),
         }
     }
-    Ok(())
+    Ok(replayed)
+}
+
+/// A saved manifest's entries into `tx` as a scan of it would send them: in scan order, filtered.
+fn replay(m: &Manifest, filter: &super::Filter, tx: &SyncSender<Msg>) {
+    let mut buf: Vec<Entry> = Vec::with_capacity(BATCH);
+    for e in m.walk_order() {
+        if !filter.keep(e.path.as_bytes(), e.file_type) {
+            continue;
+        }
+        buf.push(e.to_entry());
+        if buf.len() >= BATCH {
+            let full = std::mem::replace(&mut buf, Vec::with_capacity(BATCH));
+            if tx.send(Msg::Entries(full)).is_err() {
+                return;
+            }
+        }
+    }
+    if !buf.is_empty() && tx.send(Msg::Entries(buf)).is_err() {
+        return;
+    }
+    let _ = tx.send(Msg::End(None));
 }
 
 /// Why a merge stopped.

@@ -3,6 +3,8 @@
 //!
 //! * [`trees`]: what is copied (SPEC "What is copied") and what is left out.
 //! * [`manifest`]: a scan of one tree through the agent, sorted; saved in the state folder.
+//! * `last_target`: the target as the last online pass left it, saved so that the final pass
+//!   reads only the source in the window.
 //! * [`owners`]: user and group names on both hosts, the source → target mapping.
 //! * [`diff`]: the actions that make the target equal to the source.
 //! * `merge`: a pass's scans of both sides merged as they arrive, in the agents' scan order, and
@@ -18,6 +20,7 @@
 //! is the resume.
 
 pub mod diff;
+mod last_target;
 pub mod manifest;
 mod merge;
 pub mod owners;
@@ -102,6 +105,11 @@ pub struct SyncReport {
     pub sent_during_scan: u64,
     pub scan_seconds: f64,
     pub seconds: f64,
+    /// Trees whose target side this pass took from the manifests the last pass saved of the
+    /// target ([`last_target`]) instead of reading the target (only a pass with an exit check).
+    pub target_as_last_left: Vec<String>,
+    /// Trees whose target manifest this pass saved at its end for the next pass (online passes).
+    pub target_saved: Vec<String>,
     /// The exit check made inside the pass ([`SyncOptions::check`]), after its last write, on its
     /// own agents: the target's trees (all but `config/`) scanned again and compared, as
     /// [`verify_migration`] does, with the source's manifests this pass saved
@@ -484,7 +492,41 @@ pub fn sync_trees(
     opts: &SyncOptions,
     sink: &mut dyn Sink,
 ) -> Result<SyncReport, Failure> {
-    pass::run_pass(src, tgt, trees, owners, opts, sink)
+    let rep = pass::run_pass(src, tgt, trees, owners.clone(), opts, sink, true)?;
+    let stale = if rep.target_as_last_left.is_empty() {
+        None
+    } else if rep.failed_count > 0 {
+        Some(format!(
+            "{} change(s) failed, e.g. {}",
+            rep.failed_count,
+            rep.failed.first().map(String::as_str).unwrap_or("")
+        ))
+    } else {
+        rep.check.as_ref().filter(|v| !v.equal).map(|v| {
+            format!(
+                "the exit check found {} difference(s), e.g. {}",
+                v.difference_count,
+                v.differences.first().map(String::as_str).unwrap_or("")
+            )
+        })
+    };
+    let Some(why) = stale else {
+        return Ok(rep);
+    };
+    // The target changed after the last pass saved it (by hand, or an instance ran on it): the
+    // pass again, with the target read.
+    let w = format!(
+        "the target's manifests saved by the last pass ({}) were out of date ({why}): the pass ran again with the target read",
+        rep.target_as_last_left.join(", ")
+    );
+    sink.note(&w);
+    let mut again = pass::run_pass(src, tgt, trees, owners, opts, sink, false)?;
+    again.warnings.insert(0, w);
+    again.files_sent += rep.files_sent;
+    again.bytes_sent += rep.bytes_sent;
+    again.wire_bytes += rep.wire_bytes;
+    again.seconds += rep.seconds;
+    Ok(again)
 }
 
 /// Options of a verification.

@@ -50,6 +50,7 @@ pub(crate) fn run_pass(
     mut owners: OwnerMap,
     opts: &SyncOptions,
     sink: &mut dyn Sink,
+    last_target: bool,
 ) -> Result<SyncReport, Failure> {
     let t0 = Instant::now();
     let mut rep = SyncReport {
@@ -97,6 +98,17 @@ pub(crate) fn run_pass(
             .is_ok()
             .then_some(d)
     });
+    // The target as the last pass left it, taken (and removed) before anything is written there;
+    // used only by a pass that reads the target again at its end.
+    let mut last_left = super::last_target::take(
+        manifests.as_deref(),
+        trees,
+        last_target && opts.check.is_some(),
+    )
+    .map_err(|e| {
+        Failure::check(format!("the state folder: {e}"))
+            .hint("make the state folder writable by the operator, then run again")
+    })?;
     // This pass's saved manifests carry its id: the exit check takes no other pass's file.
     let pass_id = manifest::PassId::new();
     let mut saved: Vec<Option<PathBuf>> = Vec::new();
@@ -140,11 +152,12 @@ pub(crate) fn run_pass(
         // The queue is closed however the merge ends (else the early stream waits on).
         let closing = CloseOnDrop(&early_q);
         let h = sc.spawn(move || {
-            let r = merge::scan_into(sa, trees, &stx);
+            let r = merge::scan_into(sa, trees, &mut [], &stx);
             timing::mark("source scanned");
             r
         });
         let (bin, t_install, on_source) = (&bin, &t_install, &on_source);
+        let last_left = &mut last_left;
         let target = move || -> Result<_, Failure> {
             let mut ta = ta;
             // A tree the source has and the target lacks (the first pass): its folder is made,
@@ -154,7 +167,10 @@ pub(crate) fn run_pass(
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| on_source[*i] && t_roots.get(*i).is_none_or(|r| r.is_err()))
-                .map(|(_, t)| crate::host::shell_quote(&t.target.to_string_lossy()))
+                .map(|(i, t)| {
+                    last_left[i] = None; // not what the target holds
+                    crate::host::shell_quote(&t.target.to_string_lossy())
+                })
                 .collect();
             if !missing.is_empty() {
                 let _ = ta.exit();
@@ -181,9 +197,9 @@ pub(crate) fn run_pass(
                     tgt.label()
                 )));
             }
-            merge::scan_into(&mut ta, trees, &ttx)?;
+            let replayed = merge::scan_into(&mut ta, trees, last_left, &ttx)?;
             timing::mark("target scanned");
-            Ok(ta)
+            Ok((ta, replayed))
         };
         let t = sc.spawn(target);
         let mut sf = merge::Feed::new(srx, false);
@@ -231,7 +247,8 @@ pub(crate) fn run_pass(
     });
     // A scan's own failure says more than the merge's stop.
     s_scan?;
-    let ta = ta?;
+    let (ta, replayed) = ta?;
+    rep.target_as_last_left = replayed.iter().map(|&i| trees[i].name.clone()).collect();
     if let Err(stop) = merged {
         return Err(match stop {
             merge::Stop::Closed => Failure::check("a scan ended before its trees did"),
@@ -451,6 +468,18 @@ pub(crate) fn run_pass(
         let _ = ta.exit();
         timing::mark("checked");
         rep.check = Some(v);
+    } else if let (Some(dir), None) = (manifests.as_deref(), opts.check) {
+        // An online pass: the target as it leaves it, for the final pass to read in its stead.
+        scon.close();
+        let mut ta = tcon.into_client();
+        match super::last_target::save(dir, &mut ta, trees, &on_source, pass_id) {
+            Ok(names) => rep.target_saved = names,
+            Err(w) => rep
+                .warnings
+                .push(format!("{w} (the next pass reads the target instead)")),
+        }
+        let _ = ta.exit();
+        timing::mark("target saved");
     } else {
         scon.close();
         tcon.close();

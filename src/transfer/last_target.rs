@@ -1,0 +1,171 @@
+//! The target as the last pass left it: an online pass that ended without a failure reads the
+//! target's trees once more on its open agent and saves them (`<state>/manifests/<tree>.<key>.target`,
+//! the key a hash of the tree's target folder and filter), so that the final pass, in the window,
+//! reads only the source and takes the target's side from these files: one scan of every file
+//! less while the service is down.
+//!
+//! Invariants:
+//! * Every pass takes the files at its start, before it writes anything, and removes them all,
+//!   used or not: a file on disk always describes the target as the pass that wrote it left it,
+//!   and no later write of ours has happened since (a pass that was killed leaves none).
+//! * Only a pass that reads the target again at its end (its exit check) uses them; a target
+//!   changed behind our back (by hand, by an instance that ran on it) makes that check or the
+//!   pass itself fail, and the pass is then run again with the target scanned (`pass.rs`).
+//! * Only complete scans are saved: no unreadable path, the tree's root present.
+
+use super::manifest::{self, Manifest, PassId};
+use super::Tree;
+use crate::agent::client::AgentClient;
+use std::path::{Path, PathBuf};
+
+const EXT: &str = "target";
+
+/// The file of a tree's saved target manifest in `dir`.
+fn file(dir: &Path, tree: &Tree) -> PathBuf {
+    let mut h = blake3::Hasher::new();
+    h.update(tree.target.as_os_str().as_encoded_bytes());
+    h.update(&[0]);
+    h.update(format!("{:?}", tree.filter).as_bytes());
+    let key = h.finalize().to_hex();
+    dir.join(format!("{}.{}.{EXT}", tree.name, &key[..16]))
+}
+
+/// The saved target manifests of `trees` (when `usable`; `None` for a tree without a complete
+/// one), after which every saved target manifest in `dir` is removed. An error names the file
+/// that could not be removed: the pass must not write to the target while it is there.
+pub(crate) fn take(
+    dir: Option<&Path>,
+    trees: &[Tree],
+    usable: bool,
+) -> Result<Vec<Option<Manifest>>, String> {
+    let Some(dir) = dir else {
+        return Ok(trees.iter().map(|_| None).collect());
+    };
+    let loaded = trees
+        .iter()
+        .map(|t| {
+            usable
+                .then(|| manifest::load(&file(dir, t)).ok())
+                .flatten()
+                .map(|(_, m)| m)
+                .filter(|m| m.skipped.is_empty() && m.root_error.is_none() && !m.is_empty())
+        })
+        .collect();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(loaded),
+        Err(e) => return Err(format!("cannot list {}: {e}", dir.display())),
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == EXT) {
+            std::fs::remove_file(&p)
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => Ok(()),
+                    _ => Err(e),
+                })
+                .map_err(|e| format!("cannot remove {}: {e}", p.display()))?;
+        }
+    }
+    Ok(loaded)
+}
+
+/// Read `trees` on the target agent `ta` and save each complete scan in `dir` (under `id`).
+/// Trees not to save (`keep[i]` false) are skipped. Returns the names of the trees saved; an
+/// error is for a warning (the next pass then scans the target as before).
+pub(crate) fn save(
+    dir: &Path,
+    ta: &mut AgentClient,
+    trees: &[Tree],
+    keep: &[bool],
+    id: PassId,
+) -> Result<Vec<String>, String> {
+    let mut saved = Vec::new();
+    for (i, tree) in trees.iter().enumerate() {
+        if !keep.get(i).copied().unwrap_or(false) {
+            continue;
+        }
+        let m = manifest::scan(ta, i as u16, &tree.filter)
+            .map_err(|e| format!("reading the target's {} again: {e}", tree.name))?;
+        if !m.skipped.is_empty() || m.root_error.is_some() || m.is_empty() {
+            continue;
+        }
+        manifest::save(&m, &file(dir, tree), id)
+            .map_err(|e| format!("saving the target's manifest of {}: {e}", tree.name))?;
+        saved.push(tree.name.clone());
+    }
+    Ok(saved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::proto::{Entry, FileType, RelPath, Time};
+
+    fn tree(name: &str, target: &str) -> Tree {
+        Tree {
+            name: name.into(),
+            source: PathBuf::from(format!("/old/{name}")),
+            target: PathBuf::from(target),
+            filter: super::super::Filter::Everything,
+        }
+    }
+
+    fn m() -> Manifest {
+        let e = |p: &str, ft| Entry {
+            path: RelPath::new(p).unwrap(),
+            file_type: ft,
+            mode: 0o644,
+            uid: 1,
+            gid: 1,
+            size: 3,
+            mtime: Time { sec: 5, nsec: 6 },
+            ctime: Time::default(),
+            dev: 1,
+            ino: 2,
+            nlink: 1,
+            target: vec![],
+        };
+        Manifest::from_entries([e("", FileType::Dir), e("a", FileType::File)])
+    }
+
+    /// A saved manifest is taken once: used by the pass that takes it, removed for every later
+    /// one; one of another target folder (the migration file changed) is never used; one with
+    /// unreadable paths is not used; `usable` false removes them all unused.
+    #[test]
+    fn saved_target_manifests_are_taken_once_and_only_for_their_folder() {
+        let d = tempfile::tempdir().unwrap();
+        let data = tree("data", "/new/data");
+        manifest::save(&m(), &file(d.path(), &data), PassId::new()).unwrap();
+        let got = take(Some(d.path()), std::slice::from_ref(&data), true).unwrap();
+        assert_eq!(got[0].as_ref().map(|m| m.len()), Some(2));
+        let again = take(Some(d.path()), std::slice::from_ref(&data), true).unwrap();
+        assert!(again[0].is_none(), "taken once");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+
+        manifest::save(&m(), &file(d.path(), &data), PassId::new()).unwrap();
+        let moved = tree("data", "/srv/new-data");
+        let got = take(Some(d.path()), &[moved], true).unwrap();
+        assert!(got[0].is_none(), "another target folder");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+
+        let mut bad = m();
+        bad.skipped.push(manifest::Skip {
+            path: RelPath::new("x").unwrap(),
+            code: crate::agent::proto::ErrorCode::PermissionDenied,
+            message: "denied".into(),
+        });
+        manifest::save(&bad, &file(d.path(), &data), PassId::new()).unwrap();
+        assert!(take(Some(d.path()), std::slice::from_ref(&data), true).unwrap()[0].is_none());
+
+        manifest::save(&m(), &file(d.path(), &data), PassId::new()).unwrap();
+        std::fs::write(d.path().join("data.source"), b"kept").unwrap();
+        assert!(take(Some(d.path()), std::slice::from_ref(&data), false).unwrap()[0].is_none());
+        let left: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["data.source"], "only target manifests are removed");
+        assert!(take(None, &[data], true).unwrap()[0].is_none());
+    }
+}
