@@ -351,6 +351,37 @@ fn full_migration(flavor: &str, db: &str) {
     );
     assert!(fs["figures"]["verify"]["source_read"].is_null(), "{fs:#}");
     assert_eq!(fs["figures"]["verify"]["equal"], true, "{fs:#}");
+    // Before the diff the final sync read only the source: the target's side was the manifest
+    // the online sync saved of it at its end (and the check above read the target itself).
+    let sync = last_entry(&j, "sync");
+    assert_eq!(sync["figures"]["target_saved"][0], "data", "{sync:#}");
+    assert_eq!(fs["figures"]["target_as_last_left"][0], "data", "{fs:#}");
+    assert!(
+        fs["figures"]["warnings"]
+            .to_string()
+            .find("out of date")
+            .is_none(),
+        "{fs:#}"
+    );
+    if db == "mysql" {
+        // The window's refresh hashed only the source's rows: the target's were saved after the
+        // copy ahead, and its tables still answered CHECKSUM TABLE as then.
+        let pre = &sync["figures"]["database_precopy"];
+        assert!(
+            pre["target_rows_saved"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("saved in "),
+            "{pre:#}"
+        );
+        let dbs = last_entry(&j, "database");
+        assert!(
+            dbs["figures"]["method"].as_str().unwrap_or("").ends_with(
+                "the target's rows as the copy ahead left them (CHECKSUM TABLE unchanged)"
+            ),
+            "{dbs:#}"
+        );
+    }
     assert!(
         fs["figures"]["verify"]["entries"].as_u64().unwrap() > 30,
         "{fs:#}"
@@ -493,6 +524,12 @@ fn database_copied_ahead_then_refreshed_in_the_window() {
         "the window refreshed the copy: {db:#}"
     );
     let method = db["figures"]["method"].as_str().unwrap();
+    // The target's tables were written to after the copy ahead saved their rows: CHECKSUM TABLE
+    // told, and the refresh hashed them again.
+    assert!(
+        method.ends_with("the target's rows hashed (CHECKSUM TABLE changed since the copy ahead)"),
+        "{method}"
+    );
     // oc_filecache (2 rows: one per side), oc_jobs (2 added, 1 removed), oc_mimetypes (1) and
     // oc_storages (1): row by row; oc_appconfig (no integer key) and oc_new whole; oc_gone dropped.
     assert!(

@@ -152,6 +152,9 @@ pub struct CopyReport {
     /// Where the seconds went (phase → seconds), for the journal and `bench/downtime`.
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub phases_s: serde_json::Value,
+    /// The copy ahead: whether the target's rows were saved for the window's refresh.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_rows_saved: Option<String>,
 }
 
 /// Copy the database of the migration's source to its target.
@@ -262,15 +265,25 @@ pub fn precopy(m: &Migration) -> Result<Option<CopyReport>, Failure> {
     if params.kind != DbKind::Mysql || !host_is_local(&params) {
         return Ok(None);
     }
-    if let Some(r) = refresh_with(src, tgt, &opts, &params, laps)? {
-        return Ok(Some(r.report));
-    }
-    let mut opts = opts;
-    if holds_our_copy(&opts, params.kind, &params.name, tgt) {
-        // Ours, but not refreshable: copy it again.
-        opts.replace_target = true;
-    }
-    copy_with(src, tgt, &opts, &params, crate::laps::Laps::start()).map(Some)
+    let mut r = match refresh_with(src, tgt, &opts, &params, laps)? {
+        Some(r) => r.report,
+        None => {
+            let mut opts = opts.clone();
+            if holds_our_copy(&opts, params.kind, &params.name, tgt) {
+                // Ours, but not refreshable: copy it again.
+                opts.replace_target = true;
+            }
+            copy_with(src, tgt, &opts, &params, crate::laps::Laps::start())?
+        }
+    };
+    // The target's rows as this copy left them, for the window's refresh (outside the window).
+    let t = Instant::now();
+    r.target_rows_saved = match mysql::save_target_rows(tgt, &opts, &params.name) {
+        Ok(true) => Some(format!("saved in {:.1} s", t.elapsed().as_secs_f64())),
+        Ok(false) => Some("not saved: the target's tables changed while read".into()),
+        Err(e) => Some(format!("not saved: {}", e.message)),
+    };
+    Ok(Some(r))
 }
 
 /// zstd when both hosts have it, else gzip when both have it, else none.
@@ -404,6 +417,11 @@ pub(crate) fn mark(
     tgt: &TargetHost,
     state: &str,
 ) -> Result<(), Failure> {
+    if state == "started" {
+        // What we write next changes the target's tables: the rows saved of them are no longer
+        // what it holds.
+        mysql::forget_target_rows(opts)?;
+    }
     write_marker(&opts.state_dir, &marker(kind, database, tgt.label(), state))
 }
 

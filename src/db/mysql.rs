@@ -314,6 +314,7 @@ pub(crate) fn copy(
         integrity: None,
         warnings,
         phases_s: serde_json::Value::Null,
+        target_rows_saved: None,
     })
 }
 
@@ -720,6 +721,75 @@ impl Content {
     }
 }
 
+/// The state folder's file of the target's rows as the copy ahead left them
+/// ([`super::refresh::SavedRows`]).
+const TARGET_ROWS: &str = "db-target-rows.txt";
+
+/// `CHECKSUM TABLE` of every table of `shape`, in one statement.
+fn checksums_sql(shape: &Shape) -> String {
+    let tables: Vec<String> = shape.columns.keys().map(|t| ident(t)).collect();
+    format!("CHECKSUM TABLE {};\n", tables.join(", "))
+}
+
+/// Remove the saved target rows (before anything of ours writes to the target's tables).
+pub(crate) fn forget_target_rows(opts: &CopyOptions) -> Result<(), Failure> {
+    let p = opts.state_dir.join(TARGET_ROWS);
+    match std::fs::remove_file(&p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(
+            Failure::check(format!("cannot remove {}: {e}", p.display()))
+                .hint("make the state folder writable by the operator, then run again"),
+        ),
+    }
+}
+
+/// After the copy ahead (online): the target's tables read once more (definitions, row hashes,
+/// `CHECKSUM TABLE` before and after) into the state folder, so that the window's refresh
+/// hashes only the source's rows when the target's still give the same `CHECKSUM TABLE`.
+/// `false` when they changed while read (nothing saved).
+pub(crate) fn save_target_rows(
+    tgt: &TargetHost,
+    opts: &CopyOptions,
+    db: &str,
+) -> Result<bool, Failure> {
+    forget_target_rows(opts)?;
+    let shape = Shape::parse(&target_sql(
+        tgt,
+        opts,
+        Some(db),
+        Shape::SQL,
+        "reading the target's tables",
+    )?);
+    if shape.others > 0 || shape.columns.is_empty() {
+        return Ok(false);
+    }
+    let sums = checksums_sql(&shape);
+    let out = target_sql(
+        tgt,
+        opts,
+        Some(db),
+        &format!("{sums}{}{sums}", shape.content_sql(None, &[])),
+        "hashing the target's rows",
+    )?;
+    let Some(saved) = super::refresh::SavedRows::from_batch(&out, shape.columns.len()) else {
+        return Ok(false);
+    };
+    crate::cmd::init::write_atomically(
+        &opts.state_dir.join(TARGET_ROWS),
+        saved.to_text().as_bytes(),
+    )?;
+    Ok(true)
+}
+
+/// The saved target rows, removed from the state folder (they serve one refresh at most).
+fn take_target_rows(opts: &CopyOptions) -> Option<super::refresh::SavedRows> {
+    let p = opts.state_dir.join(TARGET_ROWS);
+    let text = std::fs::read_to_string(&p).ok();
+    let _ = std::fs::remove_file(&p);
+    super::refresh::SavedRows::from_text(&text?)
+}
+
 /// What [`refresh`] did, and both sides' figures for the verification.
 pub(crate) struct Refreshed {
     pub report: CopyReport,
@@ -769,7 +839,11 @@ pub(crate) fn refresh(
         )?;
         Ok((shape, Content::parse(&out)?))
     };
-    let read_target = || -> Result<(Shape, Content), Failure> {
+    // The target's rows as the copy ahead saved them, when its tables still answer `CHECKSUM
+    // TABLE` and `SHOW CREATE TABLE` as then (nothing wrote to them since): only the source's
+    // rows are hashed.
+    let saved = take_target_rows(opts);
+    let read_target = || -> Result<(Shape, Content, &'static str), Failure> {
         let shape = Shape::parse(&target_sql(
             tgt,
             opts,
@@ -777,6 +851,31 @@ pub(crate) fn refresh(
             Shape::SQL,
             "reading the target's tables",
         )?);
+        let mut read = "hashed";
+        if let Some(saved) = saved.filter(|_| shape.others == 0 && !shape.columns.is_empty()) {
+            let creates: String = shape
+                .columns
+                .keys()
+                .map(|t| format!("SHOW CREATE TABLE {};\n", ident(t)))
+                .collect();
+            let out = target_sql(
+                tgt,
+                opts,
+                Some(&db),
+                &format!("{}{creates}", checksums_sql(&shape)),
+                "checksumming the target's tables",
+            )?;
+            let then = Content::parse(&saved.content)?;
+            let now = Content::parse(&out)?;
+            if super::refresh::parse_checksums(&out) == saved.sums && now.creates == then.creates {
+                return Ok((
+                    shape,
+                    then,
+                    "as the copy ahead left them (CHECKSUM TABLE unchanged)",
+                ));
+            }
+            read = "hashed (CHECKSUM TABLE changed since the copy ahead)";
+        }
         let out = target_sql(
             tgt,
             opts,
@@ -784,7 +883,7 @@ pub(crate) fn refresh(
             &shape.content_sql(None, &[]),
             "hashing the target's rows",
         )?;
-        Ok((shape, Content::parse(&out)?))
+        Ok((shape, Content::parse(&out)?, read))
     };
     let (s, t) = std::thread::scope(|sc| {
         let h = sc.spawn(read_source);
@@ -794,7 +893,7 @@ pub(crate) fn refresh(
             t,
         )
     });
-    let ((s_shape, s_content), (t_shape, t_content)) = (s?, t?);
+    let ((s_shape, s_content), (t_shape, t_content, target_read)) = (s?, t?);
     laps.lap("refresh_read_both");
     if s_shape.others > 0 || t_shape.others > 0 {
         return Ok(None);
@@ -996,7 +1095,7 @@ pub(crate) fn refresh(
             kind: DbKind::Mysql,
             database: db,
             method: format!(
-                "refresh of the earlier copy: {rows_copied} row(s) copied again in {ranges_n} key range(s) of {} table(s) ({rows_deleted} removed first), {} table(s) copied whole, {} dropped (mariadb-dump/mysqldump --where | {} → mariadb/mysql)",
+                "refresh of the earlier copy: {rows_copied} row(s) copied again in {ranges_n} key range(s) of {} table(s) ({rows_deleted} removed first), {} table(s) copied whole, {} dropped (mariadb-dump/mysqldump --where | {} → mariadb/mysql); the target's rows {target_read}",
                 ranges.len(),
                 whole.len(),
                 dropped.len(),
@@ -1011,6 +1110,7 @@ pub(crate) fn refresh(
             integrity: None,
             warnings,
             phases_s: serde_json::Value::Null,
+        target_rows_saved: None,
         },
         source: s_content.all_figures(),
         target,

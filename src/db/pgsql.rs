@@ -245,6 +245,7 @@ pub(crate) fn copy(
         integrity: None,
         warnings,
         phases_s: serde_json::Value::Null,
+        target_rows_saved: None,
     })
 }
 

@@ -169,9 +169,111 @@ pub(crate) fn without_auto_increment(create: &str) -> String {
     out
 }
 
+/// `CHECKSUM TABLE`'s answers in `out` (`db.table<TAB>sum`, the sum `NULL` for a table that
+/// is not there), in order. Other lines of a batch (definitions, row hashes) are left out.
+pub(crate) fn parse_checksums(out: &str) -> Vec<(String, String)> {
+    out.lines()
+        .filter_map(|l| {
+            let (a, b) = l.split_once('\t')?;
+            let sum = b == "NULL" || (!b.is_empty() && b.bytes().all(|c| c.is_ascii_digit()));
+            (a.contains('.') && sum).then(|| (super::mysql::unescape_batch(a), b.to_string()))
+        })
+        .collect()
+}
+
+/// The target's tables as the copy ahead left them (`db-target-rows.txt` in the state folder):
+/// each table's `CHECKSUM TABLE` and the content query's answer (definitions, row hashes, other
+/// tables' figures). The window's refresh takes it instead of hashing the target's rows again
+/// when `CHECKSUM TABLE` and the definitions still give the same answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SavedRows {
+    pub sums: Vec<(String, String)>,
+    pub content: String,
+}
+
+const SAVED_MAGIC: &str = "ocmigrate target rows 1\n";
+
+impl SavedRows {
+    /// From one batch: `CHECKSUM TABLE` of the `tables` tables, the content query, then
+    /// `CHECKSUM TABLE` again. `None` when the two checksums differ (something wrote meanwhile)
+    /// or a table is missing from them.
+    pub fn from_batch(out: &str, tables: usize) -> Option<SavedRows> {
+        let sums = parse_checksums(out);
+        if tables == 0 || sums.len() != 2 * tables || sums[..tables] != sums[tables..] {
+            return None;
+        }
+        if sums[..tables].iter().any(|(_, s)| s == "NULL") {
+            return None;
+        }
+        Some(SavedRows {
+            sums: sums[..tables].to_vec(),
+            content: out.to_string(),
+        })
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut t = String::from(SAVED_MAGIC);
+        for (table, sum) in &self.sums {
+            t.push_str(&format!("~\t{table}\t{sum}\n"));
+        }
+        t.push_str("---\n");
+        t.push_str(&self.content);
+        t
+    }
+
+    pub fn from_text(t: &str) -> Option<SavedRows> {
+        let rest = t.strip_prefix(SAVED_MAGIC)?;
+        let (head, content) = rest.split_once("---\n")?;
+        let mut sums = Vec::new();
+        for l in head.lines() {
+            let mut f = l.split('\t');
+            match (f.next(), f.next(), f.next(), f.next()) {
+                (Some("~"), Some(table), Some(sum), None) => {
+                    sums.push((table.to_string(), sum.to_string()))
+                }
+                _ => return None,
+            }
+        }
+        (!sums.is_empty()).then(|| SavedRows {
+            sums,
+            content: content.to_string(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The saved rows: taken only from a batch whose two checksums agree; written and read back
+    /// whole; a damaged file is refused.
+    #[test]
+    fn saved_target_rows_round_trip_and_refuse_a_moving_table() {
+        let out = "oc.oc_a\t11\noc.oc_b\t22\noc_a\tCREATE TABLE `oc_a` (x)\n#\toc_a\n1\t10\n=\toc_b\t2\t99\noc.oc_a\t11\noc.oc_b\t22\n";
+        let s = SavedRows::from_batch(out, 2).unwrap();
+        assert_eq!(
+            s.sums,
+            vec![
+                ("oc.oc_a".into(), "11".into()),
+                ("oc.oc_b".into(), "22".into())
+            ]
+        );
+        assert_eq!(SavedRows::from_text(&s.to_text()), Some(s.clone()));
+        assert_eq!(parse_hashes(&s.content).unwrap()["oc_a"], vec![(1, 10)]);
+        let moved = out.replacen("oc.oc_b\t22\n", "oc.oc_b\t23\n", 1);
+        assert!(
+            SavedRows::from_batch(&moved, 2).is_none(),
+            "written meanwhile"
+        );
+        assert!(
+            SavedRows::from_batch(out, 3).is_none(),
+            "a table without its checksum"
+        );
+        let gone = out.replace("oc.oc_b\t22", "oc.oc_b\tNULL");
+        assert!(SavedRows::from_batch(&gone, 2).is_none());
+        assert!(SavedRows::from_text("ocmigrate target rows 1\n~\tx\n---\n").is_none());
+        assert!(SavedRows::from_text("something else").is_none());
+    }
 
     #[test]
     fn hashes_parsed_by_table_and_sorted() {

@@ -125,6 +125,7 @@ pub(crate) fn copy(
         integrity: Some(integrity),
         warnings: vec![],
         phases_s: serde_json::Value::Null,
+        target_rows_saved: None,
     })
 }
 
