@@ -98,17 +98,6 @@ pub(crate) fn run_pass(
             .is_ok()
             .then_some(d)
     });
-    // The target as the last pass left it, taken (and removed) before anything is written there;
-    // used only by a pass that reads the target again at its end.
-    let mut last_left = super::last_target::take(
-        manifests.as_deref(),
-        trees,
-        last_target && opts.check.is_some(),
-    )
-    .map_err(|e| {
-        Failure::check(format!("the state folder: {e}"))
-            .hint("make the state folder writable by the operator, then run again")
-    })?;
     // This pass's saved manifests carry its id: the exit check takes no other pass's file.
     let pass_id = manifest::PassId::new();
     let mut saved: Vec<Option<PathBuf>> = Vec::new();
@@ -133,7 +122,7 @@ pub(crate) fn run_pass(
     let early_on = opts.streams != Some(1);
     let mut sent_during_scan = 0;
     let mut scanned_at = t0;
-    let (merged, s_scan, ta, early) = std::thread::scope(|sc| {
+    let (merged, s_scan, ta, early, first) = std::thread::scope(|sc| {
         let sa = &mut sa;
         let early = early_on.then(|| {
             let (q, c, own, bin, si, ti) = (
@@ -157,9 +146,20 @@ pub(crate) fn run_pass(
             r
         });
         let (bin, t_install, on_source) = (&bin, &t_install, &on_source);
-        let last_left = &mut last_left;
+        let manifests = manifests.as_deref();
         let target = move || -> Result<_, Failure> {
             let mut ta = ta;
+            // The target as the last pass left it, taken (and removed) before anything is
+            // written there (here, beside the source's scan; the early stream writes only what
+            // the merge of both sides finds); used only by a pass that reads the target again
+            // at its end.
+            let mut last_left =
+                super::last_target::take(manifests, trees, last_target && opts.check.is_some())
+                    .map_err(|e| {
+                        Failure::check(format!("the state folder: {e}"))
+                            .hint("make the state folder writable by the operator, then run again")
+                    })?;
+            timing::mark("target's last manifests taken");
             // A tree the source has and the target lacks (the first pass): its folder is made,
             // and the agent started again to open it.
             let t_roots = ta.welcome().roots;
@@ -197,7 +197,7 @@ pub(crate) fn run_pass(
                     tgt.label()
                 )));
             }
-            let replayed = merge::scan_into(&mut ta, trees, last_left, &ttx)?;
+            let replayed = merge::scan_into(&mut ta, trees, &mut last_left, &ttx)?;
             timing::mark("target scanned");
             Ok((ta, replayed))
         };
@@ -242,12 +242,25 @@ pub(crate) fn run_pass(
         timing::mark("scans merged");
         // The early stream sends what is queued, then ends.
         drop(closing);
+        // Meanwhile the first batch runs on the pass's own target agent: what it touches
+        // (entries in the way, new folders, links to renamed files' bytes, extraneous entries,
+        // symlinks) never shares a path with a file sent early (a rewrite of a file the target
+        // has, or a new file in a folder it has).
+        let t = t.map(|(ta, replayed)| (Conn::new(ta), replayed));
+        let (t, first) = match (t, &merged, &s) {
+            (Ok((mut tcon, replayed)), Ok(()), Ok(_)) => {
+                let f = first_batch(&mut tcon, &plans, trees, &mut rep);
+                timing::mark("first batch");
+                (Ok((tcon, replayed)), Some(f))
+            }
+            (t, _, _) => (t, None),
+        };
         let e = early.map(|h| crate::exit::joined(h.join(), "the early stream"));
-        (merged, s, t, e)
+        (merged, s, t, e, first)
     });
     // A scan's own failure says more than the merge's stop.
     s_scan?;
-    let (ta, replayed) = ta?;
+    let (mut tcon, replayed) = ta?;
     rep.target_as_last_left = replayed.iter().map(|&i| trees[i].name.clone()).collect();
     if let Err(stop) = merged {
         return Err(match stop {
@@ -287,7 +300,6 @@ pub(crate) fn run_pass(
     ));
 
     let mut scon = Conn::new(sa);
-    let mut tcon = Conn::new(ta);
     let keep_owner = tcon.tx.welcome().uid != 0;
     if keep_owner {
         rep.warnings.push(format!(
@@ -295,66 +307,10 @@ pub(crate) fn run_pass(
             tgt.label()
         ));
     }
-    let own = |v: u32| if keep_owner { u32::MAX } else { v };
-
-    // Removals of what is in the way, folders, links to the bytes of renamed files,
-    // removals of what is extraneous, symlinks: in this order, per tree.
-    let mut reqs = Vec::new();
-    let mut what = Vec::new();
-    for (i, tmp) in temporary.into_iter().enumerate() {
-        if !on_source[i] {
-            continue;
-        }
-        for x in tmp {
-            reqs.push(Request::Remove {
-                target: Target::new(i as u16, x.clone()),
-            });
-            what.push((i, x, Kind::Clean));
-        }
-    }
-    for (i, p) in plans.iter().enumerate() {
-        let r = i as u16;
-        for x in &p.remove_first {
-            reqs.push(Request::Remove {
-                target: Target::new(r, x.clone()),
-            });
-            what.push((i, x.clone(), Kind::Remove));
-        }
-        for (x, a) in &p.mkdir {
-            reqs.push(Request::Mkdir {
-                target: Target::new(r, x.clone()),
-                mode: a.mode,
-                uid: own(a.uid),
-                gid: own(a.gid),
-            });
-            what.push((i, x.clone(), Kind::Mkdir));
-        }
-        for (op, old) in &p.reuse {
-            reqs.push(Request::Link {
-                target: Target::new(r, op.path.clone()),
-                existing: old.clone(),
-            });
-            what.push((i, op.path.clone(), Kind::Reuse));
-        }
-        for x in &p.remove {
-            reqs.push(Request::Remove {
-                target: Target::new(r, x.clone()),
-            });
-            what.push((i, x.clone(), Kind::Remove));
-        }
-        for (x, link, a) in &p.symlinks {
-            reqs.push(Request::Symlink {
-                target: Target::new(r, x.clone()),
-                link: link.clone(),
-                uid: own(a.uid),
-                gid: own(a.gid),
-                mtime: a.mtime,
-            });
-            what.push((i, x.clone(), Kind::Symlink));
-        }
-    }
-    let failed_reuse = run_batch(&mut tcon, reqs, what, trees, &mut rep)?;
-    timing::mark("first batch");
+    let failed_reuse = first.expect("run when the merge and both scans succeeded")?;
+    // What a killed run left: removed now that the early stream is done (the target's scan
+    // may have seen that stream's own temporary files).
+    clean_batch(&mut tcon, temporary, &on_source, trees, &mut rep)?;
     // A link that could not be made: the file is sent.
     for (i, path) in failed_reuse {
         if let Some((op, _)) = plans[i].reuse.iter().find(|(op, _)| op.path == path) {
@@ -488,6 +444,87 @@ pub(crate) fn run_pass(
     rep.seconds = t0.elapsed().as_secs_f64();
     sink.note(&rep.summary());
     Ok(rep)
+}
+
+/// The first batch on the target, per tree in this order: removals of what is in the way,
+/// folders, links to the bytes of renamed files, removals of what is extraneous, symlinks.
+/// Returns the `Reuse` links that failed (their files are sent instead).
+fn first_batch(
+    tcon: &mut Conn,
+    plans: &[Plan],
+    trees: &[Tree],
+    rep: &mut SyncReport,
+) -> Result<Vec<(usize, RelPath)>, Failure> {
+    let keep_owner = tcon.tx.welcome().uid != 0;
+    let own = |v: u32| if keep_owner { u32::MAX } else { v };
+    let mut reqs = Vec::new();
+    let mut what = Vec::new();
+    for (i, p) in plans.iter().enumerate() {
+        let r = i as u16;
+        for x in &p.remove_first {
+            reqs.push(Request::Remove {
+                target: Target::new(r, x.clone()),
+            });
+            what.push((i, x.clone(), Kind::Remove));
+        }
+        for (x, a) in &p.mkdir {
+            reqs.push(Request::Mkdir {
+                target: Target::new(r, x.clone()),
+                mode: a.mode,
+                uid: own(a.uid),
+                gid: own(a.gid),
+            });
+            what.push((i, x.clone(), Kind::Mkdir));
+        }
+        for (op, old) in &p.reuse {
+            reqs.push(Request::Link {
+                target: Target::new(r, op.path.clone()),
+                existing: old.clone(),
+            });
+            what.push((i, op.path.clone(), Kind::Reuse));
+        }
+        for x in &p.remove {
+            reqs.push(Request::Remove {
+                target: Target::new(r, x.clone()),
+            });
+            what.push((i, x.clone(), Kind::Remove));
+        }
+        for (x, link, a) in &p.symlinks {
+            reqs.push(Request::Symlink {
+                target: Target::new(r, x.clone()),
+                link: link.clone(),
+                uid: own(a.uid),
+                gid: own(a.gid),
+                mtime: a.mtime,
+            });
+            what.push((i, x.clone(), Kind::Symlink));
+        }
+    }
+    run_batch(tcon, reqs, what, trees, rep)
+}
+
+/// Remove the temporary files a killed run left (as the target's scan set them aside).
+fn clean_batch(
+    tcon: &mut Conn,
+    temporary: Vec<Vec<RelPath>>,
+    on_source: &[bool],
+    trees: &[Tree],
+    rep: &mut SyncReport,
+) -> Result<(), Failure> {
+    let mut reqs = Vec::new();
+    let mut what = Vec::new();
+    for (i, tmp) in temporary.into_iter().enumerate() {
+        if !on_source[i] {
+            continue;
+        }
+        for x in tmp {
+            reqs.push(Request::Remove {
+                target: Target::new(i as u16, x.clone()),
+            });
+            what.push((i, x, Kind::Clean));
+        }
+    }
+    run_batch(tcon, reqs, what, trees, rep).map(|_| ())
 }
 
 /// What streams did, into the report (added to what is there).
