@@ -216,7 +216,7 @@ pub(crate) fn run_pass(
                 &mut tf,
                 &owners,
                 early.as_ref().map(|_| &early_q),
-                manifests.as_deref().map(|d| (d, pass_id)),
+                manifests.map(|d| (d, pass_id)),
                 &mut uids,
                 &mut gids,
                 &mut rep,
