@@ -1429,14 +1429,18 @@ fn the_final_pass_takes_the_target_as_the_last_pass_left_it() {
     assert!(saved_files().is_empty(), "{:?}", saved_files());
     assert_same(&a, &b);
 
-    // Without a state folder nothing is saved, and a pass without a check never uses a file.
+    // A pass without a check never uses a saved file (it takes it, reads the target and saves
+    // its own under the same key); without a state folder nothing is saved.
     let online = sync(&a, &b, &["--state-dir", st]);
     assert_eq!(
         online.report["target_saved"][0], "tree",
         "{}",
         online.report
     );
+    let before = saved_files();
+    write(&b.join("extra-again"), b"x");
     let plain = sync(&a, &b, &["--state-dir", st]);
+    assert_eq!(plain.code, 0, "{}\n{}", plain.stderr, plain.report);
     assert!(
         plain.report["target_as_last_left"]
             .as_array()
@@ -1444,5 +1448,19 @@ fn the_final_pass_takes_the_target_as_the_last_pass_left_it() {
             .is_empty(),
         "{}",
         plain.report
+    );
+    assert_eq!(
+        n(&plain.report, "removed"),
+        1,
+        "the target was read: {}",
+        plain.report
+    );
+    assert_eq!(saved_files(), before, "same tree, same key");
+    let bare = sync(&a, &b, &[]);
+    assert_eq!(bare.code, 0, "{}\n{}", bare.stderr, bare.report);
+    assert!(
+        bare.report["target_saved"].as_array().unwrap().is_empty(),
+        "{}",
+        bare.report
     );
 }

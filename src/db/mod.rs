@@ -279,8 +279,8 @@ pub fn precopy(m: &Migration) -> Result<Option<CopyReport>, Failure> {
     // The target's rows as this copy left them, for the window's refresh (outside the window).
     let t = Instant::now();
     r.target_rows_saved = match mysql::save_target_rows(tgt, &opts, &params.name) {
-        Ok(true) => Some(format!("saved in {:.1} s", t.elapsed().as_secs_f64())),
-        Ok(false) => Some("not saved: the target's tables changed while read".into()),
+        Ok(Ok(())) => Some(format!("saved in {:.1} s", t.elapsed().as_secs_f64())),
+        Ok(Err(why)) => Some(format!("not saved: {why}")),
         Err(e) => Some(format!("not saved: {}", e.message)),
     };
     Ok(Some(r))

@@ -118,6 +118,8 @@ pub(crate) fn copy(
     compress: Compress,
     laps: &mut crate::laps::Laps,
 ) -> Result<CopyReport, Failure> {
+    // The target's tables are about to be replaced: rows saved of them no longer hold.
+    forget_target_rows(opts)?;
     let facts = source_facts(src, p)?;
     laps.lap("source_facts");
     let db = p.name.clone();
@@ -747,12 +749,13 @@ pub(crate) fn forget_target_rows(opts: &CopyOptions) -> Result<(), Failure> {
 /// After the copy ahead (online): the target's tables read once more (definitions, row hashes,
 /// `CHECKSUM TABLE` before and after) into the state folder, so that the window's refresh
 /// hashes only the source's rows when the target's still give the same `CHECKSUM TABLE`.
-/// `false` when they changed while read (nothing saved).
+/// `Err(why)` inside `Ok` when nothing was saved (the tables changed while read, or the
+/// database cannot be refreshed anyway).
 pub(crate) fn save_target_rows(
     tgt: &TargetHost,
     opts: &CopyOptions,
     db: &str,
-) -> Result<bool, Failure> {
+) -> Result<Result<(), &'static str>, Failure> {
     forget_target_rows(opts)?;
     let shape = Shape::parse(&target_sql(
         tgt,
@@ -761,8 +764,11 @@ pub(crate) fn save_target_rows(
         Shape::SQL,
         "reading the target's tables",
     )?);
-    if shape.others > 0 || shape.columns.is_empty() {
-        return Ok(false);
+    if shape.others > 0 {
+        return Ok(Err("views, triggers or tables not in InnoDB (no refresh)"));
+    }
+    if shape.columns.is_empty() {
+        return Ok(Err("no tables"));
     }
     let sums = checksums_sql(&shape);
     let out = target_sql(
@@ -773,13 +779,13 @@ pub(crate) fn save_target_rows(
         "hashing the target's rows",
     )?;
     let Some(saved) = super::refresh::SavedRows::from_batch(&out, shape.columns.len()) else {
-        return Ok(false);
+        return Ok(Err("the target's tables changed while read"));
     };
     crate::cmd::init::write_atomically(
         &opts.state_dir.join(TARGET_ROWS),
         saved.to_text().as_bytes(),
     )?;
-    Ok(true)
+    Ok(Ok(()))
 }
 
 /// The saved target rows, removed from the state folder (they serve one refresh at most).

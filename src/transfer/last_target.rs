@@ -1,6 +1,6 @@
-//! The target as the last pass left it: an online pass that ended without a failure reads the
+//! The target as the last pass left it: an online pass, at its end, reads the
 //! target's trees once more on its open agent and saves them (`<state>/manifests/<tree>.<key>.target`,
-//! the key a hash of the tree's target folder and filter), so that the final pass, in the window,
+//! the key a hash of the target host, the tree's target folder and its filter), so that the final pass, in the window,
 //! reads only the source and takes the target's side from these files: one scan of every file
 //! less while the service is down.
 //!
@@ -20,9 +20,11 @@ use std::path::{Path, PathBuf};
 
 const EXT: &str = "target";
 
-/// The file of a tree's saved target manifest in `dir`.
-fn file(dir: &Path, tree: &Tree) -> PathBuf {
+/// The file of a tree's saved target manifest in `dir`, for the target host `host`.
+fn file(dir: &Path, host: &str, tree: &Tree) -> PathBuf {
     let mut h = blake3::Hasher::new();
+    h.update(host.as_bytes());
+    h.update(&[0]);
     h.update(tree.target.as_os_str().as_encoded_bytes());
     h.update(&[0]);
     h.update(format!("{:?}", tree.filter).as_bytes());
@@ -35,6 +37,7 @@ fn file(dir: &Path, tree: &Tree) -> PathBuf {
 /// that could not be removed: the pass must not write to the target while it is there.
 pub(crate) fn take(
     dir: Option<&Path>,
+    host: &str,
     trees: &[Tree],
     usable: bool,
 ) -> Result<Vec<Option<Manifest>>, String> {
@@ -45,7 +48,7 @@ pub(crate) fn take(
         .iter()
         .map(|t| {
             usable
-                .then(|| manifest::load(&file(dir, t)).ok())
+                .then(|| manifest::load(&file(dir, host, t)).ok())
                 .flatten()
                 .map(|(_, m)| m)
                 .filter(|m| m.skipped.is_empty() && m.root_error.is_none() && !m.is_empty())
@@ -75,6 +78,7 @@ pub(crate) fn take(
 /// error is for a warning (the next pass then scans the target as before).
 pub(crate) fn save(
     dir: &Path,
+    host: &str,
     ta: &mut AgentClient,
     trees: &[Tree],
     keep: &[bool],
@@ -90,7 +94,7 @@ pub(crate) fn save(
         if !m.skipped.is_empty() || m.root_error.is_some() || m.is_empty() {
             continue;
         }
-        manifest::save(&m, &file(dir, tree), id)
+        manifest::save(&m, &file(dir, host, tree), id)
             .map_err(|e| format!("saving the target's manifest of {}: {e}", tree.name))?;
         saved.push(tree.name.clone());
     }
@@ -101,6 +105,8 @@ pub(crate) fn save(
 mod tests {
     use super::*;
     use crate::agent::proto::{Entry, FileType, RelPath, Time};
+
+    const H: &str = "root@new";
 
     fn tree(name: &str, target: &str) -> Tree {
         Tree {
@@ -130,23 +136,32 @@ mod tests {
     }
 
     /// A saved manifest is taken once: used by the pass that takes it, removed for every later
-    /// one; one of another target folder (the migration file changed) is never used; one with
+    /// one; one of another target folder or host (the migration file changed) is never used; one with
     /// unreadable paths is not used; `usable` false removes them all unused.
     #[test]
     fn saved_target_manifests_are_taken_once_and_only_for_their_folder() {
         let d = tempfile::tempdir().unwrap();
         let data = tree("data", "/new/data");
-        manifest::save(&m(), &file(d.path(), &data), PassId::new()).unwrap();
-        let got = take(Some(d.path()), std::slice::from_ref(&data), true).unwrap();
+        manifest::save(&m(), &file(d.path(), H, &data), PassId::new()).unwrap();
+        let got = take(Some(d.path()), H, std::slice::from_ref(&data), true).unwrap();
         assert_eq!(got[0].as_ref().map(|m| m.len()), Some(2));
-        let again = take(Some(d.path()), std::slice::from_ref(&data), true).unwrap();
+        let again = take(Some(d.path()), H, std::slice::from_ref(&data), true).unwrap();
         assert!(again[0].is_none(), "taken once");
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
 
-        manifest::save(&m(), &file(d.path(), &data), PassId::new()).unwrap();
+        manifest::save(&m(), &file(d.path(), H, &data), PassId::new()).unwrap();
         let moved = tree("data", "/srv/new-data");
-        let got = take(Some(d.path()), &[moved], true).unwrap();
+        let got = take(Some(d.path()), H, &[moved], true).unwrap();
         assert!(got[0].is_none(), "another target folder");
+        manifest::save(&m(), &file(d.path(), H, &data), PassId::new()).unwrap();
+        let got = take(
+            Some(d.path()),
+            "root@other",
+            std::slice::from_ref(&data),
+            true,
+        )
+        .unwrap();
+        assert!(got[0].is_none(), "another target host");
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
 
         let mut bad = m();
@@ -155,17 +170,17 @@ mod tests {
             code: crate::agent::proto::ErrorCode::PermissionDenied,
             message: "denied".into(),
         });
-        manifest::save(&bad, &file(d.path(), &data), PassId::new()).unwrap();
-        assert!(take(Some(d.path()), std::slice::from_ref(&data), true).unwrap()[0].is_none());
+        manifest::save(&bad, &file(d.path(), H, &data), PassId::new()).unwrap();
+        assert!(take(Some(d.path()), H, std::slice::from_ref(&data), true).unwrap()[0].is_none());
 
-        manifest::save(&m(), &file(d.path(), &data), PassId::new()).unwrap();
+        manifest::save(&m(), &file(d.path(), H, &data), PassId::new()).unwrap();
         std::fs::write(d.path().join("data.source"), b"kept").unwrap();
-        assert!(take(Some(d.path()), std::slice::from_ref(&data), false).unwrap()[0].is_none());
+        assert!(take(Some(d.path()), H, std::slice::from_ref(&data), false).unwrap()[0].is_none());
         let left: Vec<_> = std::fs::read_dir(d.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(left, ["data.source"], "only target manifests are removed");
-        assert!(take(None, &[data], true).unwrap()[0].is_none());
+        assert!(take(None, H, &[data], true).unwrap()[0].is_none());
     }
 }

@@ -136,6 +136,26 @@ impl SyncReport {
         )
     }
 
+    /// Count in what an earlier pass of the same sync did on the target (a pass run again: its
+    /// own lists and its check are this report's).
+    fn add_work_of(&mut self, first: &SyncReport) {
+        self.files_sent += first.files_sent;
+        self.bytes_sent += first.bytes_sent;
+        self.wire_bytes += first.wire_bytes;
+        self.dirs_created += first.dirs_created;
+        self.symlinks += first.symlinks;
+        self.hard_links += first.hard_links;
+        self.meta_fixed += first.meta_fixed;
+        self.removed += first.removed;
+        self.reused += first.reused;
+        self.cleaned += first.cleaned;
+        self.resent += first.resent;
+        self.vanished += first.vanished;
+        self.sent_during_scan += first.sent_during_scan;
+        self.scan_seconds += first.scan_seconds;
+        self.seconds += first.seconds;
+    }
+
     /// Lines about what is not right: unreadable, kept changing, not copyable, warnings.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -522,10 +542,7 @@ pub fn sync_trees(
     sink.note(&w);
     let mut again = pass::run_pass(src, tgt, trees, owners, opts, sink, false)?;
     again.warnings.insert(0, w);
-    again.files_sent += rep.files_sent;
-    again.bytes_sent += rep.bytes_sent;
-    again.wire_bytes += rep.wire_bytes;
-    again.seconds += rep.seconds;
+    again.add_work_of(&rep);
     Ok(again)
 }
 

@@ -153,12 +153,16 @@ pub(crate) fn run_pass(
             // written there (here, beside the source's scan; the early stream writes only what
             // the merge of both sides finds); used only by a pass that reads the target again
             // at its end.
-            let mut last_left =
-                super::last_target::take(manifests, trees, last_target && opts.check.is_some())
-                    .map_err(|e| {
-                        Failure::check(format!("the state folder: {e}"))
-                            .hint("make the state folder writable by the operator, then run again")
-                    })?;
+            let mut last_left = super::last_target::take(
+                manifests,
+                tgt.label(),
+                trees,
+                last_target && opts.check.is_some(),
+            )
+            .map_err(|e| {
+                Failure::check(format!("the state folder: {e}"))
+                    .hint("make the state folder writable by the operator, then run again")
+            })?;
             timing::mark("target's last manifests taken");
             // A tree the source has and the target lacks (the first pass): its folder is made,
             // and the agent started again to open it.
@@ -428,7 +432,7 @@ pub(crate) fn run_pass(
         // An online pass: the target as it leaves it, for the final pass to read in its stead.
         scon.close();
         let mut ta = tcon.into_client();
-        match super::last_target::save(dir, &mut ta, trees, &on_source, pass_id) {
+        match super::last_target::save(dir, tgt.label(), &mut ta, trees, &on_source, pass_id) {
             Ok(names) => rep.target_saved = names,
             Err(w) => rep
                 .warnings
