@@ -237,16 +237,17 @@ impl Host {
             Failure::unreachable(format!("{}: cannot start the command: {e}", self.label))
         })?;
         let mut stdin = child.stdin.take().expect("piped stdin");
-        let input = input.to_vec();
         // Write stdin on its own thread so a command that writes much before reading cannot
-        // deadlock against us.
-        let writer = std::thread::spawn(move || {
-            let _ = stdin.write_all(&input);
-        });
-        let out = child.wait_with_output().map_err(|e| {
+        // deadlock against us; borrowed, not copied (the agent's binary is ~12 MB).
+        let out = std::thread::scope(|sc| {
+            sc.spawn(move || {
+                let _ = stdin.write_all(input);
+            });
+            child.wait_with_output()
+        })
+        .map_err(|e| {
             Failure::unreachable(format!("{}: the command did not finish: {e}", self.label))
         })?;
-        let _ = writer.join();
         let signal = std::os::unix::process::ExitStatusExt::signal(&out.status);
         let ran = Ran::from(out);
         if let HostKind::Ssh(m) = &self.kind {

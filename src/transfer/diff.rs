@@ -511,7 +511,19 @@ impl<'o> Differ<'o> {
                     .or_insert(t);
             }
         }
-        if !spare.is_empty() {
+        if spare.is_empty() {
+            // Nothing to link from: every new file is sent. Moved whole, not pushed one by one
+            // into a second vector (a first copy of 100,000 files held both).
+            for f in &fresh {
+                self.plan.bytes += f.size;
+            }
+            if self.plan.files.is_empty() {
+                self.plan.files = fresh;
+            } else {
+                self.plan.files.append(&mut fresh);
+            }
+            fresh = Vec::new();
+        } else {
             fresh.sort_by(|a, b| a.path.cmp(&b.path));
         }
         for f in fresh {

@@ -13,9 +13,10 @@
 //!   pass itself fail, and the pass is then run again with the target scanned (`pass.rs`).
 //! * Only complete scans are saved: no unreadable path, the tree's root present.
 
-use super::manifest::{self, Manifest, PassId};
+use super::manifest::{self, EntryRef, Manifest, PassId};
 use super::Tree;
-use crate::agent::client::AgentClient;
+use crate::agent::client::{AgentClient, AgentError, ScanItem};
+use crate::agent::proto::{FileType, RelPath, Target};
 use std::path::{Path, PathBuf};
 
 const EXT: &str = "target";
@@ -89,12 +90,52 @@ pub(crate) fn save(
         if !keep.get(i).copied().unwrap_or(false) {
             continue;
         }
-        let m = manifest::scan(ta, i as u16, &tree.filter)
-            .map_err(|e| format!("reading the target's {} again: {e}", tree.name))?;
-        if !m.skipped.is_empty() || m.root_error.is_some() || m.is_empty() {
+        if ta.welcome().roots.get(i).is_some_and(|r| r.is_err()) {
             continue;
         }
-        manifest::save(&m, &file(dir, host, tree), id)
+        // Written as the scan delivers it (not held whole: 100,000 entries are ~14 MB).
+        let path = file(dir, host, tree);
+        let mut w = manifest::Writer::create(&path, id)
+            .map_err(|e| format!("saving the target's manifest of {}: {e}", tree.name))?;
+        let mut complete = true;
+        let mut write_error = None;
+        let r = ta.scan(Target::new(i as u16, RelPath::root()), |item| match item {
+            ScanItem::Entry(e) => {
+                if tree.filter.keep(e.path.as_bytes(), e.file_type) && write_error.is_none() {
+                    write_error = w.push(&EntryRef::of(&e)).err();
+                }
+            }
+            ScanItem::Skipped { path, .. } => {
+                if tree.filter.keep(path.as_bytes(), FileType::Dir) {
+                    complete = false;
+                }
+            }
+        });
+        let r = match r {
+            Ok(_) => Ok(()),
+            // The root could not be read: not complete, nothing saved.
+            Err(AgentError::Failed { .. }) => {
+                complete = false;
+                Ok(())
+            }
+            Err(e) => Err(format!("reading the target's {} again: {e}", tree.name)),
+        };
+        if let Err(e) = r {
+            w.abandon();
+            return Err(e);
+        }
+        if let Some(e) = write_error {
+            w.abandon();
+            return Err(format!(
+                "saving the target's manifest of {}: {e}",
+                tree.name
+            ));
+        }
+        if !complete || w.entries() == 0 {
+            w.abandon();
+            continue;
+        }
+        w.finish()
             .map_err(|e| format!("saving the target's manifest of {}: {e}", tree.name))?;
         saved.push(tree.name.clone());
     }

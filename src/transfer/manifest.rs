@@ -489,6 +489,18 @@ impl Writer {
         w.write_all(message.as_bytes())
     }
 
+    /// Entries pushed so far.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// Give up: the temporary file is removed, nothing gets the name.
+    pub fn abandon(self) {
+        let tmp = self.tmp.clone();
+        drop(self);
+        let _ = std::fs::remove_file(tmp);
+    }
+
     /// The end record, flush, and give the file its name.
     pub fn finish(mut self) -> io::Result<()> {
         self.w.write_all(&[END])?;

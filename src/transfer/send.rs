@@ -55,15 +55,54 @@ pub struct Sent {
     pub moved: Vec<(usize, RelPath)>,
 }
 
-/// The files for the streams: given whole ([`Queue::of`]), or fed while the streams run
-/// ([`Queue::open`], [`Queue::push`], then [`Queue::close`]: the streams end once it is closed
-/// and every file is settled).
+/// The files for the streams: given whole ([`Queue::of`], [`Queue::of_trees`]), or fed while the
+/// streams run ([`Queue::open`], [`Queue::push`], then [`Queue::close`]: the streams end once it
+/// is closed and every file is settled).
 pub struct Queue {
-    jobs: Mutex<VecDeque<Job>>,
+    jobs: Mutex<Waiting>,
     /// Jobs not settled yet (queued, in flight, or to be sent again).
     open: AtomicUsize,
     /// No job will be pushed any more.
     closed: AtomicBool,
+}
+
+/// The jobs waiting for a stream: those queued one by one (fed, given back, sent again), then
+/// the plans' files, each made a [`Job`] only when a stream takes it, so a pass of 100,000 files
+/// holds their operations once (the plans' vectors), not twice.
+#[derive(Default)]
+struct Waiting {
+    queued: VecDeque<Job>,
+    /// (root, tree, the tree's files not taken yet).
+    trees: VecDeque<(u16, usize, std::vec::IntoIter<FileOp>)>,
+}
+
+impl Waiting {
+    fn pop_front(&mut self) -> Option<Job> {
+        if let Some(j) = self.queued.pop_front() {
+            return Some(j);
+        }
+        while let Some((root, tree, files)) = self.trees.front_mut() {
+            if let Some(op) = files.next() {
+                return Some(Job {
+                    root: *root,
+                    tree: *tree,
+                    op,
+                    tries: 0,
+                });
+            }
+            self.trees.pop_front();
+        }
+        None
+    }
+    fn push_front(&mut self, job: Job) {
+        self.queued.push_front(job);
+    }
+    fn push_back(&mut self, job: Job) {
+        self.queued.push_back(job);
+    }
+    fn len(&self) -> usize {
+        self.queued.len() + self.trees.iter().map(|t| t.2.len()).sum::<usize>()
+    }
 }
 
 impl Queue {
@@ -71,19 +110,37 @@ impl Queue {
     pub fn of(jobs: Vec<Job>) -> Queue {
         Queue {
             open: AtomicUsize::new(jobs.len()),
-            jobs: Mutex::new(jobs.into()),
+            jobs: Mutex::new(Waiting {
+                queued: jobs.into(),
+                trees: VecDeque::new(),
+            }),
+            closed: AtomicBool::new(true),
+        }
+    }
+    /// Every file of every tree, `(root, tree, files)`, in that order; closed.
+    pub fn of_trees(trees: Vec<(u16, usize, Vec<FileOp>)>) -> Queue {
+        let n = trees.iter().map(|t| t.2.len()).sum();
+        Queue {
+            open: AtomicUsize::new(n),
+            jobs: Mutex::new(Waiting {
+                queued: VecDeque::new(),
+                trees: trees
+                    .into_iter()
+                    .map(|(root, tree, files)| (root, tree, files.into_iter()))
+                    .collect(),
+            }),
             closed: AtomicBool::new(true),
         }
     }
     /// Empty, to be fed.
     pub fn open() -> Queue {
         Queue {
-            jobs: Mutex::new(VecDeque::new()),
+            jobs: Mutex::new(Waiting::default()),
             open: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
         }
     }
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Job>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
         self.jobs.lock().unwrap_or_else(|p| p.into_inner())
     }
     /// One more job (before [`Queue::close`]).
@@ -237,6 +294,20 @@ pub fn send_files(
     tick: impl FnMut(),
 ) -> Result<Sent, Failure> {
     let queue = Queue::of(jobs);
+    send_queue(pairs, later, &queue, owners, counters, compression, tick)
+}
+
+/// [`send_files`] of whole trees' files: `(root, tree, files)`.
+pub fn send_trees(
+    pairs: Vec<Halves<'_>>,
+    later: Later<'_>,
+    trees: Vec<(u16, usize, Vec<FileOp>)>,
+    owners: &OwnerMap,
+    counters: &Counters,
+    compression: Compression,
+    tick: impl FnMut(),
+) -> Result<Sent, Failure> {
+    let queue = Queue::of_trees(trees);
     send_queue(pairs, later, &queue, owners, counters, compression, tick)
 }
 
@@ -719,5 +790,54 @@ pub fn halves<'a>(s: &'a mut Conn, t: &'a mut Conn) -> Halves<'a> {
         srx: &mut s.rx,
         ttx: &mut t.tx,
         trx: &mut t.rx,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::proto::Time;
+    use crate::transfer::diff::Attrs;
+
+    fn op(p: &str) -> FileOp {
+        FileOp {
+            path: RelPath::new(p).unwrap(),
+            size: 1,
+            attrs: Attrs {
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                mtime: Time { sec: 1, nsec: 2 },
+            },
+        }
+    }
+
+    /// A queue of whole trees hands out every file once, tree by tree in order, with its root
+    /// and tree; a job given back or sent again comes before the files not yet taken; the count
+    /// of waiting jobs covers both.
+    #[test]
+    fn a_queue_of_trees_makes_each_file_a_job_once_in_order() {
+        let q = Queue::of_trees(vec![
+            (0, 0, vec![op("a"), op("b")]),
+            (1, 1, vec![]),
+            (2, 2, vec![op("c")]),
+        ]);
+        assert!(q.is_closed());
+        assert_eq!(q.open.load(Ordering::Acquire), 3);
+        assert_eq!(q.waiting(), 3);
+        let a = q.lock().pop_front().unwrap();
+        assert_eq!(
+            (a.root, a.tree, a.op.path.as_bytes(), a.tries),
+            (0, 0, &b"a"[..], 0)
+        );
+        assert_eq!(q.waiting(), 2);
+        q.lock().push_back(Job { tries: 1, ..a });
+        let again = q.lock().pop_front().unwrap();
+        assert_eq!((again.op.path.as_bytes(), again.tries), (&b"a"[..], 1));
+        let got: Vec<(u16, usize, Vec<u8>)> = std::iter::from_fn(|| q.lock().pop_front())
+            .map(|j| (j.root, j.tree, j.op.path.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(got, vec![(0, 0, b"b".to_vec()), (2, 2, b"c".to_vec())]);
+        assert_eq!(q.waiting(), 0);
     }
 }
