@@ -1379,6 +1379,14 @@ fn the_final_pass_takes_the_target_as_the_last_pass_left_it() {
         online.report
     );
     assert_eq!(saved_files().len(), 1, "{:?}", saved_files());
+    assert!(
+        online.report["target_saved_as_read"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "the pass wrote the tree: read again at its end: {}",
+        online.report
+    );
     // The source changes while it serves.
     let files: Vec<PathBuf> = walk(&a)
         .into_iter()
@@ -1400,10 +1408,35 @@ fn the_final_pass_takes_the_target_as_the_last_pass_left_it() {
     assert!(saved_files().is_empty(), "taken: {:?}", saved_files());
     assert_same(&a, &b);
 
-    // Saved again; then the target changes behind our back.
-    let online = sync(&a, &b, &["--state-dir", st]);
-    assert_eq!(online.code, 0, "{}\n{}", online.stderr, online.report);
-    assert_eq!(n(&online.report, "files_sent"), 0, "{}", online.report);
+    // A pass that writes nothing to the tree saves the target as its merge read it (no second
+    // read); the final pass takes that and finds it exact.
+    let as_read = |online: &Run| {
+        assert_eq!(online.code, 0, "{}\n{}", online.stderr, online.report);
+        assert_eq!(n(&online.report, "files_sent"), 0, "{}", online.report);
+        assert_eq!(
+            online.report["target_saved_as_read"][0], "tree",
+            "{}",
+            online.report
+        );
+        assert_eq!(saved_files().len(), 1, "{:?}", saved_files());
+    };
+    as_read(&sync(&a, &b, &["--state-dir", st]));
+    let fin = sync(&a, &b, &["--check=target", "--state-dir", st]);
+    assert_eq!(fin.code, 0, "{}\n{}", fin.stderr, fin.report);
+    assert_eq!(
+        fin.report["target_as_last_left"][0], "tree",
+        "{}",
+        fin.report
+    );
+    assert_eq!(fin.report["check"]["equal"], true, "{}", fin.report);
+    assert!(
+        fin.report["warnings"].as_array().unwrap().is_empty(),
+        "{}",
+        fin.report
+    );
+
+    // Saved again (as read); then the target changes behind our back.
+    as_read(&sync(&a, &b, &["--state-dir", st]));
     let on_b: Vec<PathBuf> = walk(&b)
         .into_iter()
         .filter(|(_, x)| x.kind == 'f' && x.group.is_none())
@@ -1441,6 +1474,15 @@ fn the_final_pass_takes_the_target_as_the_last_pass_left_it() {
     write(&b.join("extra-again"), b"x");
     let plain = sync(&a, &b, &["--state-dir", st]);
     assert_eq!(plain.code, 0, "{}\n{}", plain.stderr, plain.report);
+    assert!(
+        plain.report["target_saved_as_read"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "it removed a file: read again: {}",
+        plain.report
+    );
+    assert_eq!(plain.report["target_saved"][0], "tree", "{}", plain.report);
     assert!(
         plain.report["target_as_last_left"]
             .as_array()

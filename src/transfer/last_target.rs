@@ -74,6 +74,17 @@ pub(crate) fn take(
     Ok(loaded)
 }
 
+/// A writer of `tree`'s target manifest under `id`, for a pass to fill as its merge reads the
+/// target (kept only for a tree the pass then writes nothing to).
+pub(crate) fn writer(
+    dir: &Path,
+    host: &str,
+    tree: &Tree,
+    id: PassId,
+) -> std::io::Result<manifest::Writer> {
+    manifest::Writer::create(&file(dir, host, tree), id)
+}
+
 /// Read `trees` on the target agent `ta` and save each complete scan in `dir` (under `id`).
 /// Trees not to save (`keep[i]` false) are skipped. Returns the names of the trees saved; an
 /// error is for a warning (the next pass then scans the target as before).

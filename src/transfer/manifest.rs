@@ -425,6 +425,18 @@ pub struct Writer {
     tmp: std::path::PathBuf,
     path: std::path::PathBuf,
     entries: u64,
+    /// Renamed to its name: the drop leaves it.
+    named: bool,
+}
+
+/// A writer dropped before [`Writer::finish`] (given up, or an error on the way) removes its
+/// temporary file: nothing half-written stays in the state folder.
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if !self.named {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 impl Writer {
@@ -444,6 +456,7 @@ impl Writer {
             tmp,
             path: path.to_path_buf(),
             entries: 0,
+            named: false,
         })
     }
 
@@ -494,20 +507,17 @@ impl Writer {
         self.entries
     }
 
-    /// Give up: the temporary file is removed, nothing gets the name.
-    pub fn abandon(self) {
-        let tmp = self.tmp.clone();
-        drop(self);
-        let _ = std::fs::remove_file(tmp);
-    }
+    /// Give up: the temporary file is removed, nothing gets the name (as a drop does).
+    pub fn abandon(self) {}
 
     /// The end record, flush, and give the file its name.
     pub fn finish(mut self) -> io::Result<()> {
         self.w.write_all(&[END])?;
         self.w.write_all(&self.entries.to_le_bytes())?;
         self.w.flush()?;
-        drop(self.w);
-        std::fs::rename(&self.tmp, &self.path)
+        std::fs::rename(&self.tmp, &self.path)?;
+        self.named = true;
+        Ok(())
     }
 }
 

@@ -110,6 +110,9 @@ pub struct SyncReport {
     pub target_as_last_left: Vec<String>,
     /// Trees whose target manifest this pass saved at its end for the next pass (online passes).
     pub target_saved: Vec<String>,
+    /// Of those, the trees the pass wrote nothing to, saved from its own read of the target
+    /// (the others were read again at its end).
+    pub target_saved_as_read: Vec<String>,
     /// The exit check made inside the pass ([`SyncOptions::check`]), after its last write, on its
     /// own agents: the target's trees (all but `config/`) scanned again and compared, as
     /// [`verify_migration`] does, with the source's manifests this pass saved

@@ -106,6 +106,14 @@ pub(crate) fn run_pass(
     let mut uids = BTreeSet::new();
     let mut gids = BTreeSet::new();
     let mut temporary: Vec<Vec<RelPath>> = Vec::new();
+    // An online pass with a state folder saves the target as it leaves it (`last_target`):
+    // a tree it writes nothing to is saved from the merge's own read of the target, the others
+    // are read again at the end.
+    let keep_target_side = match (manifests.as_deref(), opts.check) {
+        (Some(dir), None) => Some(dir),
+        _ => None,
+    };
+    let mut target_sides: Vec<Option<manifest::Writer>> = Vec::new();
     let mut plans: Vec<Plan> = Vec::new();
     let compression = match opts.compress {
         Some(true) => Compression::On,
@@ -221,12 +229,17 @@ pub(crate) fn run_pass(
                 &owners,
                 early.as_ref().map(|_| &early_q),
                 manifests.map(|d| (d, pass_id)),
+                keep_target_side
+                    .and_then(|d| super::last_target::writer(d, tgt.label(), tree, pass_id).ok()),
                 &mut uids,
                 &mut gids,
                 &mut rep,
             );
             match r {
-                Ok((p, file)) => {
+                Ok((p, file, side)) => {
+                    // A tree the pass writes nothing to stays as its scan read it.
+                    let untouched = p.is_empty() && tf.temporary.is_empty();
+                    target_sides.push(side.filter(|_| untouched));
                     plans.push(p);
                     saved.push(file);
                     temporary.push(std::mem::take(&mut tf.temporary));
@@ -428,8 +441,25 @@ pub(crate) fn run_pass(
         // An online pass: the target as it leaves it, for the final pass to read in its stead.
         scon.close();
         let mut ta = tcon.into_client();
-        match super::last_target::save(dir, tgt.label(), &mut ta, trees, &on_source, pass_id) {
-            Ok(names) => rep.target_saved = names,
+        let mut as_read = Vec::new();
+        let mut keep = on_source.clone();
+        for (i, side) in target_sides.into_iter().enumerate() {
+            if let Some(w) = side {
+                match w.finish() {
+                    Ok(()) => {
+                        as_read.push(trees[i].name.clone());
+                        keep[i] = false;
+                    }
+                    Err(e) => rep.warnings.push(format!(
+                        "saving the target's manifest of {}: {e} (read again)",
+                        trees[i].name
+                    )),
+                }
+            }
+        }
+        rep.target_saved_as_read = as_read.clone();
+        match super::last_target::save(dir, tgt.label(), &mut ta, trees, &keep, pass_id) {
+            Ok(names) => rep.target_saved = as_read.into_iter().chain(names).collect(),
             Err(w) => rep
                 .warnings
                 .push(format!("{w} (the next pass reads the target instead)")),
@@ -623,11 +653,13 @@ fn merge_tree(
     owners: &OwnerMap,
     early: Option<&send::Queue>,
     manifests: Option<(&std::path::Path, manifest::PassId)>,
+    mut target_side: Option<manifest::Writer>,
     uids: &mut BTreeSet<u32>,
     gids: &mut BTreeSet<u32>,
     rep: &mut SyncReport,
-) -> Result<(Plan, Option<PathBuf>), merge::Stop> {
+) -> Result<Merged, merge::Stop> {
     let mut saver = merge::Saver::new(manifests, &tree.name);
+    let mut sent_early = false;
     let mut d = Differ::new(owners);
     let early = early.filter(|_| on_source);
     if early.is_some() {
@@ -649,6 +681,11 @@ fn merge_tree(
         } else {
             None
         };
+        if let (Some(e), Some(w)) = (&te, &mut target_side) {
+            if w.push(&EntryRef::of(e)).is_err() {
+                target_side = None;
+            }
+        }
         if let Some(e) = &se {
             rep.entries += 1;
             if e.file_type == crate::agent::proto::FileType::File {
@@ -665,6 +702,7 @@ fn merge_tree(
             if let Some(q) = early {
                 while let Some(op) = d.take_early() {
                     if q.waiting() < EARLY_QUEUED {
+                        sent_early = true;
                         q.push(Job {
                             root: index as u16,
                             tree: index,
@@ -681,6 +719,11 @@ fn merge_tree(
     for s in &sf.skipped {
         rep.unreadable(format!("{}: {}", shown(tree, &s.path), s.message));
     }
+    // The target's side is kept only when its scan was complete and nothing was sent to it
+    // while it was read (the caller also drops it when the plan writes anything).
+    if !on_source || sent_early || !tf.skipped.is_empty() || tf.root_error.is_some() {
+        target_side = None;
+    }
     let file = saver
         .finish(&sf.skipped, sf.root_error.as_ref())
         .unwrap_or_else(|w| {
@@ -691,11 +734,11 @@ fn merge_tree(
         if on_source {
             // Nothing of this tree could be read: nothing is removed from the target.
             rep.unreadable(format!("{}: {msg}", shown(tree, &RelPath::root())));
-            return Ok((Plan::default(), file));
+            return Ok((Plan::default(), file, None));
         }
     }
     if !on_source {
-        return Ok((Plan::default(), file));
+        return Ok((Plan::default(), file, None));
     }
     for s in sf.skipped.drain(..) {
         d.skipped(s);
@@ -704,8 +747,12 @@ fn merge_tree(
     for s in &p.special {
         rep.special.push(shown(tree, s));
     }
-    Ok((p, file))
+    Ok((p, file, target_side))
 }
+
+/// A tree's plan, its saved source manifest, and the target's side as the merge read it
+/// (unfinished; `None` when it is not to be kept).
+type Merged = (Plan, Option<PathBuf>, Option<manifest::Writer>);
 
 /// Where the exit check takes a tree's source side from.
 #[derive(Debug, Clone, PartialEq, Eq)]
