@@ -1484,6 +1484,14 @@ fn the_final_pass_takes_the_target_as_the_last_pass_left_it() {
     );
     assert_eq!(plain.report["target_saved"][0], "tree", "{}", plain.report);
     assert!(
+        plain.report["target_saved_patched"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "a tree with hard links is read again whole: {}",
+        plain.report
+    );
+    assert!(
         plain.report["target_as_last_left"]
             .as_array()
             .unwrap()
@@ -1505,4 +1513,87 @@ fn the_final_pass_takes_the_target_as_the_last_pass_left_it() {
         "{}",
         bare.report
     );
+}
+
+/// An online pass that writes a delta saves the target as it leaves it from its own read of the
+/// target, with only the paths it wrote (and their folders) read again; the final pass takes
+/// that file and finds nothing to do, and its check (which reads the target) finds it exact.
+/// A first copy (nearly every path written) is read again whole.
+#[test]
+fn an_online_pass_reads_again_only_what_it_wrote() {
+    let t = tmp();
+    let (a, b, state) = (
+        t.path().join("a"),
+        t.path().join("b"),
+        t.path().join("state"),
+    );
+    for u in 0..4 {
+        for d in 0..5 {
+            for f in 0..10 {
+                let p = a.join(format!("u{u}/files/d{d}/f{f}.txt"));
+                write(&p, format!("{u} {d} {f}").as_bytes());
+            }
+        }
+    }
+    std::os::unix::fs::symlink("f0.txt", a.join("u0/files/d0/link")).unwrap();
+    std::fs::create_dir_all(a.join("u1/empty")).unwrap();
+    let st = state.to_str().unwrap();
+    let list = |r: &Run, k: &str| -> Vec<String> {
+        r.report[k]
+            .as_array()
+            .unwrap_or_else(|| panic!("{k}: {}", r.report))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = sync(&a, &b, &["--state-dir", st]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stderr, first.report);
+    assert_eq!(list(&first, "target_saved"), ["tree"], "{}", first.report);
+    assert!(
+        list(&first, "target_saved_patched").is_empty(),
+        "{}",
+        first.report
+    );
+
+    // A delta: a rewrite, a new file in a new folder, a file and a folder removed, a mode
+    // changed, a symlink pointed elsewhere.
+    write(&a.join("u0/files/d1/f1.txt"), b"rewritten, and longer");
+    write(&a.join("u2/files/new/n.txt"), b"new");
+    std::fs::remove_file(a.join("u3/files/d4/f9.txt")).unwrap();
+    std::fs::remove_dir_all(a.join("u1/files/d2")).unwrap();
+    std::fs::set_permissions(
+        a.join("u0/files/d3/f3.txt"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::remove_file(a.join("u0/files/d0/link")).unwrap();
+    std::os::unix::fs::symlink("f1.txt", a.join("u0/files/d0/link")).unwrap();
+    let online = sync(&a, &b, &["--state-dir", st]);
+    assert_eq!(online.code, 0, "{}\n{}", online.stderr, online.report);
+    assert_eq!(n(&online.report, "files_sent"), 2, "{}", online.report);
+    assert_eq!(list(&online, "target_saved"), ["tree"], "{}", online.report);
+    assert_eq!(
+        list(&online, "target_saved_patched"),
+        ["tree"],
+        "{}",
+        online.report
+    );
+    assert_same(&a, &b);
+
+    let fin = sync(&a, &b, &["--check=target", "--state-dir", st]);
+    assert_eq!(fin.code, 0, "{}\n{}", fin.stderr, fin.report);
+    let r = &fin.report;
+    assert_eq!(list(&fin, "target_as_last_left"), ["tree"], "{r}");
+    for k in [
+        "files_sent",
+        "removed",
+        "meta_fixed",
+        "dirs_created",
+        "symlinks",
+    ] {
+        assert_eq!(n(r, k), 0, "{k}: the saved target was exact: {r}");
+    }
+    assert_eq!(r["check"]["equal"], true, "{r}");
+    assert!(r["warnings"].as_array().unwrap().is_empty(), "{r}");
+    assert_same(&a, &b);
 }

@@ -16,10 +16,14 @@
 use super::manifest::{self, EntryRef, Manifest, PassId};
 use super::Tree;
 use crate::agent::client::{AgentClient, AgentError, ScanItem};
-use crate::agent::proto::{FileType, RelPath, Target};
+use crate::agent::proto::{Entry, FileType, RelPath, Target};
+use std::collections::{BTreeSet, HashSet};
+use std::io;
 use std::path::{Path, PathBuf};
 
 const EXT: &str = "target";
+/// A merge's read of the target, not yet the target as the pass leaves it (removed by `take`).
+const EXT_READ: &str = "read";
 
 /// The file of a tree's saved target manifest in `dir`, for the target host `host`.
 fn file(dir: &Path, host: &str, tree: &Tree) -> PathBuf {
@@ -62,7 +66,7 @@ pub(crate) fn take(
     };
     for e in entries.flatten() {
         let p = e.path();
-        if p.extension().is_some_and(|x| x == EXT) {
+        if p.extension().is_some_and(|x| x == EXT || x == EXT_READ) {
             std::fs::remove_file(&p)
                 .or_else(|e| match e.kind() {
                     std::io::ErrorKind::NotFound => Ok(()),
@@ -74,15 +78,114 @@ pub(crate) fn take(
     Ok(loaded)
 }
 
-/// A writer of `tree`'s target manifest under `id`, for a pass to fill as its merge reads the
-/// target (kept only for a tree the pass then writes nothing to).
-pub(crate) fn writer(
-    dir: &Path,
-    host: &str,
-    tree: &Tree,
+/// A tree's target as the pass's merge read it, written as it streams (`<tree>.<key>.read`,
+/// never taken by a pass), to become the saved manifest at the pass's end: as it is when the
+/// pass wrote nothing there ([`AsRead::keep`]), or with every path the pass wrote (and their
+/// folders) read again on the target ([`AsRead::patch`]), which for a delta is a few thousand
+/// `lstat`s instead of a walk of the whole tree.
+pub(crate) struct AsRead {
+    w: manifest::Writer,
     id: PassId,
-) -> std::io::Result<manifest::Writer> {
-    manifest::Writer::create(&file(dir, host, tree), id)
+    read: PathBuf,
+    target: PathBuf,
+    /// Files sent while the scans ran (their paths are read again).
+    pub early: Vec<RelPath>,
+    /// A file of several links was read: a write to one of its names changes the count the
+    /// others show, which no `lstat` of the written paths sees; such a tree is read again whole.
+    pub links: bool,
+}
+
+impl AsRead {
+    pub(crate) fn create(dir: &Path, host: &str, tree: &Tree, id: PassId) -> io::Result<AsRead> {
+        let target = file(dir, host, tree);
+        let read = target.with_extension(EXT_READ);
+        Ok(AsRead {
+            w: manifest::Writer::create(&read, id)?,
+            id,
+            read,
+            target,
+            early: Vec::new(),
+            links: false,
+        })
+    }
+
+    pub(crate) fn push(&mut self, e: &Entry) -> io::Result<()> {
+        if e.file_type == FileType::File && e.nlink > 1 {
+            self.links = true;
+        }
+        self.w.push(&EntryRef::of(e))
+    }
+
+    /// Entries read.
+    pub(crate) fn entries(&self) -> u64 {
+        self.w.entries()
+    }
+
+    /// The pass wrote nothing in the tree: what it read is the target as it leaves it.
+    pub(crate) fn keep(self) -> io::Result<()> {
+        self.w.finish()?;
+        std::fs::rename(&self.read, &self.target)
+    }
+
+    /// The pass wrote `written` (paths it wrote, created, set attributes of, or removed, and
+    /// their folders) and removed whatever was below the paths of `gone`: the read without
+    /// them, plus what `restat` (one answer per written path, in order: the entry, or `None`
+    /// when there is nothing there) finds there now, the tree's filter applied.
+    pub(crate) fn patch(
+        self,
+        written: &BTreeSet<Vec<u8>>,
+        gone: &HashSet<Vec<u8>>,
+        filter: &super::Filter,
+        restat: impl FnOnce(Vec<RelPath>) -> Result<Vec<Option<Entry>>, String>,
+    ) -> Result<(), String> {
+        let AsRead {
+            w,
+            id,
+            read,
+            target,
+            ..
+        } = self;
+        let io = |e: io::Error| e.to_string();
+        w.finish().map_err(io)?;
+        let loaded = manifest::load(&read).map_err(io);
+        let _ = std::fs::remove_file(&read);
+        let (_, m) = loaded?;
+        let paths: Vec<RelPath> = written
+            .iter()
+            .map(|p| RelPath::new(p.clone()).map_err(|e| format!("{e:?}")))
+            .collect::<Result<_, _>>()?;
+        let now = restat(paths.clone())?;
+        if now.len() != paths.len() {
+            return Err("fewer answers than paths".into());
+        }
+        let under_gone = |p: &[u8]| {
+            let mut a = p;
+            loop {
+                if gone.contains(a) {
+                    return true;
+                }
+                match a.iter().rposition(|&b| b == b'/') {
+                    Some(i) => a = &a[..i],
+                    None if !a.is_empty() => a = &[],
+                    None => return false,
+                }
+            }
+        };
+        let mut out = manifest::Writer::create(&target, id).map_err(io)?;
+        for e in m.iter() {
+            let p = e.path.as_bytes();
+            if written.contains(p) || under_gone(p) {
+                continue;
+            }
+            out.push(&e).map_err(io)?;
+        }
+        for e in now.into_iter().flatten() {
+            if e.path.is_root() || filter.keep(e.path.as_bytes(), e.file_type) {
+                out.push(&EntryRef::of(&e)).map_err(io)?;
+            }
+        }
+        out.finish().map_err(io)
+    }
 }
 
 /// Read `trees` on the target agent `ta` and save each complete scan in `dir` (under `id`).

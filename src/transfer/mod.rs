@@ -113,6 +113,9 @@ pub struct SyncReport {
     /// Of those, the trees the pass wrote nothing to, saved from its own read of the target
     /// (the others were read again at its end).
     pub target_saved_as_read: Vec<String>,
+    /// Of those, the trees the pass wrote a little to, saved from its own read of the target
+    /// with the paths it wrote read again (the others were read whole again at its end).
+    pub target_saved_patched: Vec<String>,
     /// The exit check made inside the pass ([`SyncOptions::check`]), after its last write, on its
     /// own agents: the target's trees (all but `config/`) scanned again and compared, as
     /// [`verify_migration`] does, with the source's manifests this pass saved

@@ -5,6 +5,7 @@
 //! sent while the scans run, on an early stream of their own ([`early_send`]).
 
 use super::diff::{Differ, FileOp, Plan};
+use super::last_target::AsRead;
 use super::manifest::EntryRef;
 use super::merge;
 use super::owners::OwnerMap;
@@ -15,10 +16,10 @@ use super::verify::{self, FileVerification};
 use super::{manifest, roots, Check, SyncOptions, SyncReport, Tree};
 use crate::agent::client::AgentClient;
 use crate::agent::deploy::{self, AgentBinary};
-use crate::agent::proto::{ErrorCode, RelPath, Request, Target};
+use crate::agent::proto::{Entry, ErrorCode, RelPath, Request, Response, Target};
 use crate::exit::Failure;
 use crate::host::{AgentChannel, AgentInstall, SourceHost, TargetHost};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -113,7 +114,7 @@ pub(crate) fn run_pass(
         (Some(dir), None) => Some(dir),
         _ => None,
     };
-    let mut target_sides: Vec<Option<manifest::Writer>> = Vec::new();
+    let mut target_sides: Vec<Option<AsRead>> = Vec::new();
     let mut plans: Vec<Plan> = Vec::new();
     let compression = match opts.compress {
         Some(true) => Compression::On,
@@ -229,17 +230,14 @@ pub(crate) fn run_pass(
                 &owners,
                 early.as_ref().map(|_| &early_q),
                 manifests.map(|d| (d, pass_id)),
-                keep_target_side
-                    .and_then(|d| super::last_target::writer(d, tgt.label(), tree, pass_id).ok()),
+                keep_target_side.and_then(|d| AsRead::create(d, tgt.label(), tree, pass_id).ok()),
                 &mut uids,
                 &mut gids,
                 &mut rep,
             );
             match r {
                 Ok((p, file, side)) => {
-                    // A tree the pass writes nothing to stays as its scan read it.
-                    let untouched = p.is_empty() && tf.temporary.is_empty();
-                    target_sides.push(side.filter(|_| untouched));
+                    target_sides.push(side);
                     plans.push(p);
                     saved.push(file);
                     temporary.push(std::mem::take(&mut tf.temporary));
@@ -303,6 +301,13 @@ pub(crate) fn run_pass(
             absorb(&mut rep, &mut moved, trees, sent);
         }
     }
+    // How each tree's target is to be saved at the end (online passes), decided while the plans
+    // are whole.
+    let target_sides: Vec<Option<SideSave>> = target_sides
+        .into_iter()
+        .enumerate()
+        .map(|(i, side)| side.and_then(|r| side_save(r, &plans[i], &temporary[i])))
+        .collect();
     rep.scan_seconds = scanned_at.duration_since(t0).as_secs_f64();
     owners.note_unmapped(&uids, &gids);
     rep.warnings.extend(owners.warnings.iter().cloned());
@@ -440,26 +445,36 @@ pub(crate) fn run_pass(
     } else if let (Some(dir), None) = (manifests.as_deref(), opts.check) {
         // An online pass: the target as it leaves it, for the final pass to read in its stead.
         scon.close();
-        let mut ta = tcon.into_client();
-        let mut as_read = Vec::new();
+        let mut done = Vec::new();
         let mut keep = on_source.clone();
         for (i, side) in target_sides.into_iter().enumerate() {
-            if let Some(w) = side {
-                match w.finish() {
-                    Ok(()) => {
-                        as_read.push(trees[i].name.clone());
-                        keep[i] = false;
-                    }
-                    Err(e) => rep.warnings.push(format!(
-                        "saving the target's manifest of {}: {e} (read again)",
-                        trees[i].name
-                    )),
+            let name = trees[i].name.clone();
+            let r = match side {
+                None => continue,
+                Some(SideSave::AsRead(r)) => r.keep().map_err(|e| e.to_string()).map(|()| {
+                    rep.target_saved_as_read.push(name.clone());
+                }),
+                Some(SideSave::Patch(r, written, gone)) => r
+                    .patch(&written, &gone, &trees[i].filter, |paths| {
+                        restat(&mut tcon, i, paths)
+                    })
+                    .map(|()| rep.target_saved_patched.push(name.clone())),
+            };
+            match r {
+                Ok(()) => {
+                    done.push(name);
+                    keep[i] = false;
                 }
+                // Read again below.
+                Err(e) => rep.warnings.push(format!(
+                    "saving the target's manifest of {name} from the pass's own read: {e} (the \
+                     target is read again)"
+                )),
             }
         }
-        rep.target_saved_as_read = as_read.clone();
+        let mut ta = tcon.into_client();
         match super::last_target::save(dir, tgt.label(), &mut ta, trees, &keep, pass_id) {
-            Ok(names) => rep.target_saved = as_read.into_iter().chain(names).collect(),
+            Ok(names) => rep.target_saved = done.into_iter().chain(names).collect(),
             Err(w) => rep
                 .warnings
                 .push(format!("{w} (the next pass reads the target instead)")),
@@ -653,13 +668,12 @@ fn merge_tree(
     owners: &OwnerMap,
     early: Option<&send::Queue>,
     manifests: Option<(&std::path::Path, manifest::PassId)>,
-    mut target_side: Option<manifest::Writer>,
+    mut target_side: Option<AsRead>,
     uids: &mut BTreeSet<u32>,
     gids: &mut BTreeSet<u32>,
     rep: &mut SyncReport,
 ) -> Result<Merged, merge::Stop> {
     let mut saver = merge::Saver::new(manifests, &tree.name);
-    let mut sent_early = false;
     let mut d = Differ::new(owners);
     let early = early.filter(|_| on_source);
     if early.is_some() {
@@ -682,7 +696,7 @@ fn merge_tree(
             None
         };
         if let (Some(e), Some(w)) = (&te, &mut target_side) {
-            if w.push(&EntryRef::of(e)).is_err() {
+            if w.push(e).is_err() {
                 target_side = None;
             }
         }
@@ -702,7 +716,9 @@ fn merge_tree(
             if let Some(q) = early {
                 while let Some(op) = d.take_early() {
                     if q.waiting() < EARLY_QUEUED {
-                        sent_early = true;
+                        if let Some(w) = &mut target_side {
+                            w.early.push(op.path.clone());
+                        }
                         q.push(Job {
                             root: index as u16,
                             tree: index,
@@ -719,9 +735,8 @@ fn merge_tree(
     for s in &sf.skipped {
         rep.unreadable(format!("{}: {}", shown(tree, &s.path), s.message));
     }
-    // The target's side is kept only when its scan was complete and nothing was sent to it
-    // while it was read (the caller also drops it when the plan writes anything).
-    if !on_source || sent_early || !tf.skipped.is_empty() || tf.root_error.is_some() {
+    // The target's side is kept only when its scan was complete.
+    if !on_source || !tf.skipped.is_empty() || tf.root_error.is_some() {
         target_side = None;
     }
     let file = saver
@@ -752,7 +767,89 @@ fn merge_tree(
 
 /// A tree's plan, its saved source manifest, and the target's side as the merge read it
 /// (unfinished; `None` when it is not to be kept).
-type Merged = (Plan, Option<PathBuf>, Option<manifest::Writer>);
+type Merged = (Plan, Option<PathBuf>, Option<AsRead>);
+
+/// How an online pass saves a tree's target at its end, short of reading it whole again.
+enum SideSave {
+    /// Nothing written there: the merge's read as it is.
+    AsRead(AsRead),
+    /// The merge's read with the paths written (and their folders) read again (`lstat`), and
+    /// what was below removed paths left out.
+    Patch(AsRead, BTreeSet<Vec<u8>>, HashSet<Vec<u8>>),
+}
+
+/// Above this many written paths, or a quarter of the tree's entries, reading the tree again
+/// whole costs less than reading them one by one.
+const PATCH_MAX: usize = 50_000;
+
+/// How to save the target of a tree the merge read as `r` after the plan `plan` (and the files
+/// sent during the scans, and the removal of the leftover temporaries): `None` to read it again.
+fn side_save(r: AsRead, plan: &Plan, temporary: &[RelPath]) -> Option<SideSave> {
+    if plan.is_empty() && r.early.is_empty() && temporary.is_empty() {
+        return Some(SideSave::AsRead(r));
+    }
+    if r.links {
+        return None;
+    }
+    let mut written = BTreeSet::new();
+    let mut gone = HashSet::new();
+    let mut add = |p: &RelPath| {
+        let p = p.as_bytes();
+        written.insert(p.to_vec());
+        written.insert(parent_of(p).to_vec());
+    };
+    for p in plan.remove_first.iter().chain(&plan.remove) {
+        add(p);
+        gone.insert(p.as_bytes().to_vec());
+    }
+    plan.mkdir.iter().for_each(|(p, _)| add(p));
+    plan.symlinks.iter().for_each(|(p, _, _)| add(p));
+    for (f, old) in &plan.reuse {
+        add(&f.path);
+        add(old);
+    }
+    plan.files.iter().for_each(|f| add(&f.path));
+    for (new, existing) in &plan.links {
+        add(new);
+        add(existing);
+    }
+    plan.meta
+        .iter()
+        .chain(&plan.dir_meta)
+        .for_each(|m| add(&m.path));
+    r.early.iter().for_each(&mut add);
+    for t in temporary {
+        written.insert(parent_of(t.as_bytes()).to_vec());
+    }
+    let n = written.len();
+    (n <= PATCH_MAX && (n as u64) * 4 <= r.entries()).then_some(SideSave::Patch(r, written, gone))
+}
+
+fn parent_of(p: &[u8]) -> &[u8] {
+    match p.iter().rposition(|&b| b == b'/') {
+        Some(i) => &p[..i],
+        None => b"",
+    }
+}
+
+/// `lstat` of `paths` of tree `i` on the target, pipelined: each entry, or `None` when nothing
+/// is there.
+fn restat(tcon: &mut Conn, i: usize, paths: Vec<RelPath>) -> Result<Vec<Option<Entry>>, String> {
+    let reqs = paths
+        .into_iter()
+        .map(|p| Request::Stat(Target::new(i as u16, p)))
+        .collect();
+    let answers = tcon.batch(reqs).map_err(|e| e.to_string())?;
+    answers
+        .into_iter()
+        .map(|a| match a {
+            Ok(Response::Meta(e)) => Ok(Some(e)),
+            Err((ErrorCode::NotFound, _)) => Ok(None),
+            Ok(r) => Err(format!("an unexpected answer to a stat: {r:?}")),
+            Err((_, m)) => Err(m),
+        })
+        .collect()
+}
 
 /// Where the exit check takes a tree's source side from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1117,5 +1214,112 @@ mod check_tests {
         );
         let s = check_sources(Check::BothSides, &ts, &saved, &BTreeMap::new());
         assert!(s.iter().all(|x| matches!(x, CheckSource::Scan(_))));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::proto::{FileType, Time};
+    use crate::transfer::diff::{Attrs, MetaOp};
+    use crate::transfer::Filter;
+
+    fn rel(p: &str) -> RelPath {
+        RelPath::new(p).unwrap()
+    }
+
+    fn entry(p: &str, nlink: u64) -> Entry {
+        Entry {
+            path: rel(p),
+            file_type: FileType::File,
+            mode: 0o644,
+            uid: 1,
+            gid: 1,
+            size: 1,
+            mtime: Time { sec: 1, nsec: 2 },
+            ctime: Time::default(),
+            dev: 1,
+            ino: 2,
+            nlink,
+            target: vec![],
+        }
+    }
+
+    fn file(p: &str) -> FileOp {
+        FileOp {
+            path: rel(p),
+            size: 1,
+            attrs: Attrs {
+                mode: 0o644,
+                uid: 1,
+                gid: 1,
+                mtime: Time { sec: 1, nsec: 2 },
+            },
+        }
+    }
+
+    fn set(ps: &[&str]) -> Vec<Vec<u8>> {
+        ps.iter().map(|p| p.as_bytes().to_vec()).collect()
+    }
+
+    /// How an online pass saves a tree's target: as read when it wrote nothing there; as read
+    /// with every written path and its folder read again (and what lay below removed paths left
+    /// out) when it wrote little; read again whole when it wrote much, or when the target has
+    /// files of several links (a write to one name changes what the others show).
+    #[test]
+    fn the_target_is_saved_from_the_pass_own_read_only_when_that_is_exact() {
+        let d = tempfile::tempdir().unwrap();
+        let tree = Tree {
+            name: "data".into(),
+            source: "/old/data".into(),
+            target: "/new/data".into(),
+            filter: Filter::Everything,
+        };
+        let read = |n: usize, link: bool| {
+            let mut r =
+                AsRead::create(d.path(), "root@new", &tree, manifest::PassId::new()).unwrap();
+            for i in 0..n {
+                r.push(&entry(&format!("f{i}"), if link && i == 7 { 2 } else { 1 }))
+                    .unwrap();
+            }
+            r
+        };
+        assert!(matches!(
+            side_save(read(100, false), &Plan::default(), &[]),
+            Some(SideSave::AsRead(_))
+        ));
+        // Only the removal of a killed run's temporary file: its folder is read again.
+        match side_save(read(100, false), &Plan::default(), &[rel("u/.ocm-x.tmp")]) {
+            Some(SideSave::Patch(_, w, g)) => {
+                assert_eq!(w.into_iter().collect::<Vec<_>>(), set(&["u"]));
+                assert!(g.is_empty());
+            }
+            _ => panic!("patched"),
+        }
+        let mut p = Plan::default();
+        p.files.push(file("a/b/new"));
+        p.remove.push(rel("x/y"));
+        p.dir_meta.push(MetaOp {
+            path: rel("a"),
+            mode: None,
+            uid: None,
+            gid: None,
+            mtime: Some(Time { sec: 3, nsec: 4 }),
+        });
+        match side_save(read(100, false), &p, &[]) {
+            Some(SideSave::Patch(_, w, g)) => {
+                let w: Vec<_> = w.into_iter().collect();
+                assert_eq!(w, set(&["", "a", "a/b", "a/b/new", "x", "x/y"]));
+                assert_eq!(g.into_iter().collect::<Vec<_>>(), set(&["x/y"]));
+            }
+            _ => panic!("patched"),
+        }
+        assert!(side_save(read(100, true), &p, &[]).is_none(), "hard links");
+        assert!(
+            side_save(read(20, false), &p, &[]).is_none(),
+            "6 of 20: read again"
+        );
+        // Nothing of a patch or a read given up stays in the state folder.
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
     }
 }
