@@ -55,7 +55,7 @@ pub struct Sent {
     pub moved: Vec<(usize, RelPath)>,
 }
 
-/// The files for the streams: given whole ([`Queue::of`], [`Queue::of_trees`]), or fed while the
+/// The files for the streams: given whole ([`Queue::of_trees`]), or fed while the
 /// streams run ([`Queue::open`], [`Queue::push`], then [`Queue::close`]: the streams end once it
 /// is closed and every file is settled).
 pub struct Queue {
@@ -106,17 +106,6 @@ impl Waiting {
 }
 
 impl Queue {
-    /// All the jobs, closed.
-    pub fn of(jobs: Vec<Job>) -> Queue {
-        Queue {
-            open: AtomicUsize::new(jobs.len()),
-            jobs: Mutex::new(Waiting {
-                queued: jobs.into(),
-                trees: VecDeque::new(),
-            }),
-            closed: AtomicBool::new(true),
-        }
-    }
     /// Every file of every tree, `(root, tree, files)`, in that order; closed.
     pub fn of_trees(trees: Vec<(u16, usize, Vec<FileOp>)>) -> Queue {
         let n = trees.iter().map(|t| t.2.len()).sum();
@@ -282,22 +271,8 @@ impl Adapt {
     }
 }
 
-/// Send `jobs` over the streams (pairs of source and target agents). Returns what happened;
-/// an error when a connection broke.
-pub fn send_files(
-    pairs: Vec<Halves<'_>>,
-    later: Later<'_>,
-    jobs: Vec<Job>,
-    owners: &OwnerMap,
-    counters: &Counters,
-    compression: Compression,
-    tick: impl FnMut(),
-) -> Result<Sent, Failure> {
-    let queue = Queue::of(jobs);
-    send_queue(pairs, later, &queue, owners, counters, compression, tick)
-}
-
-/// [`send_files`] of whole trees' files: `(root, tree, files)`.
+/// Send every file of whole trees, `(root, tree, files)`, over the streams (pairs of source and
+/// target agents). Returns what happened; an error when a connection broke.
 pub fn send_trees(
     pairs: Vec<Halves<'_>>,
     later: Later<'_>,
@@ -311,7 +286,7 @@ pub fn send_trees(
     send_queue(pairs, later, &queue, owners, counters, compression, tick)
 }
 
-/// [`send_files`] from a queue that may still be fed: returns once it is closed and every job
+/// [`send_trees`] from a queue that may still be fed: returns once it is closed and every job
 /// settled (or a connection broke).
 pub fn send_queue(
     pairs: Vec<Halves<'_>>,
