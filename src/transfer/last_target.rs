@@ -1,8 +1,11 @@
-//! The target as the last pass left it: an online pass, at its end, reads the
-//! target's trees once more on its open agent and saves them (`<state>/manifests/<tree>.<key>.target`,
-//! the key a hash of the target host, the tree's target folder and its filter), so that the final pass, in the window,
-//! reads only the source and takes the target's side from these files: one scan of every file
-//! less while the service is down.
+//! The target as the last pass left it: an online pass saves the target's trees as it leaves
+//! them (`<state>/manifests/<tree>.<key>.target`, the key a hash of the target host, the tree's
+//! target folder and its filter), so that the final pass, in the window, reads only the source
+//! and takes the target's side from these files: one scan of every file less while the service
+//! is down. The pass's merge writes its read of the target as it streams ([`AsRead`]); a tree
+//! it wrote nothing to is saved from that read, a tree it wrote a delta to from that read with
+//! the written paths read again, any other tree is read whole again at the pass's end
+//! ([`save`]).
 //!
 //! Invariants:
 //! * Every pass takes the files at its start, before it writes anything, and removes them all,

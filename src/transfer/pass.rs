@@ -108,8 +108,9 @@ pub(crate) fn run_pass(
     let mut gids = BTreeSet::new();
     let mut temporary: Vec<Vec<RelPath>> = Vec::new();
     // An online pass with a state folder saves the target as it leaves it (`last_target`):
-    // a tree it writes nothing to is saved from the merge's own read of the target, the others
-    // are read again at the end.
+    // from the merge's own read of the target, as it is for a tree it writes nothing to, with
+    // the paths it wrote read again for a delta ([`side_save`]); other trees are read again
+    // whole at the end.
     let keep_target_side = match (manifests.as_deref(), opts.check) {
         (Some(dir), None) => Some(dir),
         _ => None,
