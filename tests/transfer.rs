@@ -1212,7 +1212,7 @@ fn target_only_check_never_uses_an_earlier_pass_manifest() {
         .map(|(p, _)| a.join(OsStr::from_bytes(&p)))
         .unwrap();
     set_mtime(&f, 1_400_000_000, 3);
-    std::fs::create_dir(state.join("manifests/tree.tmp")).unwrap();
+    std::fs::create_dir(state.join("manifests/tree.source.tmp")).unwrap();
     let r = sync(&a, &b, &["--check=target", "--state-dir", st]);
     assert_eq!(r.code, 0, "{}\n{}", r.stderr, r.report);
     assert_eq!(n(&r.report, "files_sent"), 1, "{}", r.report);

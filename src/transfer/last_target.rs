@@ -69,6 +69,8 @@ pub(crate) fn take(
     };
     for e in entries.flatten() {
         let p = e.path();
+        // Finished files only: this pass's own writers may already be writing `*.tmp` (a
+        // killed pass's temporary is truncated by the next writer of the same name).
         if p.extension().is_some_and(|x| x == EXT || x == EXT_READ) {
             std::fs::remove_file(&p)
                 .or_else(|e| match e.kind() {

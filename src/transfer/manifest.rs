@@ -441,7 +441,9 @@ impl Drop for Writer {
 
 impl Writer {
     pub fn create(path: &Path, id: PassId) -> io::Result<Writer> {
-        let tmp = path.with_extension("tmp");
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = std::path::PathBuf::from(tmp);
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)

@@ -474,8 +474,9 @@ pub(crate) fn run_pass(
             }
         }
         let mut ta = tcon.into_client();
+        rep.target_saved = done;
         match super::last_target::save(dir, tgt.label(), &mut ta, trees, &keep, pass_id) {
-            Ok(names) => rep.target_saved = done.into_iter().chain(names).collect(),
+            Ok(names) => rep.target_saved.extend(names),
             Err(w) => rep
                 .warnings
                 .push(format!("{w} (the next pass reads the target instead)")),
@@ -819,9 +820,8 @@ fn side_save(r: AsRead, plan: &Plan, temporary: &[RelPath]) -> Option<SideSave> 
         .chain(&plan.dir_meta)
         .for_each(|m| add(&m.path));
     r.early.iter().for_each(&mut add);
-    for t in temporary {
-        written.insert(parent_of(t.as_bytes()).to_vec());
-    }
+    // A leftover temporary and its folder (its removal may have failed).
+    temporary.iter().for_each(&mut add);
     let n = written.len();
     (n <= PATCH_MAX && (n as u64) * 4 <= r.entries()).then_some(SideSave::Patch(r, written, gone))
 }
@@ -845,7 +845,11 @@ fn restat(tcon: &mut Conn, i: usize, paths: Vec<RelPath>) -> Result<Vec<Option<E
         .into_iter()
         .map(|a| match a {
             Ok(Response::Meta(e)) => Ok(Some(e)),
-            Err((ErrorCode::NotFound, _)) => Ok(None),
+            // Nothing there, or a parent that is now a file or a symlink (a scan would not
+            // reach the path either).
+            Err((ErrorCode::NotFound | ErrorCode::NotADirectory | ErrorCode::Symlink, _)) => {
+                Ok(None)
+            }
             Ok(r) => Err(format!("an unexpected answer to a stat: {r:?}")),
             Err((_, m)) => Err(m),
         })
@@ -1289,10 +1293,14 @@ mod tests {
             side_save(read(100, false), &Plan::default(), &[]),
             Some(SideSave::AsRead(_))
         ));
-        // Only the removal of a killed run's temporary file: its folder is read again.
+        // Only the removal of a killed run's temporary file: it and its folder are read again
+        // (the removal may have failed).
         match side_save(read(100, false), &Plan::default(), &[rel("u/.ocm-x.tmp")]) {
             Some(SideSave::Patch(_, w, g)) => {
-                assert_eq!(w.into_iter().collect::<Vec<_>>(), set(&["u"]));
+                assert_eq!(
+                    w.into_iter().collect::<Vec<_>>(),
+                    set(&["u", "u/.ocm-x.tmp"])
+                );
                 assert!(g.is_empty());
             }
             _ => panic!("patched"),

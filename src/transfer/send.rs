@@ -74,6 +74,9 @@ struct Waiting {
     queued: VecDeque<Job>,
     /// (root, tree, the tree's files not taken yet).
     trees: VecDeque<(u16, usize, std::vec::IntoIter<FileOp>)>,
+    /// Files to send again (they changed while read): after every other file, so a file that
+    /// keeps changing gets its tries spread over the pass.
+    again: VecDeque<Job>,
 }
 
 impl Waiting {
@@ -92,7 +95,7 @@ impl Waiting {
             }
             self.trees.pop_front();
         }
-        None
+        self.again.pop_front()
     }
     fn push_front(&mut self, job: Job) {
         self.queued.push_front(job);
@@ -100,8 +103,11 @@ impl Waiting {
     fn push_back(&mut self, job: Job) {
         self.queued.push_back(job);
     }
+    fn send_again(&mut self, job: Job) {
+        self.again.push_back(job);
+    }
     fn len(&self) -> usize {
-        self.queued.len() + self.trees.iter().map(|t| t.2.len()).sum::<usize>()
+        self.queued.len() + self.again.len() + self.trees.iter().map(|t| t.2.len()).sum::<usize>()
     }
 }
 
@@ -113,6 +119,7 @@ impl Queue {
             open: AtomicUsize::new(n),
             jobs: Mutex::new(Waiting {
                 queued: VecDeque::new(),
+                again: VecDeque::new(),
                 trees: trees
                     .into_iter()
                     .map(|(root, tree, files)| (root, tree, files.into_iter()))
@@ -677,7 +684,7 @@ fn acker(
                     job.tries += 1;
                     if job.tries < TRIES {
                         shared.with(|s| s.resent += 1);
-                        shared.queue.lock().push_back(job);
+                        shared.queue.lock().send_again(job);
                     } else {
                         shared.with(|s| s.gave_up.push((tree, path)));
                         shared.settle();
@@ -806,13 +813,25 @@ mod tests {
             (0, 0, &b"a"[..], 0)
         );
         assert_eq!(q.waiting(), 2);
-        q.lock().push_back(Job { tries: 1, ..a });
-        let again = q.lock().pop_front().unwrap();
-        assert_eq!((again.op.path.as_bytes(), again.tries), (&b"a"[..], 1));
-        let got: Vec<(u16, usize, Vec<u8>)> = std::iter::from_fn(|| q.lock().pop_front())
-            .map(|j| (j.root, j.tree, j.op.path.as_bytes().to_vec()))
+        q.lock().send_again(Job {
+            tries: 1,
+            ..a.clone()
+        });
+        q.lock().push_front(Job { tries: 0, ..a });
+        assert_eq!(q.waiting(), 4);
+        let got: Vec<(u16, usize, Vec<u8>, u32)> = std::iter::from_fn(|| q.lock().pop_front())
+            .map(|j| (j.root, j.tree, j.op.path.as_bytes().to_vec(), j.tries))
             .collect();
-        assert_eq!(got, vec![(0, 0, b"b".to_vec()), (2, 2, b"c".to_vec())]);
+        assert_eq!(
+            got,
+            vec![
+                (0, 0, b"a".to_vec(), 0),
+                (0, 0, b"b".to_vec(), 0),
+                (2, 2, b"c".to_vec(), 0),
+                (0, 0, b"a".to_vec(), 1),
+            ],
+            "given back first, sent again last"
+        );
         assert_eq!(q.waiting(), 0);
     }
 }
