@@ -1597,3 +1597,90 @@ fn an_online_pass_reads_again_only_what_it_wrote() {
     assert!(r["warnings"].as_array().unwrap().is_empty(), "{r}");
     assert_same(&a, &b);
 }
+
+/// `chattr -i` on drop, so the test's folder can be removed however the test ends.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn set(p: &Path) -> Immutable {
+        let o = Command::new("chattr").arg("+i").arg(p).output().unwrap();
+        assert!(
+            o.status.success(),
+            "chattr +i {} (needs root and a file system with attributes, as ext4): {}",
+            p.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Immutable(p.to_path_buf())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn after_a_failed_write_the_target_is_saved_from_a_whole_read() {
+    // The patched save assumes that what the plan removed is gone below its path; a removal
+    // that failed halfway leaves entries there. After any failure the tree is read whole.
+    let t = tmp();
+    let (a, b, state) = (
+        t.path().join("a"),
+        t.path().join("b"),
+        t.path().join("state"),
+    );
+    for d in 0..4 {
+        for f in 0..10 {
+            write(
+                &a.join(format!("u/d{d}/f{f}.txt")),
+                format!("{d} {f}").as_bytes(),
+            );
+        }
+    }
+    let st = state.to_str().unwrap();
+    let first = sync(&a, &b, &["--state-dir", st]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stderr, first.report);
+
+    // A delta the pass can write (one rewrite), and an extraneous folder on the target that it
+    // cannot remove whole: one of its files is immutable.
+    write(&a.join("u/d1/f1.txt"), b"rewritten");
+    for f in ["a", "m", "z"] {
+        write(&b.join(format!("u/extra/{f}")), b"extraneous");
+    }
+    let lock = Immutable::set(&b.join("u/extra/m"));
+    let online = sync(&a, &b, &["--state-dir", st]);
+    assert_eq!(online.code, 1, "{}\n{}", online.stderr, online.report);
+    let r = &online.report;
+    assert!(n(r, "failed_count") >= 1, "{r}");
+    // The failure names the path where it is: on the target, as written (not lower-cased).
+    let at = format!("remove {}: ", b.join("u/extra").display());
+    assert!(
+        r["failed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f.as_str().unwrap().starts_with(&at)),
+        "{at} in {r}"
+    );
+    assert_eq!(n(r, "files_sent"), 1, "{r}");
+    assert_eq!(r["target_saved"], serde_json::json!(["tree"]), "{r}");
+    assert_eq!(
+        r["target_saved_patched"],
+        serde_json::json!([]),
+        "a pass with a failed write must not patch its read: {r}"
+    );
+    assert!(b.join("u/extra/m").exists());
+
+    // Unlocked, the final pass takes the saved target, removes what is left and checks equal.
+    drop(lock);
+    let fin = sync(&a, &b, &["--check=target", "--state-dir", st]);
+    assert_eq!(fin.code, 0, "{}\n{}", fin.stderr, fin.report);
+    assert_eq!(
+        fin.report["target_as_last_left"],
+        serde_json::json!(["tree"])
+    );
+    assert_eq!(fin.report["check"]["equal"], true, "{}", fin.report);
+    assert!(!b.join("u/extra").exists());
+    assert_same(&a, &b);
+}

@@ -86,6 +86,8 @@ struct Server<W: Write> {
     /// File bytes read for a `ReadFile`, and (de)compressed chunks.
     buf: Vec<u8>,
     zbuf: Vec<u8>,
+    /// Flushes in the background while `Put`s write (started at the first `Data`).
+    writeback: Option<write::Writeback>,
 }
 
 /// Serve one operator on `input`/`output` (the agent's stdin and stdout), read-only.
@@ -112,6 +114,7 @@ pub fn serve_with<R: Read, W: Write>(
         decompressor: None,
         buf: Vec::new(),
         zbuf: Vec::new(),
+        writeback: None,
         // Started by sshd: the entries of a scan cross a network, where their size counts.
         compress_entries: std::env::var_os("SSH_CONNECTION").is_some(),
     };
@@ -280,7 +283,7 @@ impl<W: Write> Server<W> {
         };
         let r = match data_of(f) {
             Err(e) => Err(Fail::new(ErrorCode::BadData, e.to_string())),
-            Ok((chunk, false)) => put.write(chunk),
+            Ok((chunk, false)) => put.write(chunk).map(|()| chunk.len()),
             Ok((chunk, true)) => {
                 if self.zbuf.len() < MAX_CHUNK {
                     self.zbuf.resize(MAX_CHUNK, 0);
@@ -295,13 +298,22 @@ impl<W: Write> Server<W> {
                         Fail::new(
                             ErrorCode::BadData,
                             format!(
-                                "a compressed chunk is not a zstd frame of at most                                  {MAX_CHUNK} bytes: {e}"
+                                "a compressed chunk is not a zstd frame of at most {MAX_CHUNK} \
+                                 bytes: {e}"
                             ),
                         )
                     })
-                    .and_then(|n| put.write(&self.zbuf[..n]))
+                    .and_then(|n| put.write(&self.zbuf[..n]).map(|()| n))
             }
         };
+        let r = r.map(|n| {
+            if self.writeback.is_none() {
+                self.writeback = write::Writeback::start(self.roots.iter().flatten());
+            }
+            if let Some(w) = self.writeback.as_mut() {
+                w.wrote(n as u64);
+            }
+        });
         if let Err(fail) = r {
             let path = path.as_bytes().to_vec();
             // Dropping the PutFile removes its temporary file.

@@ -21,15 +21,25 @@ use crate::exit::Failure;
 use crate::host::{AgentChannel, AgentInstall, SourceHost, TargetHost};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+/// A path of a tree on the source, as the admin finds it there.
 fn shown(tree: &Tree, p: &RelPath) -> String {
+    joined(&tree.source, p)
+}
+
+/// A path of a tree on the target (where a write failed), as the admin finds it there.
+fn shown_on_target(tree: &Tree, p: &RelPath) -> String {
+    joined(&tree.target, p)
+}
+
+fn joined(root: &Path, p: &RelPath) -> String {
     if p.is_root() {
-        tree.source.display().to_string()
+        root.display().to_string()
     } else {
-        format!("{}/{p}", tree.source.display())
+        format!("{}/{p}", root.display())
     }
 }
 
@@ -448,8 +458,12 @@ pub(crate) fn run_pass(
         scon.close();
         let mut done = Vec::new();
         let mut keep = on_source.clone();
+        // After a failed write nothing is taken on trust: a patched save assumes that what the
+        // plan removed is gone below its path, so any failure reads the written trees whole.
+        let failed = rep.failed_count > 0;
         for (i, side) in target_sides.into_iter().enumerate() {
             let name = trees[i].name.clone();
+            let side = side.filter(|s| !failed || matches!(s, SideSave::AsRead(_)));
             let r = match side {
                 None => continue,
                 Some(SideSave::AsRead(r)) => r.keep().map_err(|e| e.to_string()).map(|()| {
@@ -593,7 +607,7 @@ fn absorb(
         rep.gave_up.push(shown(&trees[i], &p));
     }
     for (i, p, why) in sent.failed {
-        rep.failed(format!("{}: {why}", shown(&trees[i], &p)));
+        rep.failed(format!("{}: {why}", shown_on_target(&trees[i], &p)));
     }
     for (i, p) in sent.moved {
         moved.entry(i).or_insert((p, 0)).1 += 1;
@@ -1014,13 +1028,15 @@ fn run_batch(
                 Kind::Meta | Kind::Sync => {}
             },
             Err(_) if kind == Kind::Reuse => failed_reuse.push((i, p)),
-            Err((_, msg)) if kind == Kind::Clean => rep
-                .warnings
-                .push(format!("cleanup of {}: {msg}", shown(&trees[i], &p))),
+            Err((_, msg)) if kind == Kind::Clean => rep.warnings.push(format!(
+                "cleanup of {}: {msg}",
+                shown_on_target(&trees[i], &p)
+            )),
             // A folder removed by a removal above it, a link to a file that vanished.
             Err((ErrorCode::NotFound, _)) if kind == Kind::Meta || kind == Kind::Link => {}
             Err((_, msg)) => {
-                rep.failed(format!("{kind:?} {}: {msg}", shown(&trees[i], &p)).to_lowercase())
+                let what = format!("{kind:?}").to_lowercase();
+                rep.failed(format!("{what} {}: {msg}", shown_on_target(&trees[i], &p)))
             }
         }
     }
