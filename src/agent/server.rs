@@ -86,8 +86,9 @@ struct Server<W: Write> {
     /// File bytes read for a `ReadFile`, and (de)compressed chunks.
     buf: Vec<u8>,
     zbuf: Vec<u8>,
-    /// Flushes in the background while `Put`s write (started at the first `Data`).
-    writeback: Option<write::Writeback>,
+    /// Flushes in the background while `Put`s write: tried once, at the first `Data` (`None`
+    /// inside when it could not start).
+    writeback: Option<Option<write::Writeback>>,
 }
 
 /// Serve one operator on `input`/`output` (the agent's stdin and stdout), read-only.
@@ -307,10 +308,10 @@ impl<W: Write> Server<W> {
             }
         };
         let r = r.map(|n| {
-            if self.writeback.is_none() {
-                self.writeback = write::Writeback::start(self.roots.iter().flatten());
-            }
-            if let Some(w) = self.writeback.as_mut() {
+            let w = self
+                .writeback
+                .get_or_insert_with(|| write::Writeback::start(self.roots.iter().flatten()));
+            if let Some(w) = w {
                 w.wrote(n as u64);
             }
         });

@@ -597,11 +597,18 @@ pub struct Writeback {
 }
 
 impl Writeback {
-    /// A flusher for `roots` (their descriptors duplicated: the thread may outlive a request).
-    /// `None` when no descriptor could be duplicated or no thread started: writes go on, and
-    /// only the final `Sync` flushes.
+    /// A flusher for `roots`. `None` when no root could be opened again or no thread started:
+    /// writes go on, and only the final `Sync` flushes.
+    ///
+    /// Each root is opened again (`.` beneath it), not `dup`ed: since Linux 5.8 `syncfs` reports
+    /// a writeback error (EIO, ENOSPC) once per open file, and a flush here that met one would
+    /// otherwise mark it seen for the root's own descriptor too, so that the final `Sync`
+    /// returned 0. With an open file of its own, the thread's errors are its own (ignored); the
+    /// `Sync` still sees every error since the connection opened its roots.
     pub fn start<'a>(roots: impl Iterator<Item = &'a Root>) -> Option<Writeback> {
-        let fds: Vec<OwnedFd> = roots.filter_map(|r| r.fd.try_clone().ok()).collect();
+        let fds: Vec<OwnedFd> = roots
+            .filter_map(|r| openat(r.fd.as_raw_fd(), &cstr(b".").ok()?, DIR_FLAGS).ok())
+            .collect();
         if fds.is_empty() {
             return None;
         }
@@ -612,12 +619,13 @@ impl Writeback {
             .name("writeback".into())
             .spawn(move || {
                 for () in kicked {
-                    // SAFETY: descriptors this thread owns. A failure here is the final `Sync`'s
-                    // to report.
-                    let ok = fds
+                    // SAFETY: descriptors this thread owns. A failure is the final `Sync`'s to
+                    // report (see above); every root is flushed even after one failed.
+                    let failed = fds
                         .iter()
-                        .all(|fd| unsafe { libc::syncfs(fd.as_raw_fd()) } == 0);
-                    if ok {
+                        .filter(|fd| unsafe { libc::syncfs(fd.as_raw_fd()) } != 0)
+                        .count();
+                    if failed == 0 {
                         done.fetch_add(1, Ordering::Relaxed);
                     }
                 }

@@ -1034,6 +1034,10 @@ fn run_batch(
             )),
             // A folder removed by a removal above it, a link to a file that vanished.
             Err((ErrorCode::NotFound, _)) if kind == Kind::Meta || kind == Kind::Link => {}
+            // `Sync` covers every root of the target.
+            Err((_, msg)) if kind == Kind::Sync => {
+                rep.failed(format!("sync (syncfs) of the target's trees: {msg}"))
+            }
             Err((_, msg)) => {
                 let what = format!("{kind:?}").to_lowercase();
                 rep.failed(format!("{what} {}: {msg}", shown_on_target(&trees[i], &p)))
