@@ -1610,3 +1610,53 @@ fn bench_local_agents() {
         drop((srx, trx));
     }
 }
+
+/// The names of a process's threads.
+fn thread_names(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn a_writable_agent_starts_its_writeback_at_the_first_data_it_writes() {
+    // The flushes themselves (one per 64 MiB written) are the unit test
+    // `writeback_flushes_once_per_share_of_bytes_written`; here, that the agent starts them.
+    let t = tempfile::tempdir().unwrap();
+    let child = spawn_writable();
+    let pid = child.id();
+    let mut c =
+        AgentClient::from_child_with("agent@target", child, vec![root_of(t.path())], None, true)
+            .unwrap();
+    done(c.call(&mkdir(p("d"))));
+    c.put(
+        p("d/empty"),
+        0,
+        0o644,
+        u32::MAX,
+        u32::MAX,
+        MT,
+        &mut &b""[..],
+    )
+    .unwrap();
+    assert!(
+        !thread_names(pid).iter().any(|n| n == "writeback"),
+        "no bytes written yet: {:?}",
+        thread_names(pid)
+    );
+    c.put(p("d/f"), 3, 0o644, u32::MAX, u32::MAX, MT, &mut &b"abc"[..])
+        .unwrap();
+    let names = thread_names(pid);
+    assert_eq!(
+        names.iter().filter(|n| *n == "writeback").count(),
+        1,
+        "{names:?}"
+    );
+    // Tried once: more data starts no second thread.
+    c.put(p("d/g"), 3, 0o644, u32::MAX, u32::MAX, MT, &mut &b"def"[..])
+        .unwrap();
+    let names = thread_names(pid);
+    assert_eq!(names.iter().filter(|n| *n == "writeback").count(), 1);
+}
