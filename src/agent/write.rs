@@ -588,7 +588,9 @@ pub const WRITEBACK_EVERY: u64 = 64 << 20;
 /// of a 38 s first copy of 100,000 files (bench/README.md, session 9). Here, after every
 /// [`WRITEBACK_EVERY`] bytes written, a thread of its own runs `syncfs` on the roots while the
 /// writes go on. At most one flush runs and one waits; further kicks are dropped. Durability is
-/// still the `Sync` request's: this only spreads the disk's work over the pass.
+/// still the `Sync` request's: this only spreads the disk's work over the pass. An agent told to
+/// exit while its thread is in `syncfs` ends when that returns (the operator waits 5 s for it,
+/// then kills its ssh and goes on); the final `Sync` would have waited as long.
 pub struct Writeback {
     kick: std::sync::mpsc::SyncSender<()>,
     written: u64,
