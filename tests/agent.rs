@@ -1630,33 +1630,35 @@ fn a_writable_agent_starts_its_writeback_at_the_first_data_it_writes() {
     let mut c =
         AgentClient::from_child_with("agent@target", child, vec![root_of(t.path())], None, true)
             .unwrap();
-    done(c.call(&mkdir(p("d"))));
-    c.put(
-        p("d/empty"),
-        0,
-        0o644,
-        u32::MAX,
-        u32::MAX,
-        MT,
-        &mut &b""[..],
-    )
-    .unwrap();
+    let mut put = |path: &str, data: &[u8]| {
+        let size = data.len() as u64;
+        c.put(p(path), size, 0o644, u32::MAX, u32::MAX, MT, &mut &data[..])
+            .unwrap()
+    };
+    put("empty", b"");
     assert!(
         !thread_names(pid).iter().any(|n| n == "writeback"),
         "no bytes written yet: {:?}",
         thread_names(pid)
     );
-    c.put(p("d/f"), 3, 0o644, u32::MAX, u32::MAX, MT, &mut &b"abc"[..])
-        .unwrap();
-    let names = thread_names(pid);
-    assert_eq!(
-        names.iter().filter(|n| *n == "writeback").count(),
-        1,
-        "{names:?}"
-    );
-    // Tried once: more data starts no second thread.
-    c.put(p("d/g"), 3, 0o644, u32::MAX, u32::MAX, MT, &mut &b"def"[..])
-        .unwrap();
-    let names = thread_names(pid);
-    assert_eq!(names.iter().filter(|n| *n == "writeback").count(), 1);
+    put("f", b"abc");
+    // A thread names itself once it runs: until then it shows the process's name.
+    let writeback_threads = || {
+        let t0 = std::time::Instant::now();
+        loop {
+            let names = thread_names(pid);
+            let n = names.iter().filter(|n| *n == "writeback").count();
+            if n > 0 || t0.elapsed() > std::time::Duration::from_secs(10) {
+                return (n, names);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    };
+    let (n, names) = writeback_threads();
+    assert_eq!(n, 1, "{names:?}");
+    // Tried once: more data starts no second thread (given 200 ms to name itself).
+    put("g", b"def");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let (n, names) = writeback_threads();
+    assert_eq!(n, 1, "{names:?}");
 }
