@@ -363,6 +363,24 @@ fn random_tree(root: &Path, seed: u64, files: usize) {
     fix_dir_times(root, &mut rng);
 }
 
+/// A test's source `a`, target `b` and state folder, in `t`.
+fn source_target_state(t: &tempfile::TempDir) -> (PathBuf, PathBuf, PathBuf) {
+    let p = t.path();
+    (p.join("a"), p.join("b"), p.join("state"))
+}
+
+/// `files` small files `f<i>.txt` in each of `folders` under `root`, each naming itself.
+fn small_files(root: &Path, folders: impl IntoIterator<Item = String>, files: usize) {
+    for d in folders {
+        for f in 0..files {
+            write(
+                &root.join(format!("{d}/f{f}.txt")),
+                format!("{d} {f}").as_bytes(),
+            );
+        }
+    }
+}
+
 fn tmp() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("ocm-transfer-")
@@ -1194,11 +1212,7 @@ fn exit_check_reads_only_the_target_again_and_catches_what_differs() {
 #[test]
 fn target_only_check_never_uses_an_earlier_pass_manifest() {
     let t = tmp();
-    let (a, b, state) = (
-        t.path().join("a"),
-        t.path().join("b"),
-        t.path().join("state"),
-    );
+    let (a, b, state) = source_target_state(&t);
     random_tree(&a, 23, 100);
     let st = state.to_str().unwrap();
     let r = sync(&a, &b, &["--check=target", "--state-dir", st]);
@@ -1351,11 +1365,7 @@ fn files_are_sent_while_the_scans_still_run() {
 #[test]
 fn the_final_pass_takes_the_target_as_the_last_pass_left_it() {
     let t = tmp();
-    let (a, b, state) = (
-        t.path().join("a"),
-        t.path().join("b"),
-        t.path().join("state"),
-    );
+    let (a, b, state) = source_target_state(&t);
     random_tree(&a, 31, 300);
     std::fs::create_dir_all(a.join("folder")).unwrap();
     for i in 0..3 {
@@ -1522,19 +1532,9 @@ fn the_final_pass_takes_the_target_as_the_last_pass_left_it() {
 #[test]
 fn an_online_pass_reads_again_only_what_it_wrote() {
     let t = tmp();
-    let (a, b, state) = (
-        t.path().join("a"),
-        t.path().join("b"),
-        t.path().join("state"),
-    );
-    for u in 0..4 {
-        for d in 0..5 {
-            for f in 0..10 {
-                let p = a.join(format!("u{u}/files/d{d}/f{f}.txt"));
-                write(&p, format!("{u} {d} {f}").as_bytes());
-            }
-        }
-    }
+    let (a, b, state) = source_target_state(&t);
+    let folders = (0..4).flat_map(|u| (0..5).map(move |d| format!("u{u}/files/d{d}")));
+    small_files(&a, folders, 10);
     std::os::unix::fs::symlink("f0.txt", a.join("u0/files/d0/link")).unwrap();
     std::fs::create_dir_all(a.join("u1/empty")).unwrap();
     let st = state.to_str().unwrap();
@@ -1625,19 +1625,8 @@ fn after_a_failed_write_the_target_is_saved_from_a_whole_read() {
     // The patched save assumes that what the plan removed is gone below its path; a removal
     // that failed halfway leaves entries there. After any failure the tree is read whole.
     let t = tmp();
-    let (a, b, state) = (
-        t.path().join("a"),
-        t.path().join("b"),
-        t.path().join("state"),
-    );
-    for d in 0..4 {
-        for f in 0..10 {
-            write(
-                &a.join(format!("u/d{d}/f{f}.txt")),
-                format!("{d} {f}").as_bytes(),
-            );
-        }
-    }
+    let (a, b, state) = source_target_state(&t);
+    small_files(&a, (0..4).map(|d| format!("u/d{d}")), 10);
     let st = state.to_str().unwrap();
     let first = sync(&a, &b, &["--state-dir", st]);
     assert_eq!(first.code, 0, "{}\n{}", first.stderr, first.report);
