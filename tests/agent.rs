@@ -1662,3 +1662,88 @@ fn a_writable_agent_starts_its_writeback_at_the_first_data_it_writes() {
     let (n, names) = writeback_threads();
     assert_eq!(n, 1, "{names:?}");
 }
+
+/// Whether every page of the file is in the page cache (`mincore` on a mapping of it).
+fn resident(path: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path).unwrap();
+    let len = f.metadata().unwrap().len() as usize;
+    let page = 4096;
+    let mut vec = vec![0u8; len.div_ceil(page)];
+    // SAFETY: a read-only shared mapping of an open file, unmapped before return; `vec` has a
+    // byte per page of it.
+    unsafe {
+        let m = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        );
+        assert_ne!(m, libc::MAP_FAILED);
+        assert_eq!(libc::mincore(m, len, vec.as_mut_ptr()), 0);
+        libc::munmap(m, len);
+    }
+    vec.iter().all(|b| b & 1 == 1)
+}
+
+#[test]
+fn the_agent_asks_the_disk_for_the_files_requested_behind_the_one_it_reads() {
+    // Twelve files of 64 KiB, written, flushed and dropped from the page cache; then the
+    // operator asks for a big file first and the twelve after it, and reads no answer. The agent
+    // stops inside the big file (its stdout is full); the twelve must reach the page cache all
+    // the same, by its read-ahead, not by their reads.
+    use std::os::fd::AsRawFd;
+    let t = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    std::fs::write(t.path().join("big"), vec![7u8; 8 << 20]).unwrap();
+    let names: Vec<String> = (0..12).map(|i| format!("f{i:02}")).collect();
+    for n in &names {
+        let path = t.path().join(n);
+        let data: Vec<u8> = (0..64 * 1024u32).map(|i| (i * 7 + 1) as u8).collect();
+        let f = std::fs::File::create(&path).unwrap();
+        (&f).write_all(&data).unwrap();
+        f.sync_all().unwrap();
+        // SAFETY: a valid descriptor; drops the file's clean pages from the cache.
+        unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    }
+    if let Some(n) = names.iter().find(|n| resident(&t.path().join(n))) {
+        panic!("{n} stays in the page cache after POSIX_FADV_DONTNEED: this file system ({:?}) cannot show read-ahead", t.path());
+    }
+    let child = spawn_agent();
+    let pid = child.id();
+    let c = AgentClient::from_child("agent@source", child, vec![root_of(t.path())], None).unwrap();
+    let (mut tx, rx) = c.into_split();
+    let read = |name: &str| Request::ReadFile {
+        target: p(name),
+        offset: 0,
+        len: u64::MAX,
+        compress: false,
+    };
+    tx.send(&read("big")).unwrap();
+    for n in &names {
+        tx.send(&read(n)).unwrap();
+    }
+    tx.flush().unwrap();
+    let t0 = Instant::now();
+    let cold = || {
+        names
+            .iter()
+            .filter(|n| !resident(&t.path().join(n)))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    while !cold().is_empty() && t0.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(cold(), Vec::<String>::new(), "not read ahead");
+    assert!(
+        thread_names(pid).iter().any(|n| n == "readahead"),
+        "{:?}",
+        thread_names(pid)
+    );
+    // No request after the big file was answered: its 8 MiB cannot pass the agent's stdout (a
+    // pipe of 64 KiB and a buffer of 576 KiB) while nobody reads it.
+    drop(rx);
+    drop(tx);
+}

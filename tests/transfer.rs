@@ -651,6 +651,42 @@ fn verify_finds_each_kind_of_difference() {
     }
 }
 
+#[test]
+fn verify_content_names_exactly_the_files_whose_bytes_differ() {
+    // 3 x 200 files hashed over 3 agents a side, answers pipelined: a hash given to the wrong
+    // path would show as a difference elsewhere, or hide one of these.
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    small_files(&a, (0..3).map(|d| format!("d{d}")), 200);
+    sync_ok(&a, &b);
+    let differ = ["d0/f17.txt", "d1/f150.txt", "d2/f199.txt"];
+    for f in differ {
+        let path = b.join(f);
+        let m = std::fs::metadata(&path).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[0] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        set_mtime(&path, m.mtime(), m.mtime_nsec());
+    }
+    let o = Command::new(EXE)
+        .args(["verify", "--content", "--streams", "3", "--json", "--from"])
+        .arg(&a)
+        .arg("--to")
+        .arg(&b)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["files_hashed"], 600, "{out}");
+    assert_eq!(v["difference_count"], 3, "{out}");
+    let listed = v["differences"].to_string();
+    for f in differ {
+        assert!(listed.contains(f), "{f} in {listed}");
+    }
+    assert_eq!(listed.matches("the bytes differ").count(), 3, "{listed}");
+}
+
 /// Make a folder readable by `nobody`, with one file it cannot read.
 #[test]
 fn unreadable_file_fails_the_sync_unless_accepted() {

@@ -588,6 +588,13 @@ impl AgentClient {
         (self.tx, self.rx)
     }
 
+    /// Both halves, borrowed, for one pipelined exchange (one thread sends, another reads, as
+    /// with [`AgentClient::into_split`]); the connection is whole again when they are given back,
+    /// once every answer was read.
+    pub fn halves_mut(&mut self) -> (&mut AgentSender, &mut AgentReceiver) {
+        (&mut self.tx, &mut self.rx)
+    }
+
     /// The halves of [`AgentClient::into_split`] together again, once no request is in flight
     /// (every answer read), for more calls on the same agent.
     pub fn from_halves(tx: AgentSender, rx: AgentReceiver) -> AgentClient {

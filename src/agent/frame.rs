@@ -256,6 +256,8 @@ pub struct FrameReader<R> {
     buf: Vec<u8>,
     /// Start of the unconsumed bytes in `buf`.
     start: usize,
+    /// End of the frames [`FrameReader::look_ahead`] has shown (at least `start`).
+    seen: usize,
     /// Where each read lands before it is appended to `buf`.
     chunk: Box<[u8]>,
 }
@@ -277,6 +279,7 @@ impl<R: Read> FrameReader<R> {
             inner,
             buf: Vec::with_capacity(64 * 1024),
             start: 0,
+            seen: 0,
             chunk: vec![0u8; 64 * 1024].into_boxed_slice(),
         }
     }
@@ -293,14 +296,31 @@ impl<R: Read> FrameReader<R> {
         !matches!(check(&self.buf[self.start..]), Err(Error::Incomplete))
     }
 
+    /// Call `f` with the kind and payload of every whole frame already buffered and not read yet
+    /// that no earlier call was shown: what the other side has sent ahead, for the agent's
+    /// read-ahead. Consumes nothing; stops at the first incomplete or bad frame (the
+    /// next `read_frame` reports a bad one).
+    pub fn look_ahead(&mut self, mut f: impl FnMut(Kind, &[u8])) {
+        let mut pos = self.seen.max(self.start);
+        while let Ok(total) = check(&self.buf[pos..]) {
+            if let Some(kind) = Kind::from_u8(self.buf[pos]) {
+                f(kind, &self.buf[pos + HEADER_LEN..pos + total]);
+            }
+            pos += total;
+        }
+        self.seen = pos;
+    }
+
     /// The next frame, or `None` on a clean close.
     pub fn read_frame(&mut self) -> Result<Option<Frame>, ReadError> {
         loop {
             if let Some((frame, used)) = decode(&self.buf[self.start..])? {
                 self.start += used;
+                self.seen = self.seen.max(self.start);
                 if self.start == self.buf.len() {
                     self.buf.clear();
                     self.start = 0;
+                    self.seen = 0;
                 }
                 return Ok(Some(frame));
             }
@@ -308,6 +328,7 @@ impl<R: Read> FrameReader<R> {
             // plus one read, because a complete frame is always consumed first.
             if self.start > 0 {
                 self.buf.drain(..self.start);
+                self.seen -= self.start;
                 self.start = 0;
             }
             let n = loop {
@@ -450,6 +471,62 @@ mod tests {
         match r.read_frame() {
             Err(ReadError::Truncated(n)) => assert_eq!(n, HEADER_LEN + 3),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn look_ahead_shows_each_buffered_frame_once_and_consumes_nothing() {
+        // Reads of at most `step` bytes.
+        struct Reads<'a>(&'a [u8], usize);
+        impl Read for Reads<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(buf.len()).min(self.1);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut bytes = Vec::new();
+        for i in 1..=10u32 {
+            Frame::new(Kind::Stat, i, vec![i as u8; 20])
+                .encode_into(&mut bytes)
+                .unwrap();
+        }
+        // ('r', id) when read, ('s', id) when shown.
+        let events = |step| {
+            let mut r = FrameReader::new(Reads(&bytes, step));
+            let mut events = Vec::new();
+            while let Some(f) = r.read_frame().unwrap() {
+                events.push(('r', f.id));
+                r.look_ahead(|kind, payload| {
+                    assert_eq!(kind, Kind::Stat);
+                    assert_eq!(payload.len(), 20);
+                    events.push(('s', payload[0] as u32));
+                });
+            }
+            events
+        };
+        let of = |ev: &[(char, u32)], c| {
+            ev.iter()
+                .filter(|e| e.0 == c)
+                .map(|e| e.1)
+                .collect::<Vec<_>>()
+        };
+        // All at once: every frame after the first is shown, once, before it is read.
+        let ev = events(1 << 20);
+        assert_eq!(of(&ev, 'r'), (1..=10).collect::<Vec<_>>());
+        assert_eq!(of(&ev, 's'), (2..=10).collect::<Vec<_>>());
+        assert_eq!(ev[..2], [('r', 1), ('s', 2)]);
+        // 100 bytes at a time (frames of 32): a frame completed by the read that returns it is
+        // not ahead of anything; the others are shown once, in order, before their read.
+        let ev = events(100);
+        assert_eq!(of(&ev, 'r'), (1..=10).collect::<Vec<_>>());
+        let shown = of(&ev, 's');
+        assert!(shown.windows(2).all(|w| w[0] < w[1]), "{ev:?}");
+        assert!(shown.len() >= 5, "{ev:?}");
+        for id in shown {
+            let at = |c| ev.iter().position(|e| *e == (c, id)).unwrap();
+            assert!(at('s') < at('r'), "{id}: {ev:?}");
         }
     }
 

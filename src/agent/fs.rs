@@ -95,6 +95,13 @@ pub struct Root {
 }
 
 impl Root {
+    /// The same root on a descriptor of its own (for the read-ahead thread).
+    pub fn try_clone(&self) -> io::Result<Root> {
+        Ok(Root {
+            fd: self.fd.try_clone()?,
+        })
+    }
+
     /// Open a root given by the operator (an absolute path; symlinks in the root's own path are
     /// the admin's configuration and are followed).
     pub fn open(path: &[u8]) -> Result<Root, Fail> {
@@ -170,6 +177,15 @@ impl Root {
     /// is refused before it is opened, and checked again on the descriptor, so a fifo swapped in
     /// cannot block us.
     pub fn open_file(&self, rel: &RelPath) -> Result<File, Fail> {
+        self.open_file_with_metadata(rel).map(|(f, _)| f)
+    }
+
+    /// [`Root::open_file`], with the metadata of the open descriptor (the check's own `fstat`,
+    /// so a read needs no second one to know what it opened).
+    pub fn open_file_with_metadata(
+        &self,
+        rel: &RelPath,
+    ) -> Result<(File, std::fs::Metadata), Fail> {
         let not_file = || Fail::new(ErrorCode::NotAFile, "not a regular file");
         let (dir, name) = self.parent(rel)?.ok_or_else(not_file)?;
         let e = lstat_at(dir.as_raw_fd(), &name, rel.clone())?;
@@ -193,10 +209,11 @@ impl Root {
             r => r?,
         };
         let f = File::from(fd);
-        if !f.metadata()?.file_type().is_file() {
+        let meta = f.metadata()?;
+        if !meta.file_type().is_file() {
             return Err(not_file());
         }
-        Ok(f)
+        Ok((f, meta))
     }
 }
 

@@ -22,6 +22,7 @@
 //!   `RelPath`) with their `# Format` blocks.
 //! * [`fs`]: file access beneath a root, one component at a time, `O_NOFOLLOW`.
 //! * [`write`]: the write requests on top of the same walk (temporary name, then rename).
+//! * [`readahead`]: the disk asked for the files already requested, ahead of their reads.
 //! * [`scan`]: the ordered walk behind `Scan`, listing directories ahead on a few threads.
 //! * [`server`]: `serve(stdin, stdout)`, the agent's loop.
 //! * [`client`]: `AgentClient`, the operator's typed calls, and its halves for pipelining
@@ -42,6 +43,7 @@ pub mod deploy;
 pub mod frame;
 pub mod fs;
 pub mod proto;
+pub mod readahead;
 pub mod scan;
 pub mod server;
 pub mod wire;

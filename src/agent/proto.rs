@@ -905,6 +905,15 @@ impl Request {
         Frame::new(kind, id, w.0)
     }
 
+    /// The file a `ReadFile` or `Hash` payload names, without parsing the rest (`None` for
+    /// another kind or a payload that does not start with a valid target): for read-ahead.
+    pub fn file_of(kind: Kind, payload: &[u8]) -> Option<Target> {
+        match kind {
+            Kind::ReadFile | Kind::Hash => Target::get(&mut Parse::new(kind, payload)).ok(),
+            _ => None,
+        }
+    }
+
     /// The request in a frame; a response kind (or `Hello` after the handshake) is
     /// [`Error::Unexpected`]. `Data` is not a request: see [`data_of`].
     pub fn from_frame(f: &Frame) -> Result<Request, Error> {

@@ -26,6 +26,7 @@ use super::proto::{
     data_of, Entry, ErrorCode, Hello, RelPath, Request, Response, Target, Welcome, BINARY_VERSION,
     MAX_CHUNK, PROTOCOL_VERSION,
 };
+use super::readahead::ReadAhead;
 use super::scan;
 use super::write::{self, PutFile};
 use std::collections::{HashMap, HashSet};
@@ -89,6 +90,8 @@ struct Server<W: Write> {
     /// Flushes in the background while `Put`s write: tried once, at the first `Data` (`None`
     /// inside when it could not start).
     writeback: Option<Option<write::Writeback>>,
+    /// Asks the disk for the files the operator has asked for ahead of the one being read.
+    readahead: ReadAhead,
 }
 
 /// Serve one operator on `input`/`output` (the agent's stdin and stdout), read-only.
@@ -116,6 +119,7 @@ pub fn serve_with<R: Read, W: Write>(
         buf: Vec::new(),
         zbuf: Vec::new(),
         writeback: None,
+        readahead: ReadAhead::new(Vec::new()),
         // Started by sshd: the entries of a scan cross a network, where their size counts.
         compress_entries: std::env::var_os("SSH_CONNECTION").is_some(),
     };
@@ -151,6 +155,12 @@ pub fn serve_with<R: Read, W: Write>(
     };
     s.writable = allow_write && hello.writable;
     s.roots = hello.roots.iter().map(|r| Root::open(r)).collect();
+    s.readahead = ReadAhead::new(
+        s.roots
+            .iter()
+            .map(|r| r.as_ref().ok().and_then(|r| r.try_clone().ok()))
+            .collect(),
+    );
     let statuses = s
         .roots
         .iter()
@@ -172,6 +182,13 @@ pub fn serve_with<R: Read, W: Write>(
             }
             Err(e) => return s.fatal(ErrorCode::BadRequest, e.into()),
         };
+        // The files asked for behind this request: their reads start now.
+        let ra = &mut s.readahead;
+        reader.look_ahead(|kind, payload| {
+            if let Some(t) = Request::file_of(kind, payload) {
+                ra.hint(t);
+            }
+        });
         let id = f.id;
         if id == 0 {
             // Id 0 is the connection's (the handshake, fatal errors): a second Hello or a request
@@ -584,8 +601,8 @@ impl<W: Write> Server<W> {
         len: u64,
         compress: bool,
     ) -> Result<Option<Response>, Fail> {
-        let mut f = self.root(t.root)?.open_file(&t.path)?;
-        let before = fs::entry_of_metadata(t.path.clone(), &f.metadata()?);
+        let (mut f, meta) = self.root(t.root)?.open_file_with_metadata(&t.path)?;
+        let before = fs::entry_of_metadata(t.path.clone(), &meta);
         self.send(&Response::Opened(before.clone()).into_frame(id))
             .map_err(io_fail)?;
         std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset))?;
@@ -643,8 +660,8 @@ impl<W: Write> Server<W> {
     }
 
     fn hash(&mut self, t: &Target) -> Result<Response, Fail> {
-        let mut f = self.root(t.root)?.open_file(&t.path)?;
-        let before = fs::entry_of_metadata(t.path.clone(), &f.metadata()?);
+        let (mut f, meta) = self.root(t.root)?.open_file_with_metadata(&t.path)?;
+        let before = fs::entry_of_metadata(t.path.clone(), &meta);
         let mut h = blake3::Hasher::new();
         let size = h.update_reader(&mut f)?.count();
         let after = fs::entry_of_metadata(t.path.clone(), &f.metadata()?);

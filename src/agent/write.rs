@@ -202,6 +202,8 @@ pub struct PutFile {
     file: File,
     size: u64,
     written: u64,
+    /// The end of the last bytes written to the file (not skipped as a hole).
+    stored: u64,
     mode: u32,
     uid: u32,
     gid: u32,
@@ -230,6 +232,7 @@ impl Root {
             file: File::from(fd),
             size,
             written: 0,
+            stored: 0,
             mode,
             uid,
             gid,
@@ -266,6 +269,7 @@ impl PutFile {
             if is_zero(&data[i..j]) {
                 if let Some(s) = run.take() {
                     self.file.write_all_at(&data[s..i], base + s as u64)?;
+                    self.stored = base + i as u64;
                 }
             } else if run.is_none() {
                 run = Some(i);
@@ -274,6 +278,7 @@ impl PutFile {
         }
         if let Some(s) = run {
             self.file.write_all_at(&data[s..], base + s as u64)?;
+            self.stored = end;
         }
         self.written = end;
         Ok(())
@@ -291,8 +296,11 @@ impl PutFile {
                 ),
             ));
         }
-        // Holes at the end are not written: the size makes them.
-        self.file.set_len(self.size)?;
+        // Holes at the end are not written: the size makes them (a file written to its end
+        // has it already).
+        if self.stored != self.size {
+            self.file.set_len(self.size)?;
+        }
         let fd = self.file.as_raw_fd();
         set_owner(On::Fd(fd), self.uid, self.gid)?;
         set_mode(fd, self.mode)?;

@@ -285,8 +285,18 @@ pub fn compare(
     to_hash
 }
 
+/// Hash requests in flight per agent: a connection across a slow link, or a cold disk, is kept
+/// busy (and the agent's read-ahead sees what comes next) instead of waiting a round trip, and a
+/// read, per file. An answer is ~50 bytes, so the window is wide: with 50 ms of round trip, 64
+/// in flight held a D1 verify to ~2,500 files a second per agent (45.8 s against rsync's 25.4).
+const HASH_WINDOW: usize = 1024;
+
+/// One file's hash on one side: (hash, size, changed while hashed), or why it could not be read.
+type HashOut = Option<Result<([u8; 32], u64, bool), String>>;
+
 /// BLAKE3 of `paths` (of root `root`) on two groups of agents at once, compared; differences are
-/// added to `v`. Each agent takes the next path from a shared queue.
+/// added to `v`. Each agent takes the next path from a shared queue, with up to [`HASH_WINDOW`]
+/// requests in flight.
 pub fn hash_compare(
     tree: &str,
     root: u16,
@@ -295,7 +305,7 @@ pub fn hash_compare(
     targets: &mut [AgentClient],
     v: &mut FileVerification,
 ) -> Result<(), crate::exit::Failure> {
-    type Out = Mutex<Vec<Option<Result<([u8; 32], u64, bool), String>>>>;
+    type Out = Mutex<Vec<HashOut>>;
     let run = |agents: &mut [AgentClient], out: &Out| -> Result<(), crate::exit::Failure> {
         let next = AtomicUsize::new(0);
         std::thread::scope(|sc| {
@@ -303,18 +313,7 @@ pub fn hash_compare(
                 .iter_mut()
                 .map(|a| {
                     let next = &next;
-                    sc.spawn(move || -> Result<(), crate::exit::Failure> {
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(p) = paths.get(i) else { return Ok(()) };
-                            let r = match a.hash(Target::new(root, p.clone())) {
-                                Ok(h) => Ok((h.hash, h.size, h.changed)),
-                                Err(e) if !e.is_fatal() => Err(e.to_string()),
-                                Err(e) => return Err(crate::agent::deploy::failure_of(e)),
-                            };
-                            out.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
-                        }
-                    })
+                    sc.spawn(move || hash_on(a, root, paths, next, out))
                 })
                 .collect();
             hs.into_iter()
@@ -355,4 +354,81 @@ pub fn hash_compare(
         }
     }
     Ok(())
+}
+
+/// Hash on one agent the paths it takes from `next`: one thread sends the requests (flushed in
+/// groups, at most [`HASH_WINDOW`] unanswered), this one reads the answers in order into `out`.
+fn hash_on(
+    a: &mut AgentClient,
+    root: u16,
+    paths: &[RelPath],
+    next: &AtomicUsize,
+    out: &Mutex<Vec<HashOut>>,
+) -> Result<(), crate::exit::Failure> {
+    use crate::agent::client::{failed, AgentError};
+    use crate::agent::proto::{Request, Response};
+    let (tx, rx) = a.halves_mut();
+    // The indices of the requests sent, in order: the window.
+    let (sent_tx, sent_rx) = std::sync::mpsc::sync_channel::<usize>(HASH_WINDOW);
+    let r = std::thread::scope(|sc| {
+        let sender = sc.spawn(move || -> Result<(), AgentError> {
+            let mut unflushed = 0;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(p) = paths.get(i) else { break };
+                tx.send(&Request::Hash(Target::new(root, p.clone())))?;
+                unflushed += 1;
+                let queued = match sent_tx.try_send(i) {
+                    Ok(()) => true,
+                    Err(std::sync::mpsc::TrySendError::Full(i)) => {
+                        // The window is full: what was asked must leave before we wait.
+                        tx.flush()?;
+                        unflushed = 0;
+                        sent_tx.send(i).is_ok()
+                    }
+                    Err(std::sync::mpsc::TrySendError::Disconnected(_)) => false,
+                };
+                if !queued {
+                    // The reader stopped (the connection broke): it says why.
+                    break;
+                }
+                if unflushed >= 16 {
+                    tx.flush()?;
+                    unflushed = 0;
+                }
+            }
+            tx.flush()
+        });
+        let read = || -> Result<(), AgentError> {
+            for i in sent_rx {
+                let (_, r) = rx.recv()?;
+                let r = match failed(r) {
+                    Ok(Response::Hashed {
+                        hash,
+                        size,
+                        changed,
+                    }) => Ok((hash, size, changed)),
+                    Ok(r) => {
+                        return Err(AgentError::Broken {
+                            what: format!("a {r:?} answer to Hash"),
+                            stderr: rx.stderr_tail(),
+                        })
+                    }
+                    Err(e) if !e.is_fatal() => Err(e.to_string()),
+                    Err(e) => return Err(e),
+                };
+                out.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+            }
+            Ok(())
+        };
+        let r = read();
+        let s = sender.join().unwrap_or_else(|_| {
+            Err(AgentError::Broken {
+                what: "the hashing sender panicked".into(),
+                stderr: Vec::new(),
+            })
+        });
+        r.and(s)
+    });
+    r.map_err(crate::agent::deploy::failure_of)
 }
