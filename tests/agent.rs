@@ -1695,7 +1695,8 @@ fn the_agent_asks_the_disk_for_the_files_requested_behind_the_one_it_reads() {
     // stops inside the big file (its stdout is full); the twelve must reach the page cache all
     // the same, by its read-ahead, not by their reads.
     use std::os::fd::AsRawFd;
-    let t = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    // Beside the build, on a disk: a tmpfs /tmp keeps every page in memory.
+    let t = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     std::fs::write(t.path().join("big"), vec![7u8; 8 << 20]).unwrap();
     let names: Vec<String> = (0..12).map(|i| format!("f{i:02}")).collect();
     for n in &names {

@@ -653,13 +653,15 @@ fn verify_finds_each_kind_of_difference() {
 
 #[test]
 fn verify_content_names_exactly_the_files_whose_bytes_differ() {
-    // 3 x 200 files hashed over 3 agents a side, answers pipelined: a hash given to the wrong
-    // path would show as a difference elsewhere, or hide one of these.
+    // 3 x 400 files hashed by one agent a side, more than its window of answers in flight: a
+    // hash given to the wrong path would show as a difference elsewhere, or hide one of these.
+    // Run as nobody, with one file neither side can read: its error is its own, mid-pipeline.
     let t = tmp();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let (a, b) = (t.path().join("a"), t.path().join("b"));
-    small_files(&a, (0..3).map(|d| format!("d{d}")), 200);
+    small_files(&a, (0..3).map(|d| format!("d{d}")), 400);
     sync_ok(&a, &b);
-    let differ = ["d0/f17.txt", "d1/f150.txt", "d2/f199.txt"];
+    let differ = ["d0/f17.txt", "d1/f350.txt", "d2/f399.txt"];
     for f in differ {
         let path = b.join(f);
         let m = std::fs::metadata(&path).unwrap();
@@ -668,23 +670,42 @@ fn verify_content_names_exactly_the_files_whose_bytes_differ() {
         std::fs::write(&path, &bytes).unwrap();
         set_mtime(&path, m.mtime(), m.mtime_nsec());
     }
-    let o = Command::new(EXE)
-        .args(["verify", "--content", "--streams", "3", "--json", "--from"])
+    for p in [&a, &b] {
+        let ok = Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(p)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let locked = p.join("d1/f200.txt");
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    }
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", EXE])
+        .args(["verify", "--content", "--streams", "1", "--json", "--from"])
         .arg(&a)
         .arg("--to")
         .arg(&b)
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["files_hashed"], 600, "{out}");
-    assert_eq!(v["difference_count"], 3, "{out}");
+    assert_eq!(v["files_hashed"], 1199, "{out}");
+    assert_eq!(v["difference_count"], 4, "{out}");
     let listed = v["differences"].to_string();
     for f in differ {
-        assert!(listed.contains(f), "{f} in {listed}");
+        assert!(
+            listed.contains(&format!("{f}: the bytes differ")),
+            "{f} in {listed}"
+        );
     }
-    assert_eq!(listed.matches("the bytes differ").count(), 3, "{listed}");
+    assert!(listed.contains("d1/f200.txt: source: "), "{listed}");
 }
 
 /// Make a folder readable by `nobody`, with one file it cannot read.

@@ -296,15 +296,17 @@ impl<R: Read> FrameReader<R> {
         !matches!(check(&self.buf[self.start..]), Err(Error::Incomplete))
     }
 
-    /// Call `f` with the kind and payload of every whole frame already buffered and not read yet
-    /// that no earlier call was shown: what the other side has sent ahead, for the agent's
+    /// Call `f` with the kind, id and payload of every whole frame already buffered and not read
+    /// yet that no earlier call was shown: what the other side has sent ahead, for the agent's
     /// read-ahead. Consumes nothing; stops at the first incomplete or bad frame (the
     /// next `read_frame` reports a bad one).
-    pub fn look_ahead(&mut self, mut f: impl FnMut(Kind, &[u8])) {
+    pub fn look_ahead(&mut self, mut f: impl FnMut(Kind, u32, &[u8])) {
         let mut pos = self.seen.max(self.start);
         while let Ok(total) = check(&self.buf[pos..]) {
-            if let Some(kind) = Kind::from_u8(self.buf[pos]) {
-                f(kind, &self.buf[pos + HEADER_LEN..pos + total]);
+            let b = &self.buf[pos..pos + total];
+            if let Some(kind) = Kind::from_u8(b[0]) {
+                let id = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+                f(kind, id, &b[HEADER_LEN..]);
             }
             pos += total;
         }
@@ -498,10 +500,10 @@ mod tests {
             let mut events = Vec::new();
             while let Some(f) = r.read_frame().unwrap() {
                 events.push(('r', f.id));
-                r.look_ahead(|kind, payload| {
+                r.look_ahead(|kind, id, payload| {
                     assert_eq!(kind, Kind::Stat);
-                    assert_eq!(payload.len(), 20);
-                    events.push(('s', payload[0] as u32));
+                    assert_eq!(payload, vec![id as u8; 20]);
+                    events.push(('s', id));
                 });
             }
             events

@@ -184,9 +184,10 @@ pub fn serve_with<R: Read, W: Write>(
         };
         // The files asked for behind this request: their reads start now.
         let ra = &mut s.readahead;
-        reader.look_ahead(|kind, payload| {
+        ra.taken(f.id);
+        reader.look_ahead(|kind, id, payload| {
             if let Some(t) = Request::file_of(kind, payload) {
-                ra.hint(t);
+                ra.hint(id, t);
             }
         });
         let id = f.id;

@@ -292,7 +292,9 @@ pub fn compare(
 const HASH_WINDOW: usize = 1024;
 
 /// One file's hash on one side: (hash, size, changed while hashed), or why it could not be read.
-type HashOut = Option<Result<([u8; 32], u64, bool), String>>;
+type FileHash = Result<([u8; 32], u64, bool), String>;
+/// A file's [`FileHash`], once its answer came.
+type HashOut = Option<FileHash>;
 
 /// BLAKE3 of `paths` (of root `root`) on two groups of agents at once, compared; differences are
 /// added to `v`. Each agent takes the next path from a shared queue, with up to [`HASH_WINDOW`]
@@ -367,29 +369,33 @@ fn hash_on(
 ) -> Result<(), crate::exit::Failure> {
     use crate::agent::client::{failed, AgentError};
     use crate::agent::proto::{Request, Response};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::mpsc::TrySendError;
     let (tx, rx) = a.halves_mut();
-    // The indices of the requests sent, in order: the window.
-    let (sent_tx, sent_rx) = std::sync::mpsc::sync_channel::<usize>(HASH_WINDOW);
+    // (index in `paths`, request id) of the requests sent, in order: the window.
+    let (sent_tx, sent_rx) = std::sync::mpsc::sync_channel::<(usize, u32)>(HASH_WINDOW);
+    // Set by the reader when it gives up: the sender sends nothing more.
+    let stop = AtomicBool::new(false);
     let r = std::thread::scope(|sc| {
+        let stop = &stop;
         let sender = sc.spawn(move || -> Result<(), AgentError> {
             let mut unflushed = 0;
-            loop {
+            while !stop.load(Ordering::Relaxed) {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(p) = paths.get(i) else { break };
-                tx.send(&Request::Hash(Target::new(root, p.clone())))?;
+                let id = tx.send(&Request::Hash(Target::new(root, p.clone())))?;
                 unflushed += 1;
-                let queued = match sent_tx.try_send(i) {
+                let queued = match sent_tx.try_send((i, id)) {
                     Ok(()) => true,
-                    Err(std::sync::mpsc::TrySendError::Full(i)) => {
+                    Err(TrySendError::Full(sent)) => {
                         // The window is full: what was asked must leave before we wait.
                         tx.flush()?;
                         unflushed = 0;
-                        sent_tx.send(i).is_ok()
+                        sent_tx.send(sent).is_ok()
                     }
-                    Err(std::sync::mpsc::TrySendError::Disconnected(_)) => false,
+                    Err(TrySendError::Disconnected(_)) => false,
                 };
                 if !queued {
-                    // The reader stopped (the connection broke): it says why.
                     break;
                 }
                 if unflushed >= 16 {
@@ -399,36 +405,57 @@ fn hash_on(
             }
             tx.flush()
         });
-        let read = || -> Result<(), AgentError> {
-            for i in sent_rx {
-                let (_, r) = rx.recv()?;
-                let r = match failed(r) {
-                    Ok(Response::Hashed {
-                        hash,
-                        size,
-                        changed,
-                    }) => Ok((hash, size, changed)),
-                    Ok(r) => {
-                        return Err(AgentError::Broken {
-                            what: format!("a {r:?} answer to Hash"),
-                            stderr: rx.stderr_tail(),
-                        })
-                    }
-                    Err(e) if !e.is_fatal() => Err(e.to_string()),
-                    Err(e) => return Err(e),
-                };
-                out.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+        // The answer to request `id`: the file's hash, or why it could not be read.
+        let mut read_one = |id: u32| -> Result<FileHash, AgentError> {
+            let (got, r) = rx.recv()?;
+            if got != id {
+                return Err(AgentError::Broken {
+                    what: format!("an answer to request {got} while waiting for {id} (Hash)"),
+                    stderr: rx.stderr_tail(),
+                });
             }
-            Ok(())
+            match failed(r) {
+                Ok(Response::Hashed {
+                    hash,
+                    size,
+                    changed,
+                }) => Ok(Ok((hash, size, changed))),
+                Ok(r) => Err(AgentError::Broken {
+                    what: format!("a {r:?} answer to Hash"),
+                    stderr: rx.stderr_tail(),
+                }),
+                // This file could not be read: said for it, and the others go on.
+                Err(e) if !e.is_fatal() => Ok(Err(e.to_string())),
+                Err(e) => Err(e),
+            }
         };
-        let r = read();
+        let mut first_error = None;
+        for (i, id) in sent_rx {
+            if first_error.is_some() {
+                // Given up, but the answers still in flight are read (and dropped): an agent
+                // whose output nobody reads stops reading its input, and the sender would wait
+                // on it for ever. A closed connection fails at once.
+                let _ = read_one(id);
+                continue;
+            }
+            match read_one(id) {
+                Ok(r) => out.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r),
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    first_error = Some(e);
+                }
+            }
+        }
         let s = sender.join().unwrap_or_else(|_| {
             Err(AgentError::Broken {
                 what: "the hashing sender panicked".into(),
                 stderr: Vec::new(),
             })
         });
-        r.and(s)
+        match first_error {
+            Some(e) => Err(e),
+            None => s,
+        }
     });
     r.map_err(crate::agent::deploy::failure_of)
 }
