@@ -706,6 +706,25 @@ fn verify_content_names_exactly_the_files_whose_bytes_differ() {
         );
     }
     assert!(listed.contains("d1/f200.txt: source: "), "{listed}");
+    // Without --json, the hashing's progress goes to stderr (plain lines: no terminal here),
+    // counted to the end; stdout keeps the verdict alone.
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", EXE])
+        .args(["verify", "--content", "--streams", "1", "--from"])
+        .arg(&a)
+        .arg("--to")
+        .arg(&b)
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(err.contains("hash: tree: 1200 file(s), "), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("hash: 1200/1200 files, ") && last.contains(" in "), "{err}");
+    assert!(!out.contains("hash: "), "{out}");
 }
 
 /// Make a folder readable by `nobody`, with one file it cannot read.

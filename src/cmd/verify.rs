@@ -4,7 +4,7 @@
 use crate::cli::FileArgs;
 use crate::exit::{ExitKind, HELP_FOOTER};
 use crate::migration::Migration;
-use crate::transfer::{self, VerifyOptions};
+use crate::transfer::{self, ProgressMode, VerifyOptions};
 
 const EXAMPLE: &str = "Examples:
   ocmigrate verify -c ocmigrate.toml        # metadata of every file on both sides
@@ -45,10 +45,18 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitKind> {
         content: args.content,
         agents: args.streams,
     };
+    // Progress of the hashing on stderr (a bar on a terminal, a line every 5 s otherwise);
+    // nothing with --json, whose stdout is one document.
+    let mut sink = if args.json {
+        ProgressMode::Quiet
+    } else {
+        ProgressMode::choose(false, false)
+    }
+    .sink();
     if let (Some(from), Some(to)) = (&args.from, &args.to) {
         let (src, tgt, trees) = super::sync::tree_sides(from, to)?;
         let owners = transfer::owners::OwnerMap::identity();
-        let v = transfer::verify_trees(&src, &tgt, &trees, &owners, &opts)?;
+        let v = transfer::verify_trees(&src, &tgt, &trees, &owners, &opts, sink.as_mut())?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&v)?);
         } else {
@@ -62,7 +70,14 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitKind> {
     }
     let m = Migration::open(&args.file.config)?;
     let p = transfer::prepare(&m, false)?;
-    let files = transfer::verify_trees(&m.source, &m.target, &p.trees, &p.owners, &opts)?;
+    let files = transfer::verify_trees(
+        &m.source,
+        &m.target,
+        &p.trees,
+        &p.owners,
+        &opts,
+        sink.as_mut(),
+    )?;
     let mut equal = files.equal;
     let mut doc = serde_json::json!({ "files": files });
     let mut text = files.render();

@@ -565,7 +565,14 @@ pub struct VerifyOptions {
 /// has the source's config). The runbook's final sync uses it as its exit condition.
 pub fn verify_migration(m: &Migration, opts: &VerifyOptions) -> Result<FileVerification, Failure> {
     let p = prepare(m, false)?;
-    verify_trees(&m.source, &m.target, &p.trees, &p.owners, opts)
+    verify_trees(
+        &m.source,
+        &m.target,
+        &p.trees,
+        &p.owners,
+        opts,
+        &mut progress::Quiet,
+    )
 }
 
 /// Compare `trees` on both sides (read-only on both).
@@ -575,6 +582,7 @@ pub fn verify_trees(
     trees: &[Tree],
     owners: &OwnerMap,
     opts: &VerifyOptions,
+    sink: &mut dyn progress::Sink,
 ) -> Result<FileVerification, Failure> {
     let t0 = Instant::now();
     let bin = AgentBinary::locate()?;
@@ -596,7 +604,9 @@ pub fn verify_trees(
         }
         let to_hash = verify::compare(&tree.name, &sm[i], &tm[i], owners, &mut v);
         if opts.content && !to_hash.is_empty() {
-            verify::hash_compare(&tree.name, i as u16, &to_hash, &mut sa, &mut ta, &mut v)?;
+            verify::hash_compare(
+                &tree.name, i as u16, &to_hash, &mut sa, &mut ta, &mut v, sink,
+            )?;
         }
     }
     for a in sa.into_iter().chain(ta) {

@@ -6,6 +6,7 @@
 
 use super::manifest::{EntryRef, Manifest, Skip};
 use super::owners::OwnerMap;
+use super::progress::{Counters, Sink};
 use crate::agent::client::AgentClient;
 use crate::agent::proto::{FileType, RelPath, Target};
 use serde::Serialize;
@@ -121,14 +122,15 @@ fn t(e: &EntryRef) -> String {
     format!("{}.{:09}", e.mtime.sec, e.mtime.nsec)
 }
 
-/// Compare one tree's manifests; `content` pairs (path, size) of files to hash are returned.
+/// Compare one tree's manifests; the files whose bytes a `content` check hashes (path, size) are
+/// returned.
 pub fn compare(
     tree: &str,
     src: &Manifest,
     tgt: &Manifest,
     owners: &OwnerMap,
     v: &mut FileVerification,
-) -> Vec<RelPath> {
+) -> Vec<(RelPath, u64)> {
     let mut to_hash = Vec::new();
     if let Some((_, msg)) = &src.root_error {
         v.add("unreadable", &format!("{tree}:/"), format!("source: {msg}"));
@@ -277,7 +279,7 @@ pub fn compare(
                     );
                 }
                 if s.file_type == FileType::File && s.size == x.size && a == s.path.as_bytes() {
-                    to_hash.push(s.path.to_rel());
+                    to_hash.push((s.path.to_rel(), s.size));
                 }
             }
         }
@@ -296,26 +298,30 @@ type FileHash = Result<([u8; 32], u64, bool), String>;
 /// A file's [`FileHash`], once its answer came.
 type HashOut = Option<FileHash>;
 
-/// BLAKE3 of `paths` (of root `root`) on two groups of agents at once, compared; differences are
-/// added to `v`. Each agent takes the next path from a shared queue, with up to [`HASH_WINDOW`]
-/// requests in flight.
+/// BLAKE3 of `files` (path, size; of root `root`) on two groups of agents at once, compared;
+/// differences are added to `v`. Each agent takes the next file from a shared queue, with up to
+/// [`HASH_WINDOW`] requests in flight. `sink` shows the progress of the slower side.
 pub fn hash_compare(
     tree: &str,
     root: u16,
-    paths: &[RelPath],
+    files: &[(RelPath, u64)],
     sources: &mut [AgentClient],
     targets: &mut [AgentClient],
     v: &mut FileVerification,
+    sink: &mut dyn Sink,
 ) -> Result<(), crate::exit::Failure> {
     type Out = Mutex<Vec<HashOut>>;
-    let run = |agents: &mut [AgentClient], out: &Out| -> Result<(), crate::exit::Failure> {
+    let run = |agents: &mut [AgentClient],
+               out: &Out,
+               done: &Counters|
+     -> Result<(), crate::exit::Failure> {
         let next = AtomicUsize::new(0);
         std::thread::scope(|sc| {
             let hs: Vec<_> = agents
                 .iter_mut()
                 .map(|a| {
                     let next = &next;
-                    sc.spawn(move || hash_on(a, root, paths, next, out))
+                    sc.spawn(move || hash_on(a, root, files, next, out, done))
                 })
                 .collect();
             hs.into_iter()
@@ -324,18 +330,63 @@ pub fn hash_compare(
                 .map(|_| ())
         })
     };
-    let so: Out = Mutex::new(vec![None; paths.len()]);
-    let to: Out = Mutex::new(vec![None; paths.len()]);
+    let bytes: u64 = files.iter().map(|f| f.1).sum();
+    sink.phase(
+        "hash",
+        &format!(
+            "{tree}: {} file(s), {} on each host, {} agent(s) a side",
+            files.len(),
+            super::progress::human(bytes as f64),
+            sources.len().min(targets.len())
+        ),
+    );
+    let (sd, td) = (Counters::default(), Counters::default());
+    for c in [&sd, &td] {
+        c.files_total.store(files.len() as u64, Ordering::Relaxed);
+        c.bytes_total.store(bytes, Ordering::Relaxed);
+    }
+    // The side with less done is where the check stands.
+    let started = std::time::Instant::now();
+    let snapshot = || {
+        let slower =
+            if sd.bytes_done.load(Ordering::Relaxed) <= td.bytes_done.load(Ordering::Relaxed) {
+                &sd
+            } else {
+                &td
+            };
+        slower.snapshot("hash", started)
+    };
+    let so: Out = Mutex::new(vec![None; files.len()]);
+    let to: Out = Mutex::new(vec![None; files.len()]);
     let (a, b) = std::thread::scope(|sc| {
-        let h = sc.spawn(|| run(sources, &so));
-        let b = run(targets, &to);
-        (crate::exit::joined(h.join(), "a hashing thread"), b)
+        // Each side's thread drops its end when it ends: the ticks stop at once.
+        let (ended_tx, ended_rx) = std::sync::mpsc::channel::<()>();
+        let (e1, e2) = (ended_tx.clone(), ended_tx);
+        let (so, to, sd, td) = (&so, &to, &sd, &td);
+        let h = sc.spawn(move || {
+            let _ended = e1;
+            run(sources, so, sd)
+        });
+        let g = sc.spawn(move || {
+            let _ended = e2;
+            run(targets, to, td)
+        });
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            ended_rx.recv_timeout(std::time::Duration::from_millis(100))
+        {
+            sink.tick(&snapshot());
+        }
+        (
+            crate::exit::joined(h.join(), "a hashing thread"),
+            crate::exit::joined(g.join(), "a hashing thread"),
+        )
     });
+    sink.end(&snapshot());
     a?;
     b?;
     let so = so.into_inner().unwrap_or_else(|p| p.into_inner());
     let to = to.into_inner().unwrap_or_else(|p| p.into_inner());
-    for (i, p) in paths.iter().enumerate() {
+    for (i, (p, _)) in files.iter().enumerate() {
         let shown = show(tree, p);
         match (&so[i], &to[i]) {
             (Some(Ok((hs, n, ch))), Some(Ok((ht, _, _)))) => {
@@ -363,9 +414,10 @@ pub fn hash_compare(
 fn hash_on(
     a: &mut AgentClient,
     root: u16,
-    paths: &[RelPath],
+    files: &[(RelPath, u64)],
     next: &AtomicUsize,
     out: &Mutex<Vec<HashOut>>,
+    done: &Counters,
 ) -> Result<(), crate::exit::Failure> {
     use crate::agent::client::{failed, AgentError};
     use crate::agent::proto::{Request, Response};
@@ -382,7 +434,7 @@ fn hash_on(
             let mut unflushed = 0;
             while !stop.load(Ordering::Relaxed) {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(p) = paths.get(i) else { break };
+                let Some((p, _)) = files.get(i) else { break };
                 let id = tx.send(&Request::Hash(Target::new(root, p.clone())))?;
                 unflushed += 1;
                 let queued = match sent_tx.try_send((i, id)) {
@@ -439,7 +491,10 @@ fn hash_on(
                 continue;
             }
             match read_one(id) {
-                Ok(r) => out.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r),
+                Ok(r) => {
+                    done.add(1, files[i].1);
+                    out.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+                }
                 Err(e) => {
                     stop.store(true, Ordering::Relaxed);
                     first_error = Some(e);
