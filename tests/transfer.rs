@@ -723,7 +723,10 @@ fn verify_content_names_exactly_the_files_whose_bytes_differ() {
     assert_eq!(o.status.code(), Some(1), "{out}{err}");
     assert!(err.contains("hash: tree: 1200 file(s), "), "{err}");
     let last = err.lines().last().unwrap_or_default();
-    assert!(last.starts_with("hash: 1200/1200 files, ") && last.contains(" in "), "{err}");
+    assert!(
+        last.starts_with("hash: 1200/1200 files, ") && last.contains(" in "),
+        "{err}"
+    );
     assert!(!out.contains("hash: "), "{out}");
 }
 
