@@ -11,7 +11,7 @@ use crate::agent::client::AgentClient;
 use crate::agent::proto::{FileType, RelPath, Target};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// How many differences are listed (all are counted).
@@ -311,17 +311,21 @@ pub fn hash_compare(
     sink: &mut dyn Sink,
 ) -> Result<(), crate::exit::Failure> {
     type Out = Mutex<Vec<HashOut>>;
+    // Set when any agent of either side fails: every other agent stops asking (it reads what is
+    // in flight), so the error is told at once, not after the other side has hashed everything.
+    let cancel = AtomicBool::new(false);
     let run = |agents: &mut [AgentClient],
                out: &Out,
                done: &Counters|
      -> Result<(), crate::exit::Failure> {
         let next = AtomicUsize::new(0);
+        let cancel = &cancel;
         std::thread::scope(|sc| {
             let hs: Vec<_> = agents
                 .iter_mut()
                 .map(|a| {
                     let next = &next;
-                    sc.spawn(move || hash_on(a, root, files, next, out, done))
+                    sc.spawn(move || hash_on(a, root, files, next, out, done, cancel))
                 })
                 .collect();
             hs.into_iter()
@@ -348,12 +352,13 @@ pub fn hash_compare(
     // The side with less done is where the check stands.
     let started = std::time::Instant::now();
     let snapshot = || {
-        let slower =
-            if sd.bytes_done.load(Ordering::Relaxed) <= td.bytes_done.load(Ordering::Relaxed) {
-                &sd
-            } else {
-                &td
-            };
+        let done = |c: &Counters| {
+            (
+                c.bytes_done.load(Ordering::Relaxed),
+                c.files_done.load(Ordering::Relaxed),
+            )
+        };
+        let slower = if done(&sd) <= done(&td) { &sd } else { &td };
         slower.snapshot("hash", started)
     };
     let so: Out = Mutex::new(vec![None; files.len()]);
@@ -381,9 +386,9 @@ pub fn hash_compare(
             crate::exit::joined(g.join(), "a hashing thread"),
         )
     });
-    sink.end(&snapshot());
     a?;
     b?;
+    sink.end(&snapshot());
     let so = so.into_inner().unwrap_or_else(|p| p.into_inner());
     let to = to.into_inner().unwrap_or_else(|p| p.into_inner());
     for (i, (p, _)) in files.iter().enumerate() {
@@ -409,8 +414,9 @@ pub fn hash_compare(
     Ok(())
 }
 
-/// Hash on one agent the paths it takes from `next`: one thread sends the requests (flushed in
-/// groups, at most [`HASH_WINDOW`] unanswered), this one reads the answers in order into `out`.
+/// Hash on one agent the files it takes from `next`: one thread sends the requests (flushed in
+/// groups, at most [`HASH_WINDOW`] unanswered), this one reads the answers in order into `out`
+/// and counts them in `done`. A fatal error sets `cancel`, which stops every agent's sending.
 fn hash_on(
     a: &mut AgentClient,
     root: u16,
@@ -418,21 +424,18 @@ fn hash_on(
     next: &AtomicUsize,
     out: &Mutex<Vec<HashOut>>,
     done: &Counters,
+    cancel: &AtomicBool,
 ) -> Result<(), crate::exit::Failure> {
     use crate::agent::client::{failed, AgentError};
     use crate::agent::proto::{Request, Response};
-    use std::sync::atomic::AtomicBool;
     use std::sync::mpsc::TrySendError;
     let (tx, rx) = a.halves_mut();
-    // (index in `paths`, request id) of the requests sent, in order: the window.
+    // (index in `files`, request id) of the requests sent, in order: the window.
     let (sent_tx, sent_rx) = std::sync::mpsc::sync_channel::<(usize, u32)>(HASH_WINDOW);
-    // Set by the reader when it gives up: the sender sends nothing more.
-    let stop = AtomicBool::new(false);
     let r = std::thread::scope(|sc| {
-        let stop = &stop;
         let sender = sc.spawn(move || -> Result<(), AgentError> {
             let mut unflushed = 0;
-            while !stop.load(Ordering::Relaxed) {
+            while !cancel.load(Ordering::Relaxed) {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((p, _)) = files.get(i) else { break };
                 let id = tx.send(&Request::Hash(Target::new(root, p.clone())))?;
@@ -496,7 +499,7 @@ fn hash_on(
                     out.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
                 }
                 Err(e) => {
-                    stop.store(true, Ordering::Relaxed);
+                    cancel.store(true, Ordering::Relaxed);
                     first_error = Some(e);
                 }
             }
@@ -513,4 +516,86 @@ fn hash_on(
         }
     });
     r.map_err(crate::agent::deploy::failure_of)
+}
+
+#[cfg(test)]
+mod hash_tests {
+    use super::*;
+    use crate::agent::server::serve;
+    use crate::transfer::progress::Quiet;
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    use std::sync::atomic::AtomicU64;
+    use std::sync::Arc;
+
+    /// Bytes read through it, counted.
+    struct Counted(UnixStream, Arc<AtomicU64>);
+    impl Read for Counted {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read(buf)?;
+            self.1.fetch_add(n as u64, Ordering::Relaxed);
+            Ok(n)
+        }
+    }
+
+    /// A client of an in-process agent over `root`; what the client reads from it goes through
+    /// `wrap` (a cut, a counter).
+    fn agent(
+        root: &std::path::Path,
+        wrap: impl FnOnce(UnixStream) -> Box<dyn Read + Send>,
+    ) -> AgentClient {
+        let (a, b) = UnixStream::pair().unwrap();
+        let b2 = b.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let _ = serve(b, b2);
+        });
+        let a2 = a.try_clone().unwrap();
+        let root = root.as_os_str().as_encoded_bytes().to_vec();
+        AgentClient::connect("agent@test", wrap(a), Box::new(a2), vec![root], false).unwrap()
+    }
+
+    #[test]
+    fn a_side_that_breaks_stops_the_other_sides_hashing() {
+        let t = tempfile::tempdir().unwrap();
+        let n = 20_000;
+        let files: Vec<(RelPath, u64)> = (0..n)
+            .map(|i| {
+                let name = format!("f{i:05}");
+                std::fs::write(t.path().join(&name), b"x").unwrap();
+                (RelPath::new(name.as_bytes()).unwrap(), 1)
+            })
+            .collect();
+        // The source's connection ends after its first 4 KiB of answers (some 70 hashes).
+        let mut sources = vec![agent(t.path(), |s| {
+            Box::new(std::io::Read::take(s, 4096)) as Box<dyn Read + Send>
+        })];
+        let read = Arc::new(AtomicU64::new(0));
+        let counted = read.clone();
+        let mut targets = vec![agent(t.path(), move |s| Box::new(Counted(s, counted)))];
+        let at_start = read.load(Ordering::Relaxed);
+        let mut v = FileVerification::default();
+        let r = hash_compare(
+            "tree",
+            0,
+            &files,
+            &mut sources,
+            &mut targets,
+            &mut v,
+            &mut Quiet,
+        );
+        let e = r.unwrap_err();
+        assert!(
+            e.message.contains("agent@test: reading from the agent"),
+            "{}",
+            e.message
+        );
+        // The target's agent stopped being asked: at most its window (and a flush group) beyond
+        // what it had answered when the source broke, far from all 20,000 (an answer is ~60
+        // bytes).
+        let answered = (read.load(Ordering::Relaxed) - at_start) / 50;
+        assert!(
+            answered < n as u64 / 2,
+            "the target answered ~{answered} of {n} hashes"
+        );
+    }
 }
