@@ -240,7 +240,13 @@ pub struct AgentSender {
     link: Arc<Link>,
     writer: Option<BufWriter<Box<dyn Write + Send>>>,
     next_id: u32,
+    /// Requests sent with [`AgentSender::send_grouped`] since the last flush.
+    unflushed: usize,
 }
+
+/// A pipelining sender flushes its requests in groups of this many, so the agent wakes for a
+/// group, not for each one.
+pub const FLUSH_GROUP: usize = 16;
 
 /// The receiving half of a connection (see [`AgentClient::into_split`]): every frame the agent
 /// sends, with its request id.
@@ -284,7 +290,36 @@ impl AgentSender {
 
     /// Send everything queued.
     pub fn flush(&mut self) -> Result<(), AgentError> {
+        self.unflushed = 0;
         self.write(|w| w.flush())
+    }
+
+    /// [`AgentSender::send`] for a pipeline: flushed with every [`FLUSH_GROUP`]th request.
+    pub fn send_grouped(&mut self, r: &Request) -> Result<u32, AgentError> {
+        let id = self.send(r)?;
+        self.unflushed += 1;
+        if self.unflushed >= FLUSH_GROUP {
+            self.flush()?;
+        }
+        Ok(id)
+    }
+
+    /// Put `item` into a pipeline's window: a bounded channel that the reading side empties as
+    /// answers come. When it is full, what was queued is flushed before waiting (the answers
+    /// that would make room must be asked for first). False when the reading side is gone.
+    pub fn enter_window<T>(
+        &mut self,
+        window: &std::sync::mpsc::SyncSender<T>,
+        item: T,
+    ) -> Result<bool, AgentError> {
+        match window.try_send(item) {
+            Ok(()) => Ok(true),
+            Err(std::sync::mpsc::TrySendError::Full(item)) => {
+                self.flush()?;
+                Ok(window.send(item).is_ok())
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => Ok(false),
+        }
     }
 
     /// Close the agent's stdin: after the answers to what was sent, it exits.
@@ -505,6 +540,7 @@ impl AgentClient {
                 link: link.clone(),
                 writer: Some(BufWriter::with_capacity(256 * 1024, output)),
                 next_id: 1,
+                unflushed: 0,
             },
             rx: AgentReceiver {
                 link,

@@ -432,46 +432,31 @@ fn stream(h: Halves<'_>, shared: &Shared, compression: Compression) -> Result<()
         let adapt = &adapt;
         // Feeder: requests to the source.
         let feeder = sc.spawn(move || -> Result<(), AgentError> {
-            // Requests are flushed in groups: when 16 are waiting, when the window is full and
-            // before waiting for more work (a write wakes the agent; fewer wake-ups, less CPU).
-            let mut unflushed = 0;
+            // Requests are flushed in groups (`send_grouped`), when the window is full
+            // (`enter_window`) and before waiting for more work (a write wakes the agent; fewer
+            // wake-ups, less CPU).
             loop {
                 let job = match shared.try_next() {
                     Some(j) => j,
                     None => {
                         stx.flush()?;
-                        unflushed = 0;
                         match shared.next() {
                             Some(j) => j,
                             None => break,
                         }
                     }
                 };
-                let token = match tok_tx.try_send(()) {
-                    Ok(()) => Ok(()),
-                    Err(mpsc::TrySendError::Full(())) => {
-                        stx.flush()?;
-                        unflushed = 0;
-                        tok_tx.send(()).map_err(|_| ())
-                    }
-                    Err(mpsc::TrySendError::Disconnected(())) => Err(()),
-                };
-                if token.is_err() {
+                if !stx.enter_window(&tok_tx, ())? {
                     // The acker is gone (it failed): give the job back and stop.
                     shared.queue.lock().push_front(job);
                     break;
                 }
-                stx.send(&Request::ReadFile {
+                stx.send_grouped(&Request::ReadFile {
                     target: Target::new(job.root, job.op.path.clone()),
                     offset: 0,
                     len: u64::MAX,
                     compress: adapt.want(),
                 })?;
-                unflushed += 1;
-                if unflushed >= 16 {
-                    stx.flush()?;
-                    unflushed = 0;
-                }
                 if job_tx.send(job).is_err() {
                     break;
                 }

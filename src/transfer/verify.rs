@@ -314,26 +314,6 @@ pub fn hash_compare(
     // Set when any agent of either side fails: every other agent stops asking (it reads what is
     // in flight), so the error is told at once, not after the other side has hashed everything.
     let cancel = AtomicBool::new(false);
-    let run = |agents: &mut [AgentClient],
-               out: &Out,
-               done: &Counters|
-     -> Result<(), crate::exit::Failure> {
-        let next = AtomicUsize::new(0);
-        let cancel = &cancel;
-        std::thread::scope(|sc| {
-            let hs: Vec<_> = agents
-                .iter_mut()
-                .map(|a| {
-                    let next = &next;
-                    sc.spawn(move || hash_on(a, root, files, next, out, done, cancel))
-                })
-                .collect();
-            hs.into_iter()
-                .map(|h| crate::exit::joined(h.join(), "a hashing thread"))
-                .collect::<Result<Vec<()>, _>>()
-                .map(|_| ())
-        })
-    };
     let bytes: u64 = files.iter().map(|f| f.1).sum();
     sink.phase(
         "hash",
@@ -363,31 +343,37 @@ pub fn hash_compare(
     };
     let so: Out = Mutex::new(vec![None; files.len()]);
     let to: Out = Mutex::new(vec![None; files.len()]);
-    let (a, b) = std::thread::scope(|sc| {
-        // Each side's thread drops its end when it ends: the ticks stop at once.
+    // One thread per agent, each side's agents taking the next file of their own queue; each
+    // thread drops its end of `ended` when it ends, so the ticks stop at once.
+    let (next_s, next_t) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let ran = std::thread::scope(|sc| {
         let (ended_tx, ended_rx) = std::sync::mpsc::channel::<()>();
-        let (e1, e2) = (ended_tx.clone(), ended_tx);
-        let (so, to, sd, td) = (&so, &to, &sd, &td);
-        let h = sc.spawn(move || {
-            let _ended = e1;
-            run(sources, so, sd)
-        });
-        let g = sc.spawn(move || {
-            let _ended = e2;
-            run(targets, to, td)
-        });
+        let mut hs = Vec::new();
+        for (agents, out, done, next) in
+            [(sources, &so, &sd, &next_s), (targets, &to, &td, &next_t)]
+        {
+            for a in agents.iter_mut() {
+                let (ended, cancel) = (ended_tx.clone(), &cancel);
+                hs.push(sc.spawn(move || {
+                    let _ended = ended;
+                    hash_on(a, root, files, next, out, done, cancel)
+                }));
+            }
+        }
+        drop(ended_tx);
         while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
             ended_rx.recv_timeout(std::time::Duration::from_millis(100))
         {
             sink.tick(&snapshot());
         }
-        (
-            crate::exit::joined(h.join(), "a hashing thread"),
-            crate::exit::joined(g.join(), "a hashing thread"),
-        )
+        hs.into_iter()
+            .map(|h| crate::exit::joined(h.join(), "a hashing thread"))
+            .collect::<Vec<_>>()
     });
-    a?;
-    b?;
+    // The source's agents first: their error is the one told.
+    for r in ran {
+        r?;
+    }
     sink.end(&snapshot());
     let so = so.into_inner().unwrap_or_else(|p| p.into_inner());
     let to = to.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -428,34 +414,18 @@ fn hash_on(
 ) -> Result<(), crate::exit::Failure> {
     use crate::agent::client::{failed, AgentError};
     use crate::agent::proto::{Request, Response};
-    use std::sync::mpsc::TrySendError;
     let (tx, rx) = a.halves_mut();
     // (index in `files`, request id) of the requests sent, in order: the window.
     let (sent_tx, sent_rx) = std::sync::mpsc::sync_channel::<(usize, u32)>(HASH_WINDOW);
     let r = std::thread::scope(|sc| {
         let sender = sc.spawn(move || -> Result<(), AgentError> {
-            let mut unflushed = 0;
             while !cancel.load(Ordering::Relaxed) {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((p, _)) = files.get(i) else { break };
-                let id = tx.send(&Request::Hash(Target::new(root, p.clone())))?;
-                unflushed += 1;
-                let queued = match sent_tx.try_send((i, id)) {
-                    Ok(()) => true,
-                    Err(TrySendError::Full(sent)) => {
-                        // The window is full: what was asked must leave before we wait.
-                        tx.flush()?;
-                        unflushed = 0;
-                        sent_tx.send(sent).is_ok()
-                    }
-                    Err(TrySendError::Disconnected(_)) => false,
-                };
-                if !queued {
+                let id = tx.send_grouped(&Request::Hash(Target::new(root, p.clone())))?;
+                if !tx.enter_window(&sent_tx, (i, id))? {
+                    // The reader stopped: it says why.
                     break;
-                }
-                if unflushed >= 16 {
-                    tx.flush()?;
-                    unflushed = 0;
                 }
             }
             tx.flush()
