@@ -24,6 +24,20 @@ pub const AHEAD_ENTRIES: usize = 50_000;
 /// A directory with more names than this is streamed by the walking thread, not listed ahead.
 pub const BIG_DIR: usize = 10_000;
 
+/// The two bounds of a walk ([`BIG_DIR`] and [`AHEAD_ENTRIES`] outside tests).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    big: usize,
+    ahead: usize,
+}
+
+impl Limits {
+    const DEFAULT: Limits = Limits {
+        big: BIG_DIR,
+        ahead: AHEAD_ENTRIES,
+    };
+}
+
 /// One item of a walk, in order.
 #[derive(Debug)]
 pub enum Item {
@@ -116,15 +130,24 @@ struct State {
     done: HashMap<RelPath, Found>,
     /// Entries in `done`, against [`AHEAD_ENTRIES`].
     ahead: usize,
+    /// What tests check: the most `ahead` has been, and how many listings workers made.
+    stats: Stats,
     stop: bool,
+    /// The walking thread sleeps until this directory's listing is done.
+    awaited: Option<RelPath>,
 }
 
+/// Two wake-up calls, so that neither side wakes the other for nothing (a shared one woke every
+/// worker for each directory taken, and cost a fifth of a scan's CPU in `futex`).
 struct Pool<'a> {
     root: &'a Root,
-    big: usize,
+    limits: Limits,
     state: Mutex<State>,
-    /// Signalled when work is queued, a result is done or taken, or the walk stops.
-    changed: Condvar,
+    /// Workers wait here: signalled when directories are queued, when the walk takes enough
+    /// back to go under [`AHEAD_ENTRIES`], and when it stops.
+    work: Condvar,
+    /// The walking thread waits here: signalled when the listing it awaits is done.
+    ready: Condvar,
 }
 
 impl Pool<'_> {
@@ -135,12 +158,18 @@ impl Pool<'_> {
     /// Queue directories; the last one is listed first.
     fn submit(&self, dirs: impl Iterator<Item = RelPath>) {
         let mut s = self.lock();
+        let mut n = 0;
         for d in dirs {
             s.queued.insert(d.clone());
             s.stack.push(d);
+            n += 1;
         }
         drop(s);
-        self.changed.notify_all();
+        match n {
+            0 => {}
+            1 => self.work.notify_one(),
+            _ => self.work.notify_all(),
+        }
     }
 
     /// The listing of `dir`: done by a worker, or made here when no worker has started it.
@@ -148,17 +177,23 @@ impl Pool<'_> {
         let mut s = self.lock();
         loop {
             if let Some(f) = s.done.remove(dir) {
+                let was_full = s.ahead >= self.limits.ahead;
                 s.ahead -= f.weight();
+                let room = was_full && s.ahead < self.limits.ahead;
                 drop(s);
-                self.changed.notify_all();
+                if room {
+                    self.work.notify_all();
+                }
                 return f;
             }
             if s.queued.remove(dir) {
                 drop(s);
-                return list(self.root, dir, self.big);
+                return list(self.root, dir, self.limits.big);
             }
             // A worker is listing it.
-            s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
+            s.awaited = Some(dir.clone());
+            s = self.ready.wait(s).unwrap_or_else(|p| p.into_inner());
+            s.awaited = None;
         }
     }
 
@@ -168,21 +203,26 @@ impl Pool<'_> {
             if s.stop {
                 return;
             }
-            if s.ahead < AHEAD_ENTRIES {
+            if s.ahead < self.limits.ahead {
                 if let Some(d) = s.stack.pop() {
                     if !s.queued.remove(&d) {
                         continue; // taken by the walking thread
                     }
                     drop(s);
-                    let f = list(self.root, &d, self.big);
+                    let f = list(self.root, &d, self.limits.big);
                     s = self.lock();
                     s.ahead += f.weight();
+                    s.stats.peak = s.stats.peak.max(s.ahead);
+                    s.stats.by_workers += 1;
+                    let awaited = s.awaited.as_ref() == Some(&d);
                     s.done.insert(d, f);
-                    self.changed.notify_all();
+                    if awaited {
+                        self.ready.notify_one();
+                    }
                     continue;
                 }
             }
-            s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
+            s = self.work.wait(s).unwrap_or_else(|p| p.into_inner());
         }
     }
 }
@@ -203,36 +243,49 @@ pub fn walk<E>(
     workers: usize,
     emit: &mut dyn FnMut(Item) -> Result<(), E>,
 ) -> Result<(), WalkError<E>> {
-    walk_big(root, start, workers, BIG_DIR, emit)
+    walk_limited(root, start, workers, Limits::DEFAULT, emit).map(|_| ())
 }
 
-fn walk_big<E>(
+/// How a walk went, for tests: the most entries listed ahead at once, and how many directories
+/// the workers listed (the others the walking thread listed itself).
+#[derive(Debug, Default, Clone, Copy)]
+struct Stats {
+    peak: usize,
+    by_workers: usize,
+}
+
+/// [`walk`] within `limits`.
+fn walk_limited<E>(
     root: &Root,
     start: &RelPath,
     workers: usize,
-    big: usize,
+    limits: Limits,
     emit: &mut dyn FnMut(Item) -> Result<(), E>,
-) -> Result<(), WalkError<E>> {
+) -> Result<Stats, WalkError<E>> {
     let first = root.lstat(start).map_err(WalkError::Start)?;
     let is_dir = first.file_type == FileType::Dir;
     emit(Item::Entry(first)).map_err(WalkError::Emit)?;
     if !is_dir {
-        return Ok(());
+        return Ok(Stats::default());
     }
     let pool = Pool {
         root,
-        big,
+        limits,
         state: Mutex::new(State::default()),
-        changed: Condvar::new(),
+        work: Condvar::new(),
+        ready: Condvar::new(),
     };
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| pool.work());
         }
         let r = walk_with(&pool, start, emit);
-        pool.lock().stop = true;
-        pool.changed.notify_all();
-        r
+        let mut s = pool.lock();
+        s.stop = true;
+        let stats = s.stats;
+        drop(s);
+        pool.work.notify_all();
+        r.map(|()| stats)
     })
 }
 
@@ -313,7 +366,11 @@ mod tests {
         let root = Root::open(t.path().as_os_str().as_encoded_bytes()).unwrap();
         let run = |workers, big| {
             let mut v = Vec::new();
-            walk_big::<()>(&root, &RelPath::root(), workers, big, &mut |i| {
+            let limits = Limits {
+                big,
+                ..Limits::DEFAULT
+            };
+            walk_limited::<()>(&root, &RelPath::root(), workers, limits, &mut |i| {
                 v.push(match i {
                     Item::Entry(e) => e.path,
                     Item::Skipped(p, _) => p,
@@ -341,6 +398,56 @@ mod tests {
             // every directory with more than 3 names streamed by the walking thread
             assert_eq!(run(w, 3), one, "{w} workers, big directories");
         }
+    }
+
+    /// Workers stop listing ahead at the bound and start again when the walk has taken enough
+    /// back; the order stays the same.
+    #[test]
+    fn listing_ahead_stops_at_the_bound_and_resumes() {
+        let t = tempfile::tempdir().unwrap();
+        for d in 0..40 {
+            let d = t.path().join(format!("d{d:02}"));
+            std::fs::create_dir(&d).unwrap();
+            for f in 0..9 {
+                std::fs::write(d.join(format!("f{f}")), b"x").unwrap();
+            }
+        }
+        let root = Root::open(t.path().as_os_str().as_encoded_bytes()).unwrap();
+        let run = |workers, ahead| {
+            let mut v = Vec::new();
+            let limits = Limits {
+                big: BIG_DIR,
+                ahead,
+            };
+            let stats = walk_limited::<()>(&root, &RelPath::root(), workers, limits, &mut |i| {
+                // a slow consumer, so that the workers run ahead of it
+                std::thread::sleep(std::time::Duration::from_micros(200));
+                v.push(match i {
+                    Item::Entry(e) => e.path,
+                    Item::Skipped(p, _) => p,
+                });
+                Ok(())
+            })
+            .unwrap();
+            (v, stats)
+        };
+        let (one, _) = run(0, AHEAD_ENTRIES);
+        assert_eq!(one.len(), 1 + 40 * 10);
+        for workers in [1, 3] {
+            let (v, stats) = run(workers, 25);
+            assert_eq!(v, one, "{workers} workers");
+            // each directory weighs 10 (9 files and itself): the limit is reached, and passed by
+            // at most one listing per worker
+            assert!(
+                (25..25 + 10 * workers).contains(&stats.peak),
+                "{workers} workers: {stats:?}"
+            );
+            // and the workers went on once the walk took listings back (they would stop at the
+            // third directory if nothing woke them), listing most of the 41 directories
+            assert!(stats.by_workers >= 20, "{workers} workers: {stats:?}");
+        }
+        let (_, unbounded) = run(3, AHEAD_ENTRIES);
+        assert!(unbounded.peak > 25 + 30, "without the bound: {unbounded:?}");
     }
 
     /// The transfer engine merges two scans in this order: its comparator must agree with the
@@ -376,7 +483,11 @@ mod tests {
         let root = Root::open(t.path().as_os_str().as_encoded_bytes()).unwrap();
         for big in [BIG_DIR, 2] {
             let mut v: Vec<Vec<u8>> = Vec::new();
-            walk_big::<()>(&root, &RelPath::root(), 3, big, &mut |i| {
+            let limits = Limits {
+                big,
+                ..Limits::DEFAULT
+            };
+            walk_limited::<()>(&root, &RelPath::root(), 3, limits, &mut |i| {
                 if let Item::Entry(e) = i {
                     v.push(e.path.as_bytes().to_vec());
                 }
