@@ -5,7 +5,7 @@
 
 use crate::config::{Config, Side};
 use crate::exit::Failure;
-use crate::host::{ConnectOptions, Host, Probe, SourceHost, TargetHost};
+use crate::host::{ConnectOptions, Host, SourceHost, TargetHost};
 use std::path::{Path, PathBuf};
 
 pub struct Migration {
@@ -30,6 +30,8 @@ pub fn connect_target(side: &Side) -> Result<TargetHost, Failure> {
 /// [`refuse_same_folder`]. A failure of the source is reported before one of the target.
 pub fn connect_both(source: &Side, target: &Side) -> Result<(SourceHost, TargetHost), Failure> {
     crate::transfer::timing::mark("connect");
+    // Most commands then start agents: their binary is hashed while the hosts connect.
+    crate::agent::deploy::AgentBinary::prewarm();
     let (s, t) = std::thread::scope(|sc| {
         let h = sc.spawn(|| connect_source(source));
         let t = connect_target(target);
@@ -50,19 +52,8 @@ pub fn connect_both(source: &Side, target: &Side) -> Result<(SourceHost, TargetH
 /// and same device and inode of the root mean the same folder. A target root that does not
 /// exist yet cannot be the source.
 pub fn refuse_same_folder(source: &SourceHost, target: &TargetHost) -> Result<(), Failure> {
-    let id = |side: &crate::host::ReadSide| -> Option<String> {
-        let ran = side
-            .probe(&Probe::Identity(side.root().to_path_buf()))
-            .ok()?;
-        let text = ran.stdout_text();
-        (ran.ok() && text.lines().count() == 2).then(|| text.trim().to_string())
-    };
-    let (a, b) = std::thread::scope(|sc| {
-        let h = sc.spawn(|| id(source));
-        let b = id(target);
-        (h.join().unwrap_or(None), b)
-    });
-    match (a, b) {
+    // Both identities came with the connection (`Host::connect`): no round trip here.
+    match (source.root_identity(), target.root_identity()) {
         (Some(a), Some(b)) if a == b => Err(Failure::usage(format!(
             "the target {} is the source's own folder {} (the same folder on the same machine)",
             target.label(),

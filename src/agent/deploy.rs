@@ -47,20 +47,59 @@ impl std::fmt::Debug for AgentBinary {
     }
 }
 
+/// The file a binary was hashed from, as it was then: device, inode, size, mtime in ns.
+type FileStamp = (u64, u64, u64, i128);
+
+fn stamp_of(p: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).ok()?;
+    let mtime = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
+    Some((m.dev(), m.ino(), m.size(), mtime))
+}
+
+/// The last binary [`AgentBinary::locate`] hashed, with its file's stamp: the passes and checks
+/// of one run hash it once, and [`AgentBinary::prewarm`] hashes it while the hosts connect.
+static LOCATED: Mutex<Option<(FileStamp, AgentBinary)>> = Mutex::new(None);
+
 impl AgentBinary {
-    /// `$OCMIGRATE_AGENT_BINARY` when set, else the running executable.
+    /// `$OCMIGRATE_AGENT_BINARY` when set, else the running executable. Hashed again only when
+    /// the file is another or has changed since the last call.
     pub fn locate() -> Result<AgentBinary, Failure> {
-        match std::env::var_os(AGENT_BINARY_ENV) {
-            Some(p) if !p.is_empty() => AgentBinary::from_path(Path::new(&p)).map_err(|f| {
-                let msg = format!("{} (from {AGENT_BINARY_ENV})", f.message);
-                Failure::usage(msg)
-            }),
-            _ => {
-                let exe = std::env::current_exe()
-                    .map_err(|e| Failure::check(format!("cannot find our own executable: {e}")))?;
-                AgentBinary::from_path(&exe)
+        let (path, from_env) = match std::env::var_os(AGENT_BINARY_ENV) {
+            Some(p) if !p.is_empty() => (PathBuf::from(p), true),
+            _ => (
+                std::env::current_exe()
+                    .map_err(|e| Failure::check(format!("cannot find our own executable: {e}")))?,
+                false,
+            ),
+        };
+        // Held while hashing: a second caller waits for this hash rather than making its own.
+        let mut last = LOCATED.lock().unwrap_or_else(|p| p.into_inner());
+        let stamp = stamp_of(&path);
+        if let (Some(st), Some((was, bin))) = (stamp, last.as_ref()) {
+            if st == *was && bin.origin == path {
+                return Ok(bin.clone());
             }
         }
+        let bin = AgentBinary::from_path(&path).map_err(|f| {
+            if from_env {
+                Failure::usage(format!("{} (from {AGENT_BINARY_ENV})", f.message))
+            } else {
+                f
+            }
+        })?;
+        // Kept only when the file did not change while it was read.
+        if let Some(st) = stamp.filter(|st| stamp_of(&path) == Some(*st)) {
+            *last = Some((st, bin.clone()));
+        }
+        Ok(bin)
+    }
+
+    /// Start hashing the agent binary on a thread of its own, for a later [`Self::locate`].
+    pub fn prewarm() {
+        let _ = std::thread::Builder::new()
+            .name("hash-agent".into())
+            .spawn(|| AgentBinary::locate().map(|_| ()));
     }
 
     /// Hash the file at `p` streaming (its bytes are not kept).

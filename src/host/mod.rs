@@ -47,6 +47,12 @@ impl ReadSide {
     pub fn login_user(&self) -> &str {
         &self.host.login_user
     }
+    /// Which folder the root is, machine-wide, as the connection found it: the kernel's boot id
+    /// and `dev:inode` of the root with symlinks followed (`None` when the root did not exist or
+    /// either could not be read). Two sides with the same identity are the same folder.
+    pub fn root_identity(&self) -> Option<&str> {
+        self.host.root_identity.as_deref()
+    }
     /// True if this side is the operator's own machine (no ssh).
     pub fn is_local(&self) -> bool {
         matches!(self.host.kind, HostKind::Local)
@@ -152,6 +158,33 @@ pub struct Host {
     /// `$HOME` of that account as its shell sees it (empty when unset): where the agent's cache
     /// folder is, known without another round trip.
     home: String,
+    /// Boot id and `dev:inode` of the side's root (see [`ReadSide::root_identity`]), learnt in
+    /// the same round trip.
+    root_identity: Option<String>,
+}
+
+/// The tag of the line of the first round trip that carries the root's identity.
+const IDENTITY_TAG: &str = "root-identity";
+
+/// The first command on a host: who we are and the home folder (for the agent's path), then
+/// the root's identity (for the same-folder check), all in one round trip. The identity line
+/// always comes, with empty fields for what could not be read.
+fn first_command(root: &Path) -> String {
+    format!(
+        "id -un && printf '%s\\n' \"$HOME\" && printf '{IDENTITY_TAG} %s %s\\n' \
+         \"$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)\" \"$(stat -L -c %d:%i -- {} 2>/dev/null)\"",
+        shell_quote(&root.to_string_lossy())
+    )
+}
+
+/// The root's identity from the first command's last line: both fields, or none.
+fn parse_identity(text: &str) -> Option<String> {
+    let line = text.lines().rev().find(|l| l.starts_with(IDENTITY_TAG))?;
+    let mut f = line[IDENTITY_TAG.len()..].split_whitespace();
+    match (f.next(), f.next(), f.next()) {
+        (Some(boot), Some(inode), None) => Some(format!("{boot}\n{inode}")),
+        _ => None,
+    }
 }
 
 enum HostKind {
@@ -171,14 +204,13 @@ pub struct ConnectOptions {
 impl Host {
     /// Reach a side: start the ssh master (or nothing for a local side) and learn who we are.
     pub fn connect(role: &str, side: &Side, opts: &ConnectOptions) -> Result<Host, Failure> {
-        // Who we are, and the home folder (for the agent's path), in the first round trip.
-        const WHO: &str = "id -un && printf '%s\\n' \"$HOME\"";
+        let first = first_command(side.root());
         let (label, kind, who) = match side {
             Side::Local { .. } => (format!("{role} (local)"), HostKind::Local, None),
             Side::Ssh {
                 user, host, port, ..
             } => {
-                let (m, out) = ssh::Master::start(user.as_deref(), host, *port, opts, WHO)
+                let (m, out) = ssh::Master::start(user.as_deref(), host, *port, opts, &first)
                     .map_err(|e| e.into_failure(role))?;
                 (format!("{role} {host}"), HostKind::Ssh(m), Some(out))
             }
@@ -188,11 +220,12 @@ impl Host {
             kind,
             login_user: String::new(),
             home: String::new(),
+            root_identity: None,
         };
         let text = match who {
             Some(out) => out,
             None => {
-                let who = h.run(WHO)?;
+                let who = h.run(&first)?;
                 if !who.ok() {
                     return Err(Failure::unreachable(format!(
                         "{}: `id -un` failed: {}",
@@ -206,6 +239,7 @@ impl Host {
         let mut lines = text.lines();
         h.login_user = lines.next().unwrap_or("").trim().to_string();
         h.home = lines.next().unwrap_or("").to_string();
+        h.root_identity = parse_identity(&text);
         Ok(h)
     }
 
@@ -357,5 +391,35 @@ mod tests {
         let r = h.run_with_input("cat", b"secret-on-stdin").unwrap();
         assert_eq!(r.stdout, b"secret-on-stdin");
         assert_eq!(h.read_file(Path::new("/nonexistent/x")).unwrap(), None);
+    }
+
+    /// The first round trip names the root by boot id and inode: the same for two names of one
+    /// folder, different for another folder, none for a folder that does not exist.
+    #[test]
+    fn the_first_round_trip_tells_which_folder_the_root_is() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b, odd) = (
+            t.path().join("a"),
+            t.path().join("b"),
+            t.path().join("it's $x"),
+        );
+        for d in [&a, &b, &odd] {
+            std::fs::create_dir(d).unwrap();
+        }
+        std::os::unix::fs::symlink(&a, t.path().join("link")).unwrap();
+        let id = |p: &Path| {
+            let side = Side::Local { root: p.into() };
+            Host::connect("test", &side, &ConnectOptions::default())
+                .unwrap()
+                .root_identity
+        };
+        let ida = id(&a).expect("an identity");
+        assert_eq!(ida.lines().count(), 2, "{ida:?}");
+        assert_eq!(id(&t.path().join("link")).as_deref(), Some(ida.as_str()));
+        assert_ne!(id(&b).as_deref(), Some(ida.as_str()));
+        assert!(id(&odd).is_some(), "a quoted name");
+        assert_eq!(id(&t.path().join("missing")), None);
+        assert_eq!(parse_identity("root\n/root\nroot-identity  1:2\n"), None);
+        assert_eq!(parse_identity("root\n/root\n"), None);
     }
 }

@@ -35,9 +35,6 @@ pub enum Probe {
     /// parent is writable: prints `exists empty`, `exists nonempty`, `exists file`, or
     /// `missing <parent> writable|readonly`.
     PathStatus(PathBuf),
-    /// Which folder a path is, machine-wide: the kernel's boot id, then `dev:inode` of the path
-    /// with symlinks followed. Two sides that print the same line are the same folder.
-    Identity(PathBuf),
     /// A TCP connection attempt (5 s) with PHP's fsockopen; exit 0 when it connects.
     TcpConnect(String, u16),
     /// A user's crontab (`crontab -u USER -l`), empty when there is none.
@@ -63,13 +60,6 @@ impl Probe {
             Probe::PhpRead { snippet, args } => (
                 format!("php -d display_errors=stderr -- {}", shell_words(args)),
                 format!("<?php\n{snippet}\n").into_bytes(),
-            ),
-            Probe::Identity(p) => (
-                format!(
-                    "cat /proc/sys/kernel/random/boot_id && stat -L -c %d:%i -- {}",
-                    shell_quote(&p.to_string_lossy())
-                ),
-                vec![],
             ),
             Probe::Owner(p) => (
                 shell_words(&["stat", "-c", "%U", "--", &p.to_string_lossy()]),

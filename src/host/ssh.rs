@@ -274,8 +274,11 @@ impl Master {
 }
 
 impl Drop for Master {
+    /// Ask the master to exit, without waiting for it: the request is on its way once `ssh -O
+    /// exit` has started (it ends on its own if we exit first), and a command closing two hosts
+    /// does not wait for one before asking the other. A thread reaps it.
     fn drop(&mut self) {
-        let _ = Command::new("ssh")
+        let exit = Command::new("ssh")
             .args(&self.base)
             .arg("-o")
             .arg(format!("ControlPath={}", self.control.display()))
@@ -284,7 +287,13 @@ impl Drop for Master {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status();
+            .spawn();
+        if let Ok(mut child) = exit {
+            // Without a thread to spare it stays a zombie until we exit: harmless.
+            let _ = std::thread::Builder::new()
+                .name("ssh-exit".into())
+                .spawn(move || child.wait());
+        }
     }
 }
 
