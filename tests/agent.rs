@@ -450,6 +450,28 @@ fn lab_deploy_and_talk_over_ssh() {
     assert!(!inst.copied());
     c.exit().unwrap();
 
+    // Started ahead (while a pass prepares), then taken by the next start: the same process.
+    deploy::start_spare(&source, &bin);
+    let spare = source.take_spare().expect("an agent started ahead");
+    let ahead = spare.process_id().unwrap();
+    source.keep_spare(spare);
+    let (c, _) = deploy::start(&source, &bin, vec![b"/tmp/agent-test".to_vec()]).unwrap();
+    assert_eq!(c.process_id(), Some(ahead), "the agent started ahead");
+    assert!(source.take_spare().is_none(), "taken");
+    assert_eq!(
+        c.welcome().roots,
+        vec![Ok(())],
+        "its Hello came with the start"
+    );
+    c.exit().unwrap();
+    // One that is not taken is stopped and reaped when dropped.
+    deploy::start_spare(&source, &bin);
+    let spare = source.take_spare().expect("an agent started ahead");
+    let pid = spare.process_id().unwrap();
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    drop(spare);
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "reaped");
+
     // Asked to leave nothing behind: the binary and then the empty folder go.
     assert_eq!(
         source.remove_agents().unwrap(),

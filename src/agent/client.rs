@@ -446,6 +446,13 @@ pub struct AgentClient {
 }
 
 impl AgentClient {
+    /// The local process behind the connection: the ssh client, or the agent itself on a local
+    /// side.
+    pub fn process_id(&self) -> Option<u32> {
+        let child = self.rx.link.child.lock().unwrap_or_else(|p| p.into_inner());
+        child.as_ref().map(Child::id)
+    }
+
     /// Take over a spawned agent (stdin, stdout and stderr piped) and do a read-only handshake.
     /// `expected_exe` is the BLAKE3 of the binary deployed, checked against the agent's own.
     pub fn from_child(

@@ -12,7 +12,7 @@
 
 use super::client::{hex, AgentClient, AgentError};
 use crate::exit::Failure;
-use crate::host::{AgentChannel, AgentInstall, SourceHost, TargetHost};
+use crate::host::{AgentChannel, AgentInstall, SourceHost, SpareAgent, TargetHost};
 use sha2::Digest;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -200,6 +200,8 @@ fn install_bytes(local: bool, bin: &AgentBinary) -> Result<Arc<Vec<u8>>, Failure
 /// an agent that writes.
 pub trait AgentSide {
     fn label(&self) -> &str;
+    /// The side's slot for an agent started ahead ([`start_spare`]).
+    fn spares(&self) -> &crate::host::ReadSide;
     fn install(&self, bin: &AgentBinary) -> Result<AgentInstall, Failure>;
     /// Where an earlier run put the agent, not checked (no round trip).
     fn assume(&self, bin: &AgentBinary) -> Option<AgentInstall>;
@@ -211,6 +213,9 @@ pub trait AgentSide {
 impl AgentSide for SourceHost {
     fn label(&self) -> &str {
         crate::host::ReadSide::label(self)
+    }
+    fn spares(&self) -> &crate::host::ReadSide {
+        self
     }
     fn assume(&self, bin: &AgentBinary) -> Option<AgentInstall> {
         self.assumed_agent(&bin.sha256)
@@ -229,6 +234,9 @@ impl AgentSide for SourceHost {
 impl AgentSide for TargetHost {
     fn label(&self) -> &str {
         crate::host::ReadSide::label(self)
+    }
+    fn spares(&self) -> &crate::host::ReadSide {
+        self
     }
     fn assume(&self, bin: &AgentBinary) -> Option<AgentInstall> {
         self.assumed_agent(&bin.sha256)
@@ -253,13 +261,24 @@ impl AgentSide for TargetHost {
 /// (BLAKE3 of its own executable, checked by the handshake). Only when that start or that check
 /// fails is the file checked and copied when needed (`install_agent`), and the agent started
 /// again, whose error then is the one reported.
+///
+/// An agent started ahead by [`start_spare`] is used first, when it runs this binary's install.
 pub fn start(
     side: &dyn AgentSide,
     bin: &AgentBinary,
     roots: Vec<Vec<u8>>,
 ) -> Result<(AgentClient, AgentInstall), Failure> {
     if let Some(install) = side.assume(bin) {
-        if let Ok(c) = connect(side, bin, &install, roots.clone(), AgentChannel::Master) {
+        let spare = side
+            .spares()
+            .take_spare()
+            .filter(|s| s.install() == Some(&install))
+            .and_then(SpareAgent::into_parts);
+        let started = match spare {
+            Some((_, child)) => handshake(side, bin, &install, roots.clone(), child),
+            None => connect(side, bin, &install, roots.clone(), AgentChannel::Master),
+        };
+        if let Ok(c) = started {
             return Ok((c, install));
         }
     }
@@ -279,6 +298,30 @@ pub fn connect(
     channel: AgentChannel,
 ) -> Result<AgentClient, Failure> {
     let child = side.spawn(install, channel)?;
+    handshake(side, bin, install, roots, child)
+}
+
+/// Start an agent on `side` where an earlier run put it, through the master, and keep it there
+/// for the next [`start`], which does the handshake: the process and its ssh session start while
+/// the caller does other work (the source's inventory). Nothing happens on a side without the
+/// agent's binary (the pass then installs it as usual), and a start that fails is left for
+/// [`start`] to meet again and report.
+pub fn start_spare(side: &dyn AgentSide, bin: &AgentBinary) {
+    if let Some(install) = side.assume(bin) {
+        if let Ok(child) = side.spawn(&install, AgentChannel::Master) {
+            side.spares().keep_spare(SpareAgent::new(install, child));
+        }
+    }
+}
+
+/// The handshake with a started agent process.
+fn handshake(
+    side: &dyn AgentSide,
+    bin: &AgentBinary,
+    install: &AgentInstall,
+    roots: Vec<Vec<u8>>,
+    child: Child,
+) -> Result<AgentClient, Failure> {
     let expected = (!install.local()).then_some(bin.blake3);
     let label = format!("agent@{}", side.label());
     AgentClient::from_child_with(&label, child, roots, expected, side.writable())

@@ -29,6 +29,42 @@ pub struct AgentInstall {
     local: bool,
 }
 
+/// An agent process started before it is needed, waiting for its `Hello` (an agent reads its
+/// roots from it, so it can start before they are known), with the install it runs. Started
+/// only by `SourceHost::spawn_agent` (read-only) or `TargetHost::spawn_writable_agent` and kept
+/// on that same side, so a source never holds a writable one. One not taken is stopped (killed
+/// and reaped) when dropped.
+pub struct SpareAgent {
+    parts: Option<(AgentInstall, std::process::Child)>,
+}
+
+impl SpareAgent {
+    pub fn new(install: AgentInstall, child: std::process::Child) -> SpareAgent {
+        SpareAgent {
+            parts: Some((install, child)),
+        }
+    }
+    /// The local process: the ssh client, or the agent itself on a local side.
+    pub fn process_id(&self) -> Option<u32> {
+        self.parts.as_ref().map(|(_, c)| c.id())
+    }
+    pub fn install(&self) -> Option<&AgentInstall> {
+        self.parts.as_ref().map(|(i, _)| i)
+    }
+    pub fn into_parts(mut self) -> Option<(AgentInstall, std::process::Child)> {
+        self.parts.take()
+    }
+}
+
+impl Drop for SpareAgent {
+    fn drop(&mut self) {
+        if let Some((_, mut child)) = self.parts.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 impl AgentInstall {
     /// The executable, as an absolute path on that host.
     pub fn path(&self) -> &str {

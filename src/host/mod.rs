@@ -14,7 +14,7 @@ mod source;
 mod ssh;
 mod target;
 
-pub use agent::{AgentChannel, AgentInstall};
+pub use agent::{AgentChannel, AgentInstall, SpareAgent};
 pub use source::{
     Compress, DbConn, DbSelect, DumpCommand, KeyRanges, MysqlPart, PgFormat, Probe, SourceHost,
     NO_TOOL,
@@ -34,9 +34,27 @@ use std::process::{Command, Output, Stdio};
 pub struct ReadSide {
     host: Host,
     root: std::path::PathBuf,
+    /// An agent started ahead of its handshake (see [`SpareAgent`]).
+    spare: std::sync::Mutex<Option<SpareAgent>>,
 }
 
 impl ReadSide {
+    fn new(host: Host, root: std::path::PathBuf) -> ReadSide {
+        ReadSide {
+            host,
+            root,
+            spare: std::sync::Mutex::new(None),
+        }
+    }
+    /// Keep an agent started ahead for the next `deploy::start` on this side (one at most: an
+    /// older one is stopped).
+    pub fn keep_spare(&self, agent: SpareAgent) {
+        *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = Some(agent);
+    }
+    /// The agent started ahead, if any (it is then the caller's).
+    pub fn take_spare(&self) -> Option<SpareAgent> {
+        self.spare.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
     pub fn label(&self) -> &str {
         &self.host.label
     }

@@ -149,7 +149,7 @@ impl std::ops::Deref for SourceHost {
 impl SourceHost {
     pub fn new(host: Host, root: PathBuf) -> SourceHost {
         SourceHost {
-            r: super::ReadSide { host, root },
+            r: super::ReadSide::new(host, root),
         }
     }
     /// `occ maintenance:mode --on|--off` as the web user.

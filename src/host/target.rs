@@ -19,7 +19,7 @@ impl std::ops::Deref for TargetHost {
 impl TargetHost {
     pub fn new(host: Host, root: PathBuf) -> TargetHost {
         TargetHost {
-            r: super::ReadSide { host, root },
+            r: super::ReadSide::new(host, root),
         }
     }
     /// Write a file atomically: under a temporary name in the same folder, then `chmod`, `chown`,

@@ -155,11 +155,13 @@ impl AsRead {
         let loaded = manifest::load(&read).map_err(io);
         let _ = std::fs::remove_file(&read);
         let (_, m) = loaded?;
+        super::timing::mark("save: the target as read loaded");
         let paths: Vec<RelPath> = written
             .iter()
             .map(|p| RelPath::new(p.clone()).map_err(|e| format!("{e:?}")))
             .collect::<Result<_, _>>()?;
         let now = restat(paths.clone())?;
+        super::timing::mark("save: written paths read again");
         if now.len() != paths.len() {
             return Err("fewer answers than paths".into());
         }

@@ -381,8 +381,18 @@ pub struct Prepared {
 pub fn prepare(m: &Migration, with_config: bool) -> Result<Prepared, Failure> {
     let c = &m.config;
     timing::mark("prepare");
-    // Four independent questions to the two hosts, asked at once.
+    // Four independent questions to the two hosts, asked at once; meanwhile the agents that
+    // follow every preparation start (their handshake waits for the trees).
     let (inv, src_acc, tgt_acc, tgt_owner) = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            if let Ok(bin) = AgentBinary::locate() {
+                std::thread::scope(|s| {
+                    s.spawn(|| crate::agent::deploy::start_spare(&m.source, &bin));
+                    crate::agent::deploy::start_spare(&m.target, &bin);
+                });
+                timing::mark("agents started ahead");
+            }
+        });
         let inv = sc.spawn(|| crate::inventory::source(&m.source, c.source.web_user.as_deref()));
         let sa = sc.spawn(|| Accounts::of_side(&m.source));
         let ta = sc.spawn(|| Accounts::of_side(&m.target));
