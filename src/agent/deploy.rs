@@ -272,10 +272,10 @@ pub fn start(
         let spare = side
             .spares()
             .take_spare()
-            .filter(|s| s.install() == Some(&install))
-            .and_then(SpareAgent::into_parts);
+            .filter(|s| s.install() == &install)
+            .map(SpareAgent::into_child);
         let started = match spare {
-            Some((_, child)) => handshake(side, bin, &install, roots.clone(), child),
+            Some(child) => handshake(side, bin, &install, roots.clone(), child),
             None => connect(side, bin, &install, roots.clone(), AgentChannel::Master),
         };
         if let Ok(c) = started {

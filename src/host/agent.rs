@@ -35,30 +35,36 @@ pub struct AgentInstall {
 /// on that same side, so a source never holds a writable one. One not taken is stopped (killed
 /// and reaped) when dropped.
 pub struct SpareAgent {
-    parts: Option<(AgentInstall, std::process::Child)>,
+    install: AgentInstall,
+    /// Always there until [`SpareAgent::into_child`] or the drop takes it.
+    child: Option<std::process::Child>,
 }
 
 impl SpareAgent {
     pub fn new(install: AgentInstall, child: std::process::Child) -> SpareAgent {
         SpareAgent {
-            parts: Some((install, child)),
+            install,
+            child: Some(child),
         }
     }
     /// The local process: the ssh client, or the agent itself on a local side.
-    pub fn process_id(&self) -> Option<u32> {
-        self.parts.as_ref().map(|(_, c)| c.id())
+    pub fn process_id(&self) -> u32 {
+        self.child.as_ref().map_or(0, std::process::Child::id)
     }
-    pub fn install(&self) -> Option<&AgentInstall> {
-        self.parts.as_ref().map(|(i, _)| i)
+    pub fn install(&self) -> &AgentInstall {
+        &self.install
     }
-    pub fn into_parts(mut self) -> Option<(AgentInstall, std::process::Child)> {
-        self.parts.take()
+    /// The process, for its handshake: it is the caller's to stop from now on.
+    pub fn into_child(mut self) -> std::process::Child {
+        self.child
+            .take()
+            .expect("a spare agent holds its process until taken")
     }
 }
 
 impl Drop for SpareAgent {
     fn drop(&mut self) {
-        if let Some((_, mut child)) = self.parts.take() {
+        if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
