@@ -152,46 +152,52 @@ impl AsRead {
         } = self;
         let io = |e: io::Error| e.to_string();
         w.finish().map_err(io)?;
-        let loaded = manifest::load(&read).map_err(io);
+        // The read is copied record by record, never held whole (a million entries would be
+        // ~120 MB on the operator), and removed whatever happens.
+        let copied = (|| {
+            let paths: Vec<RelPath> = written
+                .iter()
+                .map(|p| RelPath::new(p.clone()).map_err(|e| format!("{e:?}")))
+                .collect::<Result<_, _>>()?;
+            let now = restat(paths.clone())?;
+            if now.len() != paths.len() {
+                return Err("fewer answers than paths".into());
+            }
+            super::timing::mark("save: written paths read again");
+            let (_, mut records) = manifest::Reader::open(&read).map_err(io)?;
+            let mut out = manifest::Writer::create(&target, id).map_err(io)?;
+            while let Some(r) = records.next_record().map_err(io)? {
+                if let manifest::Record::Entry(e) = r {
+                    let p = e.path.as_bytes();
+                    if !written.contains(p) && !under_gone(gone, p) {
+                        out.push(&EntryRef::of(&e)).map_err(io)?;
+                    }
+                }
+            }
+            for e in now.into_iter().flatten() {
+                if e.path.is_root() || filter.keep(e.path.as_bytes(), e.file_type) {
+                    out.push(&EntryRef::of(&e)).map_err(io)?;
+                }
+            }
+            out.finish().map_err(io)
+        })();
         let _ = std::fs::remove_file(&read);
-        let (_, m) = loaded?;
-        super::timing::mark("save: the target as read loaded");
-        let paths: Vec<RelPath> = written
-            .iter()
-            .map(|p| RelPath::new(p.clone()).map_err(|e| format!("{e:?}")))
-            .collect::<Result<_, _>>()?;
-        let now = restat(paths.clone())?;
-        super::timing::mark("save: written paths read again");
-        if now.len() != paths.len() {
-            return Err("fewer answers than paths".into());
+        copied
+    }
+}
+
+/// True if `p` or one of its parents is in `gone`.
+fn under_gone(gone: &HashSet<Vec<u8>>, p: &[u8]) -> bool {
+    let mut a = p;
+    loop {
+        if gone.contains(a) {
+            return true;
         }
-        let under_gone = |p: &[u8]| {
-            let mut a = p;
-            loop {
-                if gone.contains(a) {
-                    return true;
-                }
-                match a.iter().rposition(|&b| b == b'/') {
-                    Some(i) => a = &a[..i],
-                    None if !a.is_empty() => a = &[],
-                    None => return false,
-                }
-            }
-        };
-        let mut out = manifest::Writer::create(&target, id).map_err(io)?;
-        for e in m.iter() {
-            let p = e.path.as_bytes();
-            if written.contains(p) || under_gone(p) {
-                continue;
-            }
-            out.push(&e).map_err(io)?;
+        match a.iter().rposition(|&b| b == b'/') {
+            Some(i) => a = &a[..i],
+            None if !a.is_empty() => a = &[],
+            None => return false,
         }
-        for e in now.into_iter().flatten() {
-            if e.path.is_root() || filter.keep(e.path.as_bytes(), e.file_type) {
-                out.push(&EntryRef::of(&e)).map_err(io)?;
-            }
-        }
-        out.finish().map_err(io)
     }
 }
 

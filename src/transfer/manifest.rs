@@ -527,120 +527,166 @@ impl Writer {
 /// manifest (sorted, with its skipped paths and root error). A file without its end record, or
 /// in another format, is an error.
 pub fn load(path: &Path) -> io::Result<(PassId, Manifest)> {
-    let mut r = BufReader::new(std::fs::File::open(path)?);
-    let bad = |w: &str| io::Error::new(io::ErrorKind::InvalidData, format!("manifest: {w}"));
-    let mut magic = [0u8; 8];
-    r.read_exact(&mut magic)?;
-    if &magic != MAGIC {
-        return Err(bad("not a manifest of this version"));
-    }
-    let mut id = [0u8; 16];
-    r.read_exact(&mut id)?;
+    let (id, mut r) = Reader::open(path)?;
     let mut m = Manifest::default();
-    let mut u32b = [0u8; 4];
-    let mut u64b = [0u8; 8];
-    let mut u16b = [0u8; 2];
-    let bytes = |r: &mut BufReader<std::fs::File>, u32b: &mut [u8; 4]| -> io::Result<Vec<u8>> {
-        r.read_exact(u32b)?;
-        let n = u32::from_le_bytes(*u32b) as usize;
+    while let Some(rec) = r.next_record()? {
+        match rec {
+            Record::Entry(e) => m.push(&e),
+            Record::Skipped(s) => m.skipped.push(s),
+            Record::RootError(code, message) => m.root_error = Some((code, message)),
+        }
+    }
+    m.sort();
+    Ok((id, m))
+}
+
+/// One record of a manifest file, in the order it was written.
+#[derive(Debug)]
+pub enum Record {
+    Entry(Entry),
+    Skipped(Skip),
+    RootError(ErrorCode, String),
+}
+
+/// A manifest file read record by record, without holding it ([`load`] collects them).
+pub struct Reader {
+    r: BufReader<std::fs::File>,
+    entries: u64,
+    ended: bool,
+}
+
+fn bad(w: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("manifest: {w}"))
+}
+
+fn incomplete(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        bad("incomplete (no end record)")
+    } else {
+        e
+    }
+}
+
+impl Reader {
+    /// Open a manifest file: the id of the pass that wrote it, and its records to read.
+    pub fn open(path: &Path) -> io::Result<(PassId, Reader)> {
+        let mut r = BufReader::new(std::fs::File::open(path)?);
+        let mut magic = [0u8; 8];
+        r.read_exact(&mut magic)?;
+        if &magic != MAGIC {
+            return Err(bad("not a manifest of this version"));
+        }
+        let mut id = [0u8; 16];
+        r.read_exact(&mut id)?;
+        let reader = Reader {
+            r,
+            entries: 0,
+            ended: false,
+        };
+        Ok((PassId(id), reader))
+    }
+
+    fn u16(&mut self) -> io::Result<u16> {
+        let mut b = [0u8; 2];
+        self.r.read_exact(&mut b)?;
+        Ok(u16::from_le_bytes(b))
+    }
+    fn u32(&mut self) -> io::Result<u32> {
+        let mut b = [0u8; 4];
+        self.r.read_exact(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn u64(&mut self) -> io::Result<u64> {
+        let mut b = [0u8; 8];
+        self.r.read_exact(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn bytes(&mut self) -> io::Result<Vec<u8>> {
+        let n = self.u32()? as usize;
         if n > crate::agent::proto::MAX_PATH {
             return Err(bad("length out of range"));
         }
         let mut v = vec![0u8; n];
-        r.read_exact(&mut v)?;
+        self.r.read_exact(&mut v)?;
         Ok(v)
-    };
-    let code = |r: &mut BufReader<std::fs::File>, u16b: &mut [u8; 2]| -> io::Result<ErrorCode> {
-        r.read_exact(u16b)?;
-        ErrorCode::from_u16(u16::from_le_bytes(*u16b)).ok_or_else(|| bad("error code"))
-    };
-    let incomplete = |e: io::Error| {
-        if e.kind() == io::ErrorKind::UnexpectedEof {
-            bad("incomplete (no end record)")
-        } else {
-            e
+    }
+    fn code(&mut self) -> io::Result<ErrorCode> {
+        ErrorCode::from_u16(self.u16()?).ok_or_else(|| bad("error code"))
+    }
+
+    /// The next record; `None` once the end record is read (the entry count checked, and
+    /// nothing after it).
+    pub fn next_record(&mut self) -> io::Result<Option<Record>> {
+        if self.ended {
+            return Ok(None);
         }
-    };
-    loop {
+        self.record().map_err(incomplete)
+    }
+
+    fn record(&mut self) -> io::Result<Option<Record>> {
         let mut tag = [0u8; 1];
-        r.read_exact(&mut tag).map_err(incomplete)?;
+        self.r.read_exact(&mut tag)?;
         match tag[0] {
-            ENTRY => {}
+            ENTRY => {
+                self.entries += 1;
+                self.entry().map(|e| Some(Record::Entry(e)))
+            }
             SKIPPED => {
-                let path = RelPath::new(bytes(&mut r, &mut u32b).map_err(incomplete)?)
-                    .map_err(|w| bad(&w))?;
-                let code = code(&mut r, &mut u16b).map_err(incomplete)?;
-                let message =
-                    String::from_utf8_lossy(&bytes(&mut r, &mut u32b).map_err(incomplete)?)
-                        .into_owned();
-                m.skipped.push(Skip {
+                let path = RelPath::new(self.bytes()?).map_err(|w| bad(&w))?;
+                let code = self.code()?;
+                let message = String::from_utf8_lossy(&self.bytes()?).into_owned();
+                Ok(Some(Record::Skipped(Skip {
                     path,
                     code,
                     message,
-                });
-                continue;
+                })))
             }
             ROOT_ERROR => {
-                let code = code(&mut r, &mut u16b).map_err(incomplete)?;
-                let message =
-                    String::from_utf8_lossy(&bytes(&mut r, &mut u32b).map_err(incomplete)?)
-                        .into_owned();
-                m.root_error = Some((code, message));
-                continue;
+                let code = self.code()?;
+                let message = String::from_utf8_lossy(&self.bytes()?).into_owned();
+                Ok(Some(Record::RootError(code, message)))
             }
             END => {
-                r.read_exact(&mut u64b).map_err(incomplete)?;
-                if u64::from_le_bytes(u64b) != m.len() as u64 {
+                if self.u64()? != self.entries {
                     return Err(bad("entry count does not match its end record"));
                 }
                 let mut rest = [0u8; 1];
-                if r.read(&mut rest)? != 0 {
+                if self.r.read(&mut rest)? != 0 {
                     return Err(bad("bytes after the end record"));
                 }
-                break;
+                self.ended = true;
+                Ok(None)
             }
-            _ => return Err(bad("record type")),
+            _ => Err(bad("record type")),
         }
-        let mut entry = || -> io::Result<Entry> {
-            let path = RelPath::new(bytes(&mut r, &mut u32b)?).map_err(|w| bad(&w))?;
-            let mut t = [0u8; 1];
-            r.read_exact(&mut t)?;
-            let file_type = FileType::from_u8(t[0]).ok_or_else(|| bad("file type"))?;
-            let mut u = || -> io::Result<u32> {
-                r.read_exact(&mut u32b)?;
-                Ok(u32::from_le_bytes(u32b))
-            };
-            let (mode, uid, gid) = (u()?, u()?, u()?);
-            let mut q = |r: &mut BufReader<std::fs::File>| -> io::Result<u64> {
-                r.read_exact(&mut u64b)?;
-                Ok(u64::from_le_bytes(u64b))
-            };
-            let size = q(&mut r)?;
-            let sec = q(&mut r)? as i64;
-            r.read_exact(&mut u32b)?;
-            let nsec = u32::from_le_bytes(u32b);
-            let (dev, ino, nlink) = (q(&mut r)?, q(&mut r)?, q(&mut r)?);
-            let target = bytes(&mut r, &mut u32b)?;
-            Ok(Entry {
-                path,
-                file_type,
-                mode,
-                uid,
-                gid,
-                size,
-                mtime: Time { sec, nsec },
-                ctime: Time::default(),
-                dev,
-                ino,
-                nlink,
-                target,
-            })
-        };
-        let e = entry().map_err(incomplete)?;
-        m.push(&e);
     }
-    m.sort();
-    Ok((PassId(id), m))
+
+    fn entry(&mut self) -> io::Result<Entry> {
+        let path = RelPath::new(self.bytes()?).map_err(|w| bad(&w))?;
+        let mut t = [0u8; 1];
+        self.r.read_exact(&mut t)?;
+        let file_type = FileType::from_u8(t[0]).ok_or_else(|| bad("file type"))?;
+        let (mode, uid, gid) = (self.u32()?, self.u32()?, self.u32()?);
+        let size = self.u64()?;
+        let sec = self.u64()? as i64;
+        let nsec = self.u32()?;
+        let (dev, ino, nlink) = (self.u64()?, self.u64()?, self.u64()?);
+        let target = self.bytes()?;
+        Ok(Entry {
+            path,
+            file_type,
+            mode,
+            uid,
+            gid,
+            size,
+            mtime: Time { sec, nsec },
+            ctime: Time::default(),
+            dev,
+            ino,
+            nlink,
+            target,
+        })
+    }
 }
 
 /// [`load`], refused unless the file was written by the pass `id` (not an earlier pass's file
@@ -751,6 +797,25 @@ mod tests {
         // Another pass's file under the same name: refused.
         let err = load_of_pass(&p, other).unwrap_err();
         assert!(err.to_string().contains("another pass"), "{err}");
+        // Read record by record (what the target's patched save does): in the order written,
+        // the skip in its place, nothing after the end record.
+        let (got, mut r) = Reader::open(&p).unwrap();
+        assert_eq!(got, id);
+        let mut seen: Vec<Vec<u8>> = Vec::new();
+        while let Some(rec) = r.next_record().unwrap() {
+            seen.push(match rec {
+                Record::Entry(e) => e.path.as_bytes().to_vec(),
+                Record::Skipped(s) => [&b"skipped "[..], s.path.as_bytes()].concat(),
+                Record::RootError(..) => b"root error".to_vec(),
+            });
+        }
+        assert_eq!(seen, [&b""[..], b"b", b"a", b"skipped locked"]);
+        assert!(r.next_record().unwrap().is_none(), "stays ended");
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, [&bytes[..], b"x"].concat()).unwrap();
+        let err = load(&p).unwrap_err();
+        assert!(err.to_string().contains("after the end record"), "{err}");
+        std::fs::write(&p, &bytes).unwrap();
         // Cut short (no end record, or in the middle of a record): refused.
         let bytes = std::fs::read(&p).unwrap();
         for cut in [bytes.len() - 9, bytes.len() - 20, 30] {
