@@ -359,6 +359,11 @@ fn readlink_at(dir: RawFd, name: &CString) -> Result<Vec<u8>, Fail> {
 
 /// The names in an open directory, without `.` and `..`, in the order the file system gives.
 pub fn read_names(dir: &OwnedFd) -> Result<Vec<Vec<u8>>, Fail> {
+    Ok(read_entries(dir)?.into_iter().map(|(n, _)| n).collect())
+}
+
+/// [`read_names`] with each name's inode number as the directory gives it (`d_ino`).
+pub fn read_entries(dir: &OwnedFd) -> Result<Vec<(Vec<u8>, u64)>, Fail> {
     // fdopendir takes its descriptor; give it a duplicate so `dir` stays ours.
     let dup = dir.try_clone()?;
     let raw = std::os::fd::IntoRawFd::into_raw_fd(dup);
@@ -389,7 +394,8 @@ pub fn read_names(dir: &OwnedFd) -> Result<Vec<Vec<u8>>, Fail> {
         // SAFETY: d_name is NUL-terminated within the entry.
         let name = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) }.to_bytes();
         if name != b"." && name != b".." {
-            names.push(name.to_vec());
+            // SAFETY: as above.
+            names.push((name.to_vec(), unsafe { (*ent).d_ino }));
         }
     };
     // SAFETY: `d` is valid and closed once.

@@ -81,22 +81,31 @@ fn name_error(dir: &RelPath, name: &[u8], why: String) -> Item {
 }
 
 /// List and `lstat` one directory (or, when it has more than `big` names, only list it).
+///
+/// The `lstat`s go in inode order, not name order: on a cold cache each one reads the block of
+/// the inode table that holds its inode, and in inode order neighbours share blocks and the
+/// file system's inode read-ahead, where name order jumps back and forth across the table.
 fn list(root: &Root, dir: &RelPath, big: usize) -> Found {
     let listed = root
         .open_dir(dir)
-        .and_then(|fd| fs::read_names(&fd).map(|n| (fd, n)));
+        .and_then(|fd| fs::read_entries(&fd).map(|n| (fd, n)));
     let (fd, mut names) = match listed {
         Ok(x) => x,
         Err(f) => return Found::Unreadable(f),
     };
-    names.sort_unstable();
+    names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     if names.len() > big {
-        return Found::Big(names);
+        return Found::Big(names.into_iter().map(|(n, _)| n).collect());
+    }
+    let mut by_inode: Vec<usize> = (0..names.len()).collect();
+    by_inode.sort_unstable_by_key(|&i| names[i].1);
+    let mut stated: Vec<Option<Item>> = (0..names.len()).map(|_| None).collect();
+    for i in by_inode {
+        stated[i] = Some(stat_child(fd.as_raw_fd(), dir, &names[i].0));
     }
     let mut items = Vec::with_capacity(names.len());
     let mut subdirs = Vec::new();
-    for name in names {
-        let item = stat_child(fd.as_raw_fd(), dir, name);
+    for item in stated.into_iter().flatten() {
         if let Item::Entry(e) = &item {
             if e.file_type == FileType::Dir {
                 subdirs.push(e.path.clone());
@@ -108,10 +117,10 @@ fn list(root: &Root, dir: &RelPath, big: usize) -> Found {
 }
 
 /// The entry for one name in an open directory, or the item that says why not.
-fn stat_child(dirfd: std::os::fd::RawFd, dir: &RelPath, name: Vec<u8>) -> Item {
-    let rel = match dir.join(&name) {
+fn stat_child(dirfd: std::os::fd::RawFd, dir: &RelPath, name: &[u8]) -> Item {
+    let rel = match dir.join(name) {
         Ok(p) => p,
-        Err(why) => return name_error(dir, &name, why),
+        Err(why) => return name_error(dir, name, why),
     };
     let Ok(cname) = CString::new(name) else {
         return Item::Skipped(rel, Fail::new(ErrorCode::Io, "a name with a NUL byte"));
@@ -325,7 +334,7 @@ fn walk_with<E>(
                     Err(f) => emit(Item::Skipped(dir, f)).map_err(WalkError::Emit)?,
                     Ok(fd) => {
                         for name in names {
-                            let item = stat_child(fd.as_raw_fd(), &dir, name);
+                            let item = stat_child(fd.as_raw_fd(), &dir, &name);
                             if let Item::Entry(e) = &item {
                                 if e.file_type == FileType::Dir {
                                     subdirs.push(e.path.clone());
