@@ -262,7 +262,7 @@ fn an_agent_told_to_warm_reads_its_roots_before_the_hello_and_then_serves_as_usu
     plain.exit().unwrap();
     assert_eq!(n, m);
     assert_eq!(warmed, cold);
-    assert!(warmed.contains_key(&b"deep/er/f".to_vec()));
+    assert!(warmed.contains_key(b"deep/er/f".as_slice()));
 
     // Raw: Warm, Hello, Exit is a normal conversation; a Warm after the Hello (id 0, no
     // request) or a Warm that is not well formed ends it with an error.
