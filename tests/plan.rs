@@ -171,18 +171,9 @@ fn discovery_and_a_good_pair_for_each_flavor_and_database() {
 /// merged config exactly (compared as typed dumps, never printed), and the inventory's config
 /// with secrets as fingerprints.
 fn php_and_rust_agree(flavor: &str, db: &str) {
-    use ocmigrate::host::{ConnectOptions, Host, SourceHost};
     use ocmigrate::instance::typed_dump;
     use ocmigrate::inventory;
-    let root = PathBuf::from("/var/www/owncloud");
-    let side = ocmigrate::config::Side::Ssh {
-        user: Some("root".into()),
-        host: "127.0.0.2".into(),
-        port: None,
-        root: root.clone(),
-    };
-    let host = Host::connect("source", &side, &ConnectOptions::default()).unwrap();
-    let src = SourceHost::new(host, root);
+    let (src, root) = old_source();
     let with_php = inventory::merged_config_with_php(&src, "www-data")
         .unwrap()
         .expect("PHP runs on old");
@@ -206,6 +197,31 @@ fn php_and_rust_agree(flavor: &str, db: &str) {
     );
     let php_inv = inventory::source(&src, None).unwrap();
     let rust_inv = inventory::source_without_php(&src).unwrap();
+    // A file pass asks less (no release, apps' code or whole-table counts) and finds the same
+    // trees, the homes in the database included.
+    let for_trees = inventory::source_for_trees(&src, None).unwrap();
+    let trees_of = |inv: &inventory::Inventory| {
+        ocmigrate::transfer::trees::of_inventory(inv, &root, &root, true)
+    };
+    assert_eq!(trees_of(&for_trees), trees_of(&php_inv), "{flavor}/{db}");
+    assert_eq!(for_trees.config, php_inv.config, "{flavor}/{db}");
+    assert_eq!(for_trees.config_owner, php_inv.config_owner);
+    assert!(for_trees.release.is_none() && for_trees.apps_code.is_empty());
+    let pass_db = for_trees.db.as_ref().unwrap();
+    assert!(pass_db.ok, "{flavor}/{db}: {:?}", pass_db.error);
+    assert!(pass_db.filecache.is_none() && pass_db.storages.is_empty() && pass_db.locks.is_none());
+    let homes_of = |d: &inventory::DbInfo| {
+        d.homes.as_ref().map(|h| {
+            h.iter()
+                .map(|x| (x.user_id.clone(), x.home.clone()))
+                .collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(
+        homes_of(pass_db),
+        homes_of(php_inv.db.as_ref().unwrap()),
+        "{flavor}/{db}: homes"
+    );
     let (a, b) = (
         php_inv.config.clone().unwrap(),
         rust_inv.config.clone().unwrap(),
@@ -251,14 +267,7 @@ fn php_and_rust_agree(flavor: &str, db: &str) {
             .collect()
     };
     assert_eq!(ids(&pd), ids(&rd), "{flavor}/{db}: storages");
-    let homes = |d: &inventory::DbInfo| {
-        d.homes.as_ref().map(|h| {
-            h.iter()
-                .map(|x| (x.user_id.clone(), x.home.clone()))
-                .collect::<Vec<_>>()
-        })
-    };
-    assert_eq!(homes(&pd), homes(&rd), "{flavor}/{db}: homes");
+    assert_eq!(homes_of(&pd), homes_of(&rd), "{flavor}/{db}: homes");
     let ext = |d: &inventory::DbInfo| d.external.as_ref().map(Vec::len);
     assert_eq!(ext(&pd), ext(&rd), "{flavor}/{db}: external mounts");
     let locks = |d: &inventory::DbInfo| d.locks.as_ref().and_then(inventory::as_u64);
@@ -273,6 +282,20 @@ fn php_and_rust_agree(flavor: &str, db: &str) {
             "{flavor}/{db}"
         );
     }
+}
+
+/// The lab's old host as a migration's source, and its instance root.
+fn old_source() -> (ocmigrate::host::SourceHost, PathBuf) {
+    use ocmigrate::host::{ConnectOptions, Host, SourceHost};
+    let root = PathBuf::from("/var/www/owncloud");
+    let side = ocmigrate::config::Side::Ssh {
+        user: Some("root".into()),
+        host: "127.0.0.2".into(),
+        port: None,
+        root: root.clone(),
+    };
+    let host = Host::connect("source", &side, &ConnectOptions::default()).unwrap();
+    (SourceHost::new(host, root.clone()), root)
 }
 
 /// A PATH with every command of the machine but PHP (`php`, `php7.4`, …), for running
@@ -475,6 +498,16 @@ fn each_blocker_and_warning_is_specific() {
     assert_finding(&v, "warning", "ldap-unreachable");
     assert_finding(&v, "warning", "external-local-mount");
     assert_finding(&v, "warning", "home-outside-datadir");
+    // A file pass's own (smaller) inventory finds that home too, and copies it as a tree.
+    let (src, root) = old_source();
+    let inv = ocmigrate::inventory::source_for_trees(&src, None).unwrap();
+    let trees = ocmigrate::transfer::trees::of_inventory(&inv, &root, &root, false);
+    assert!(
+        trees
+            .iter()
+            .any(|t| t.name == "home-user1" && t.source == Path::new("/home/oc/user1")),
+        "{trees:?}"
+    );
 
     // Target data path cannot be created; then not enough disk on the target.
     lab.instance("owncloud", "sqlite", 2, 40, 3);

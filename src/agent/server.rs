@@ -246,12 +246,22 @@ pub fn serve_with<R: Read, W: Write>(
 
 /// Walk `roots` on a thread of its own (see [`Warm`]) until the flag returned is set. The
 /// thread is not joined: the process may end while it walks.
+///
+/// The walk runs at the lowest CPU priority (its workers inherit it): on a cold cache it waits
+/// for the disk anyway, and on a warm one it must not slow down what the operator runs on the
+/// host meanwhile (the source's inventory, in PHP).
 fn start_warming(roots: Vec<Vec<u8>>) -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     let started = std::thread::Builder::new()
         .name("warm".into())
-        .spawn(move || warm(&roots, &flag));
+        .spawn(move || {
+            // On Linux this sets the calling thread's nice value, which threads it starts
+            // inherit. Failing leaves the default.
+            // SAFETY: plain system call, no pointers.
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+            warm(&roots, &flag)
+        });
     if started.is_err() {
         stop.store(true, Ordering::Relaxed);
     }

@@ -3,8 +3,9 @@
 // and the SQL is SELECT only. Secrets never leave the host: identity keys and passwords are
 // replaced by a SHA-256 fingerprint. Works on PHP 7.0 and later (old sources run PHP 7.4).
 // $argv[1] = instance root, $argv[2] = "full" (config + database), "release" (code only),
-// "config" (the config alone: no release, services, disk, apps or database) or "nodb" (all but
-// the database).
+// "config" (the config alone: no release, services, disk, apps or database), "nodb" (all but
+// the database) or "trees" (what a file pass needs to know which folders it copies: the config
+// and the homes in the database; none of "full"'s scans of the file cache or the apps).
 $root = rtrim($argv[1], '/');
 $mode = isset($argv[2]) ? $argv[2] : 'full';
 $out = array('root' => $root, 'php' => array(
@@ -30,8 +31,9 @@ function scan_apps($paths) {
     } }
     return $apps;
 }
-// The release, services, disk and apps: not in mode "config" (target-config reads only that).
-if ($mode !== 'config') {
+// The release, services, disk and apps: not in modes "config" (target-config reads only that)
+// and "trees".
+if ($mode !== 'config' && $mode !== 'trees') {
 // The release: version.php and the apps' code versions.
 $release = null;
 if (is_file("$root/version.php")) {
@@ -98,7 +100,7 @@ $out['datadir'] = $datadir;
 if ($mode === 'config') { echo json_encode($out, JSON_PRESERVE_ZERO_FRACTION), "\n"; exit(0); }
 
 // Apps: code versions in every configured apps path.
-if (isset($merged['apps_paths']) && is_array($merged['apps_paths'])) {
+if ($mode !== 'trees' && isset($merged['apps_paths']) && is_array($merged['apps_paths'])) {
     $paths = array();
     foreach ($merged['apps_paths'] as $p) if (isset($p['path'])) $paths[] = $p['path'];
     $out['apps_code'] = (object)scan_apps($paths);
@@ -111,12 +113,15 @@ try {
     list($q, $db) = ocm_db($merged, $datadir);
     $type = $db['type']; $prefix = $db['prefix'];
     $t = function ($n) use ($prefix) { return $prefix . $n; };
-    $db['storages'] = $q("SELECT numeric_id, id FROM {$t('storages')} ORDER BY numeric_id");
-    $db['appconfig'] = $q("SELECT appid, configkey, configvalue FROM {$t('appconfig')} WHERE configkey IN ('enabled', 'installed_version') OR appid = 'core' AND configkey LIKE '%encryption%' OR appid = 'user_ldap' AND (configkey LIKE '%ldap_host' OR configkey LIKE '%ldap_port' OR configkey LIKE '%ldap_backup_host' OR configkey LIKE '%ldap_backup_port' OR configkey LIKE '%ldap_configuration_active') ORDER BY appid, configkey");
-    $db['filecache'] = $q("SELECT COUNT(*) AS files, COALESCE(SUM(CASE WHEN mimetype <> (SELECT id FROM {$t('mimetypes')} WHERE mimetype = 'httpd/unix-directory') THEN size ELSE 0 END), 0) AS bytes FROM {$t('filecache')}")[0];
-    $db['locks'] = $q("SELECT COUNT(*) AS n FROM {$t('file_locks')} WHERE " . ocm_ident($type, 'lock') . " <> 0")[0]['n'];
+    // "trees" reads the homes only: the rest is a scan of whole tables on a large instance.
+    if ($mode !== 'trees') {
+        $db['storages'] = $q("SELECT numeric_id, id FROM {$t('storages')} ORDER BY numeric_id");
+        $db['appconfig'] = $q("SELECT appid, configkey, configvalue FROM {$t('appconfig')} WHERE configkey IN ('enabled', 'installed_version') OR appid = 'core' AND configkey LIKE '%encryption%' OR appid = 'user_ldap' AND (configkey LIKE '%ldap_host' OR configkey LIKE '%ldap_port' OR configkey LIKE '%ldap_backup_host' OR configkey LIKE '%ldap_backup_port' OR configkey LIKE '%ldap_configuration_active') ORDER BY appid, configkey");
+        $db['filecache'] = $q("SELECT COUNT(*) AS files, COALESCE(SUM(CASE WHEN mimetype <> (SELECT id FROM {$t('mimetypes')} WHERE mimetype = 'httpd/unix-directory') THEN size ELSE 0 END), 0) AS bytes FROM {$t('filecache')}")[0];
+        $db['locks'] = $q("SELECT COUNT(*) AS n FROM {$t('file_locks')} WHERE " . ocm_ident($type, 'lock') . " <> 0")[0]['n'];
+    }
     try { $db['homes'] = $q("SELECT user_id, home FROM {$t('accounts')} ORDER BY user_id"); } catch (Exception $e) { $db['homes'] = null; }
-    try { $db['external'] = $q("SELECT m.mount_id, m.mount_point, m.storage_backend, c.value AS datadir FROM {$t('external_mounts')} m LEFT JOIN {$t('external_config')} c ON c.mount_id = m.mount_id AND c." . ocm_ident($type, 'key') . " = 'datadir'"); } catch (Exception $e) { $db['external'] = null; }
+    if ($mode !== 'trees') try { $db['external'] = $q("SELECT m.mount_id, m.mount_point, m.storage_backend, c.value AS datadir FROM {$t('external_mounts')} m LEFT JOIN {$t('external_config')} c ON c.mount_id = m.mount_id AND c." . ocm_ident($type, 'key') . " = 'datadir'"); } catch (Exception $e) { $db['external'] = null; }
     $db['ok'] = true;
 } catch (Exception $e) {
     if (!isset($db['type'])) $db = array('type' => isset($merged['dbtype']) ? $merged['dbtype'] : 'sqlite', 'prefix' => isset($merged['dbtableprefix']) ? $merged['dbtableprefix'] : 'oc_');

@@ -324,6 +324,8 @@ enum Mode {
     Config,
     /// Everything but the database: the release, services, disk, apps and the config.
     NoDatabase,
+    /// What a file pass needs for its trees: the config and the homes in the database.
+    Trees,
 }
 
 /// Run the inventory program on a side (as `user`, or as the login user); `Ok(Err(why))` when
@@ -338,6 +340,7 @@ fn run_inventory(
         Mode::Release => "release",
         Mode::Config => "config",
         Mode::NoDatabase => "nodb",
+        Mode::Trees => "trees",
     };
     let probe = Probe::PhpRead {
         snippet: INVENTORY_PHP,
@@ -390,9 +393,20 @@ pub fn config_owner(side: &ReadSide) -> Result<String, Failure> {
 /// Inventory of the source instance: config, release, database. Fails with a clear message when
 /// the path is not an instance or the instance is not installed.
 pub fn source(src: &SourceHost, web_user: Option<&str>) -> Result<Inventory, Failure> {
+    source_with(src, web_user, Mode::Full)
+}
+
+/// What a file pass needs of the source: [`source`] without the release, the apps' code and the
+/// database's tables other than the homes (on a large instance, counting the file cache alone
+/// takes seconds, and the final pass runs while the service is down).
+pub fn source_for_trees(src: &SourceHost, web_user: Option<&str>) -> Result<Inventory, Failure> {
+    source_with(src, web_user, Mode::Trees)
+}
+
+fn source_with(src: &SourceHost, web_user: Option<&str>, mode: Mode) -> Result<Inventory, Failure> {
     let owner = config_owner(src)?;
     let user = web_user.unwrap_or(&owner).to_string();
-    let inv = match run_inventory(src, Some(&user), Mode::Full)? {
+    let inv = match run_inventory(src, Some(&user), mode)? {
         Ok(inv) => inv,
         Err(why) => source_inventory_without_php(src, why)?,
     };

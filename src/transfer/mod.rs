@@ -402,7 +402,8 @@ pub fn prepare(m: &Migration, with_config: bool) -> Result<Prepared, Failure> {
                 timing::mark("agents started ahead");
             }
         });
-        let inv = sc.spawn(|| crate::inventory::source(&m.source, c.source.web_user.as_deref()));
+        let inv = sc
+            .spawn(|| crate::inventory::source_for_trees(&m.source, c.source.web_user.as_deref()));
         let sa = sc.spawn(|| Accounts::of_side(&m.source));
         let ta = sc.spawn(|| Accounts::of_side(&m.target));
         let owner = c
