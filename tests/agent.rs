@@ -184,115 +184,6 @@ fn local_agent_hello_scan_read_hash() {
 
 /// A folder the agent may not read is `Skipped` and the scan goes on. The agent runs as
 /// `nobody` (through `runuser`) when the test runs as root, since root reads everything.
-/// A directory's access time, and one set two days back (so that the next listing under
-/// `relatime` moves it).
-fn atime(p: &Path) -> i64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(p).unwrap().atime()
-}
-fn age_atime(p: &Path) {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let times = [
-        libc::timespec {
-            tv_sec: now - 2 * 86_400,
-            tv_nsec: 0,
-        },
-        libc::timespec {
-            tv_sec: 0,
-            tv_nsec: libc::UTIME_OMIT,
-        },
-    ];
-    // SAFETY: a valid NUL-terminated path and two timespecs.
-    assert_eq!(
-        unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) },
-        0
-    );
-}
-
-#[test]
-fn an_agent_told_to_warm_reads_its_roots_before_the_hello_and_then_serves_as_usual() {
-    let t = tempfile::tempdir().unwrap();
-    make_tree(t.path());
-    let deep = t.path().join("deep/er");
-    std::fs::create_dir_all(&deep).unwrap();
-    std::fs::write(deep.join("f"), b"f").unwrap();
-    let root = t.path().as_os_str().as_bytes().to_vec();
-    // The observation: listing a folder moves its access time (relatime, once a day).
-    let probe = t.path().join("probe");
-    std::fs::create_dir(&probe).unwrap();
-    age_atime(&probe);
-    let before = atime(&probe);
-    std::fs::read_dir(&probe).unwrap().for_each(drop);
-    assert!(
-        atime(&probe) > before,
-        "this test needs a file system that updates access times (relatime or strictatime), \
-         not noatime: {}",
-        t.path().display()
-    );
-    age_atime(&deep);
-    let aged = atime(&deep);
-
-    // Warm before the Hello: the agent lists `deep/er` on its own while no Hello has come.
-    let mut child = spawn_agent();
-    let warm = ocmigrate::agent::proto::Warm {
-        roots: vec![b"/nonexistent-root".to_vec(), root.clone()],
-    };
-    frame::write_frame(child.stdin.as_mut().unwrap(), &warm.into_frame()).unwrap();
-    let t0 = Instant::now();
-    while atime(&deep) == aged {
-        assert!(
-            t0.elapsed() < std::time::Duration::from_secs(10),
-            "the agent did not read the folder it was told to warm"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    // Then the handshake and a scan, as from an agent that was not told anything.
-    let mut c = AgentClient::from_child("agent@local", child, vec![root.clone()], None).unwrap();
-    assert_eq!(c.welcome().roots, vec![Ok(())]);
-    let (warmed, n) = scan_map(&mut c, p(""));
-    c.exit().unwrap();
-    let mut plain =
-        AgentClient::from_child("agent@local", spawn_agent(), vec![root], None).unwrap();
-    let (cold, m) = scan_map(&mut plain, p(""));
-    plain.exit().unwrap();
-    assert_eq!(n, m);
-    assert_eq!(warmed, cold);
-    assert!(warmed.contains_key(b"deep/er/f".as_slice()));
-
-    // Raw: Warm, Hello, Exit is a normal conversation; a Warm after the Hello (id 0, no
-    // request) or a Warm that is not well formed ends it with an error.
-    let warm_frame = warm.into_frame().encode().unwrap();
-    let hello = Hello::ours(vec![b"/".to_vec()])
-        .into_frame()
-        .encode()
-        .unwrap();
-    let exit = ocmigrate::agent::Request::Exit
-        .into_frame(1)
-        .encode()
-        .unwrap();
-    let out = run_with_input(&[&warm_frame[..], &hello, &exit].concat());
-    assert!(out.status.success(), "{out:?}");
-    let mut r = FrameReader::new(&out.stdout[..]);
-    Welcome::from_frame(&r.read_frame().unwrap().unwrap()).unwrap();
-    assert_eq!(r.read_frame().unwrap().unwrap().kind, Kind::Bye);
-    let out = run_with_input(&[&hello[..], &warm_frame].concat());
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let mut r = FrameReader::new(&out.stdout[..]);
-    Welcome::from_frame(&r.read_frame().unwrap().unwrap()).unwrap();
-    let f = r.read_frame().unwrap().unwrap();
-    assert_eq!((f.kind, f.id), (Kind::Error, 0));
-    let mut bad = warm.into_frame();
-    bad.payload = b"\x00\x01\x00\x00\x00\x03abc".to_vec(); // one root, relative
-    let out = run_with_input(&[&bad.encode().unwrap()[..], &hello].concat());
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(out.stdout.starts_with(&[Kind::Error as u8]), "{out:?}");
-}
-
 #[test]
 fn unreadable_folder_is_skipped_not_fatal() {
     use std::os::unix::fs::PermissionsExt;
@@ -559,9 +450,8 @@ fn lab_deploy_and_talk_over_ssh() {
     assert!(!inst.copied());
     c.exit().unwrap();
 
-    // Started ahead (while a pass prepares, told to read the last run's folder into the
-    // cache), then taken by the next start: the same process, which then serves as usual.
-    deploy::start_spare(&source, &bin, &[b"/tmp/agent-test".to_vec()]);
+    // Started ahead (while a pass prepares), then taken by the next start: the same process.
+    deploy::start_spare(&source, &bin);
     let spare = source.take_spare().expect("an agent started ahead");
     let ahead = spare.process_id();
     source.keep_spare(spare);
@@ -573,12 +463,9 @@ fn lab_deploy_and_talk_over_ssh() {
         vec![Ok(())],
         "its Hello came with the start"
     );
-    let mut c = c;
-    let (m, _) = scan_map(&mut c, p(""));
-    assert_eq!(entry(&m, b"f").size, 3);
     c.exit().unwrap();
     // One that is not taken is stopped and reaped when dropped.
-    deploy::start_spare(&source, &bin, &[]);
+    deploy::start_spare(&source, &bin);
     let spare = source.take_spare().expect("an agent started ahead");
     let pid = spare.process_id();
     assert!(Path::new(&format!("/proc/{pid}")).exists());

@@ -11,8 +11,6 @@
 //! This module never runs any other command on a host.
 
 use super::client::{hex, AgentClient, AgentError};
-use super::frame;
-use super::proto::Warm;
 use crate::exit::Failure;
 use crate::host::{AgentChannel, AgentInstall, SourceHost, SpareAgent, TargetHost};
 use sha2::Digest;
@@ -308,24 +306,12 @@ pub fn connect(
 /// the caller does other work (the source's inventory). Nothing happens on a side without the
 /// agent's binary (the pass then installs it as usual), and a start that fails is left for
 /// [`start`] to meet again and report.
-///
-/// `warm`: the folders the handshake will most likely name (the last run's roots), which the
-/// agent starts reading into the cache at once ([`Warm`]); empty for none.
-pub fn start_spare(side: &dyn AgentSide, bin: &AgentBinary, warm: &[Vec<u8>]) {
-    let Some(install) = side.assume(bin) else {
-        return;
-    };
-    let Ok(mut child) = side.spawn(&install, AgentChannel::Master) else {
-        return;
-    };
-    if let (false, Some(stdin)) = (warm.is_empty(), child.stdin.as_mut()) {
-        let w = Warm {
-            roots: warm.to_vec(),
-        };
-        // A write that fails leaves a spare whose handshake fails: `start` then starts another.
-        let _ = frame::write_frame(stdin, &w.into_frame());
+pub fn start_spare(side: &dyn AgentSide, bin: &AgentBinary) {
+    if let Some(install) = side.assume(bin) {
+        if let Ok(child) = side.spawn(&install, AgentChannel::Master) {
+            side.spares().keep_spare(SpareAgent::new(install, child));
+        }
     }
-    side.spares().keep_spare(SpareAgent::new(install, child));
 }
 
 /// The handshake with a started agent process.

@@ -93,9 +93,6 @@ kinds! {
     Accounts = 0x10, terminal = false;
     /// Operator → agent: finish and exit.
     Exit = 0x0F, terminal = false;
-    /// Operator → agent, before the `Hello` of an agent started ahead: paths to read into the
-    /// page cache while the operator prepares (no answer).
-    Warm = 0x11, terminal = false;
     /// Agent → operator: the answer to `Hello`.
     Welcome = 0x81, terminal = true;
     /// Agent → operator: one entry, the answer to `Stat`.

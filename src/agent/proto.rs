@@ -468,8 +468,11 @@ impl Hello {
         w.fixed(&MAGIC)
             .u16(self.proto)
             .bytes(self.version.as_bytes())
-            .u8(self.writable as u8);
-        put_roots(&mut w, &self.roots);
+            .u8(self.writable as u8)
+            .u16(self.roots.len() as u16);
+        for r in &self.roots {
+            w.bytes(r);
+        }
         Frame::new(Kind::Hello, 0, w.0)
     }
 
@@ -494,7 +497,18 @@ impl Hello {
             });
         }
         let writable = get_bool(&mut p, "writable")?;
-        let roots = get_roots(&mut p)?;
+        let n = p.u16("root count")? as usize;
+        if n > p.remaining() / 4 {
+            return Err(p.invalid("root count", format!("{n} roots in a short payload")));
+        }
+        let mut roots = Vec::with_capacity(n);
+        for _ in 0..n {
+            let r = p.bytes("root")?;
+            if r.first() != Some(&b'/') || r.contains(&0) {
+                return Err(p.invalid("root", "not an absolute path without NUL bytes"));
+            }
+            roots.push(r.to_vec());
+        }
         p.finish()?;
         Ok(Hello {
             proto,
@@ -502,65 +516,6 @@ impl Hello {
             writable,
             roots,
         })
-    }
-}
-
-/// A count then that many absolute paths (the roots of a `Hello` or a `Warm`).
-fn get_roots(p: &mut Parse<'_>) -> Result<Vec<Vec<u8>>, Error> {
-    let n = p.u16("root count")? as usize;
-    if n > p.remaining() / 4 {
-        return Err(p.invalid("root count", format!("{n} roots in a short payload")));
-    }
-    let mut roots = Vec::with_capacity(n);
-    for _ in 0..n {
-        let r = p.bytes("root")?;
-        if r.first() != Some(&b'/') || r.contains(&0) {
-            return Err(p.invalid("root", "not an absolute path without NUL bytes"));
-        }
-        roots.push(r.to_vec());
-    }
-    Ok(roots)
-}
-
-fn put_roots(w: &mut Put, roots: &[Vec<u8>]) {
-    w.u16(roots.len() as u16);
-    for r in roots {
-        w.bytes(r);
-    }
-}
-
-/// `Warm`, which an operator may send (id 0) to an agent it starts ahead, before that agent's
-/// `Hello`: the folders the coming `Hello` will most likely name (the last run's roots). The
-/// agent walks them in the background, `lstat`ing every entry and sending nothing, so that a
-/// cold disk's reads for the scan that follows start while the operator is still preparing.
-/// The walk stops at the first request after the `Hello`; that scan then finds in the cache
-/// what the walk read. A guess that turns out wrong costs only reads. No answer.
-///
-/// # Format
-///
-/// ```text
-/// nroots   u16      then nroots × bytes: absolute paths
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Warm {
-    pub roots: Vec<Vec<u8>>,
-}
-
-impl Warm {
-    pub fn into_frame(&self) -> Frame {
-        let mut w = Put::new();
-        put_roots(&mut w, &self.roots);
-        Frame::new(Kind::Warm, 0, w.0)
-    }
-
-    pub fn from_frame(f: &Frame) -> Result<Warm, Error> {
-        if f.kind != Kind::Warm {
-            return Err(Error::Unexpected { kind: f.kind });
-        }
-        let mut p = Parse::new(f.kind, &f.payload);
-        let roots = get_roots(&mut p)?;
-        p.finish()?;
-        Ok(Warm { roots })
     }
 }
 

@@ -1,7 +1,6 @@
 //! The agent's side of a connection: read frames from stdin, answer on stdout.
 //!
-//! [`serve_with`] runs the handshake (after a `Warm`, when the operator sends one first: see
-//! [`Warm`]), then answers requests in the order they come until `Exit`
+//! [`serve_with`] runs the handshake, then answers requests in the order they come until `Exit`
 //! or a clean end of its input. The operator may pipeline: send many requests before reading
 //! answers; the agent buffers its answers and flushes whenever no further whole request is
 //! waiting in its input. A request that fails gets an `Error` frame and the connection goes on;
@@ -24,16 +23,14 @@
 use super::frame::{self, Frame, FrameReader, Kind, ReadError};
 use super::fs::{self, Fail, Root};
 use super::proto::{
-    data_of, Entry, ErrorCode, Hello, RelPath, Request, Response, Target, Warm, Welcome,
-    BINARY_VERSION, MAX_CHUNK, PROTOCOL_VERSION,
+    data_of, Entry, ErrorCode, Hello, RelPath, Request, Response, Target, Welcome, BINARY_VERSION,
+    MAX_CHUNK, PROTOCOL_VERSION,
 };
 use super::readahead::ReadAhead;
 use super::scan;
 use super::write::{self, PutFile};
 use std::collections::{HashMap, HashSet};
 use std::io::{self, BufWriter, Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 pub use super::proto::CHUNK;
 /// `Put`s open at once on one connection, at most.
@@ -127,26 +124,13 @@ pub fn serve_with<R: Read, W: Write>(
         compress_entries: std::env::var_os("SSH_CONNECTION").is_some(),
     };
 
-    // The handshake comes first: nothing else is answered before it. An agent started ahead
-    // may first be told what to read into the cache while it waits for it.
-    let mut first = match reader.read_frame() {
+    // The handshake comes first: nothing else is answered before it.
+    let first = match reader.read_frame() {
         Ok(Some(f)) => f,
         // Closed before saying anything: nothing to do.
         Ok(None) => return Ok(()),
         Err(e) => return s.fatal(ErrorCode::BadRequest, e.into()),
     };
-    let mut warming = None;
-    if first.kind == Kind::Warm {
-        match Warm::from_frame(&first) {
-            Ok(w) => warming = Some(start_warming(w.roots)),
-            Err(e) => return s.fatal(ErrorCode::BadRequest, e.into()),
-        }
-        first = match reader.read_frame() {
-            Ok(Some(f)) => f,
-            Ok(None) => return Ok(()),
-            Err(e) => return s.fatal(ErrorCode::BadRequest, e.into()),
-        };
-    }
     if first.kind != Kind::Hello {
         let kind = first.kind;
         s.send_error(
@@ -198,10 +182,6 @@ pub fn serve_with<R: Read, W: Write>(
             }
             Err(e) => return s.fatal(ErrorCode::BadRequest, e.into()),
         };
-        // The operator is ready: the work it asks for has the disk from now on.
-        if let Some(stop) = warming.take() {
-            stop.store(true, Ordering::Relaxed);
-        }
         // The files asked for behind this request: their reads start now.
         let ra = &mut s.readahead;
         ra.taken(f.id);
@@ -242,53 +222,6 @@ pub fn serve_with<R: Read, W: Write>(
             s.out.flush()?;
         }
     }
-}
-
-/// Walk `roots` on a thread of its own (see [`Warm`]) until the flag returned is set. The
-/// thread is not joined: the process may end while it walks.
-///
-/// The walk runs at the lowest CPU priority (its workers inherit it): on a cold cache it waits
-/// for the disk anyway, and on a warm one it must not slow down what the operator runs on the
-/// host meanwhile (the source's inventory, in PHP).
-fn start_warming(roots: Vec<Vec<u8>>) -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    let started = std::thread::Builder::new()
-        .name("warm".into())
-        .spawn(move || {
-            // On Linux this sets the calling thread's nice value, which threads it starts
-            // inherit. Failing leaves the default.
-            // SAFETY: plain system call, no pointers.
-            unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
-            warm(&roots, &flag)
-        });
-    if started.is_err() {
-        stop.store(true, Ordering::Relaxed);
-    }
-    stop
-}
-
-/// `lstat` everything under `roots` (a root that cannot be opened is passed over), stopping at
-/// the first entry after `stop` is set. Returns how many entries it walked.
-fn warm(roots: &[Vec<u8>], stop: &AtomicBool) -> u64 {
-    let mut walked = 0;
-    for r in roots {
-        let Ok(root) = Root::open(r) else { continue };
-        let mut emit = |_item| {
-            if stop.load(Ordering::Relaxed) {
-                return Err(());
-            }
-            walked += 1;
-            Ok(())
-        };
-        let start = RelPath::root();
-        if let Err(scan::WalkError::Emit(())) =
-            scan::walk(&root, &start, scan::default_workers(), &mut emit)
-        {
-            break;
-        }
-    }
-    walked
 }
 
 /// Raise the soft limit of open descriptors to the hard one: `Remove` holds one descriptor per
@@ -782,32 +715,5 @@ impl Batch {
         self.bytes += 80 + e.path.as_bytes().len() + e.target.len();
         self.total += 1;
         self.entries.push(e);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_warm_walk_reads_every_root_and_stops_when_told() {
-        let t = tempfile::tempdir().unwrap();
-        let (a, b) = (t.path().join("a"), t.path().join("b"));
-        for i in 0..30 {
-            let d = a.join(format!("d{i}"));
-            std::fs::create_dir_all(&d).unwrap();
-            for j in 0..9 {
-                std::fs::write(d.join(format!("f{j}")), b"x").unwrap();
-            }
-        }
-        std::fs::create_dir(&b).unwrap();
-        std::fs::write(b.join("g"), b"y").unwrap();
-        let root = |p: &std::path::Path| p.as_os_str().as_encoded_bytes().to_vec();
-        let missing = root(&t.path().join("missing"));
-        let roots = vec![root(&a), missing, root(&b)];
-        // Every entry of every root that opens: 1 + 30 + 270 in a, 2 in b.
-        assert_eq!(warm(&roots, &AtomicBool::new(false)), 303);
-        // Told to stop: it walks nothing more.
-        assert_eq!(warm(&roots, &AtomicBool::new(true)), 0);
     }
 }

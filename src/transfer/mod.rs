@@ -381,23 +381,14 @@ pub struct Prepared {
 pub fn prepare(m: &Migration, with_config: bool) -> Result<Prepared, Failure> {
     let c = &m.config;
     timing::mark("prepare");
-    let state = m.state_dir();
-    // The last pass's folders, which the agents started ahead read into the cache while the
-    // inventory runs. Not the target's in the final pass: it takes the target's side from the
-    // last pass's manifests, so reading the target would only compete with the source's scan.
-    let (warm_source, mut warm_target) = trees::last_roots(&state);
-    if with_config {
-        warm_target.clear();
-    }
     // Four independent questions to the two hosts, asked at once; meanwhile the agents that
     // follow every preparation start (their handshake waits for the trees).
     let (inv, src_acc, tgt_acc, tgt_owner) = std::thread::scope(|sc| {
         sc.spawn(|| {
             if let Ok(bin) = AgentBinary::locate() {
-                use crate::agent::deploy::start_spare;
                 std::thread::scope(|s| {
-                    s.spawn(|| start_spare(&m.source, &bin, &warm_source));
-                    start_spare(&m.target, &bin, &warm_target);
+                    s.spawn(|| crate::agent::deploy::start_spare(&m.source, &bin));
+                    crate::agent::deploy::start_spare(&m.target, &bin);
                 });
                 timing::mark("agents started ahead");
             }
@@ -432,7 +423,6 @@ pub fn prepare(m: &Migration, with_config: bool) -> Result<Prepared, Failure> {
         None => tgt_owner.unwrap_or_else(|| src_web.clone()),
     };
     let trees = trees::of_inventory(&inv, m.source.root(), m.target.root(), with_config);
-    trees::save_roots(&state, &trees);
     let owners = OwnerMap::new(src_acc?, tgt_acc?, &src_web, &tgt_web)?;
     timing::mark("inventory and accounts");
     Ok(Prepared {

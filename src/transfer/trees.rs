@@ -8,11 +8,9 @@
 //! folder (`themes/<theme>`), and homes outside the data directory. A tree inside another one is
 //! dropped (the outer one carries it). Each tree is one agent root on each side.
 
-use crate::agent::client::hex;
 use crate::agent::proto::FileType;
 use crate::inventory::Inventory;
 use serde::Serialize;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// One folder copied from the source to the target.
@@ -217,119 +215,9 @@ pub fn dedupe(trees: Vec<Tree>) -> Vec<Tree> {
     out
 }
 
-/// The file in a migration's state folder that keeps the last pass's tree folders, so that the
-/// next pass can have its agents read them into the cache while it prepares
-/// ([`crate::agent::deploy::start_spare`]): one line per folder, `s` (source) or `t` (target)
-/// and the path's bytes in hex.
-const LAST_ROOTS: &str = "last-roots";
-
-/// Keep the source and target folders of `trees` in `state_dir` for the next pass (only when
-/// that folder exists and they changed). Best effort: they are a hint, and a pass does not
-/// fail for one.
-pub fn save_roots(state_dir: &Path, trees: &[Tree]) {
-    if !state_dir.is_dir() {
-        return;
-    }
-    let mut text = String::new();
-    for (tag, side) in [("s", true), ("t", false)] {
-        for t in trees {
-            let p = if side { &t.source } else { &t.target };
-            text.push_str(&format!("{tag} {}\n", hex(p.as_os_str().as_bytes())));
-        }
-    }
-    let file = state_dir.join(LAST_ROOTS);
-    if std::fs::read_to_string(&file).is_ok_and(|old| old == text) {
-        return;
-    }
-    let tmp = state_dir.join(format!(".{LAST_ROOTS}.tmp"));
-    if std::fs::write(&tmp, text).is_err() || std::fs::rename(&tmp, &file).is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-}
-
-/// The source and target folders [`save_roots`] kept in `state_dir` (none when there is no
-/// such file or it cannot be read; a line that is not one of ours is left out).
-pub fn last_roots(state_dir: &Path) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    let (mut source, mut target) = (Vec::new(), Vec::new());
-    let Ok(text) = std::fs::read_to_string(state_dir.join(LAST_ROOTS)) else {
-        return (source, target);
-    };
-    for line in text.lines() {
-        let (side, path) = match line.split_once(' ') {
-            Some(("s", h)) => (&mut source, unhex(h)),
-            Some(("t", h)) => (&mut target, unhex(h)),
-            _ => continue,
-        };
-        if let Some(p) = path.filter(|p| p.first() == Some(&b'/')) {
-            side.push(p);
-        }
-    }
-    (source, target)
-}
-
-fn unhex(h: &str) -> Option<Vec<u8>> {
-    if !h.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..h.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_last_roots_come_back_as_they_were_kept() {
-        use std::ffi::OsStr;
-        let t = tempfile::tempdir().unwrap();
-        let state = t.path().join("m.state");
-        let odd = PathBuf::from(OsStr::from_bytes(b"/srv/da\nta \xff"));
-        let trees = vec![
-            Tree {
-                name: "data".into(),
-                source: odd.clone(),
-                target: PathBuf::from("/srv/new data"),
-                filter: Filter::Everything,
-            },
-            Tree {
-                name: "apps-external".into(),
-                source: PathBuf::from("/var/www/owncloud/apps-external"),
-                target: PathBuf::from("/var/www/oc/apps-external"),
-                filter: Filter::Everything,
-            },
-        ];
-        // No state folder yet (no pass has run): nothing kept, nothing created.
-        save_roots(&state, &trees);
-        assert!(!state.exists());
-        assert_eq!(last_roots(&state), (vec![], vec![]));
-        std::fs::create_dir(&state).unwrap();
-        save_roots(&state, &trees);
-        let (s, tg) = last_roots(&state);
-        assert_eq!(
-            s,
-            vec![
-                b"/srv/da\nta \xff".to_vec(),
-                b"/var/www/owncloud/apps-external".to_vec()
-            ]
-        );
-        assert_eq!(
-            tg,
-            vec![
-                b"/srv/new data".to_vec(),
-                b"/var/www/oc/apps-external".to_vec()
-            ]
-        );
-        // A file that is not ours, in part: its good lines only.
-        let file = state.join(LAST_ROOTS);
-        std::fs::write(&file, "s 2f61\nt 2f6\nx 2f62\nt 6162\nt 2f6zz\n\nt 2f63\n").unwrap();
-        assert_eq!(
-            last_roots(&state),
-            (vec![b"/a".to_vec()], vec![b"/c".to_vec()])
-        );
-    }
 
     #[test]
     fn filters() {
