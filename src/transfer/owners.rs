@@ -7,9 +7,8 @@
 //! source is treated the same way.
 
 use crate::exit::Failure;
-use crate::host::ReadSide;
+use crate::host::{Probe, ReadSide};
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
 
 /// The accounts of one host: `/etc/passwd` and `/etc/group`.
 #[derive(Debug, Clone, Default)]
@@ -53,15 +52,20 @@ impl Accounts {
         a
     }
 
-    /// The accounts of a host, read through its read-only side.
+    /// The accounts of a host, read through its read-only side in one round trip.
     pub fn of_side(side: &ReadSide) -> Result<Accounts, Failure> {
-        let read = |p: &str| -> Result<String, Failure> {
-            Ok(side
-                .read_file(Path::new(p))?
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default())
+        let r = side.probe(&Probe::Accounts)?;
+        let (passwd, group) = match (r.ok(), split_accounts(&r.stdout)) {
+            (true, Some(two)) => two,
+            _ => {
+                return Err(Failure::check(format!(
+                    "{}: cannot read /etc/passwd and /etc/group: {}",
+                    side.label(),
+                    r.stderr_text().trim()
+                )))
+            }
         };
-        Ok(Accounts::parse(&read("/etc/passwd")?, &read("/etc/group")?))
+        Ok(Accounts::parse(&passwd, &group))
     }
 
     pub fn user_name(&self, uid: u32) -> String {
@@ -76,6 +80,14 @@ impl Accounts {
             .cloned()
             .unwrap_or_else(|| gid.to_string())
     }
+}
+
+/// The two files of a [`Probe::Accounts`] answer, split at its line holding one NUL byte.
+fn split_accounts(out: &[u8]) -> Option<(String, String)> {
+    const SEP: &[u8] = b"\n\0\n";
+    let at = out.windows(SEP.len()).position(|w| w == SEP)?;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    Some((text(&out[..at]), text(&out[at + SEP.len()..])))
 }
 
 /// Source ids → target ids.
@@ -221,6 +233,33 @@ impl OwnerMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_s_accounts_come_in_one_answer() {
+        use crate::config::Side;
+        use crate::host::{ConnectOptions, Host, SourceHost};
+        let side = Side::Local { root: "/".into() };
+        let host = Host::connect("test", &side, &ConnectOptions::default()).unwrap();
+        let src = SourceHost::new(host, "/".into());
+        let r = src.probe(&Probe::Accounts).unwrap();
+        assert!(r.ok(), "{}", r.stderr_text());
+        let (passwd, group) = split_accounts(&r.stdout).unwrap();
+        assert_eq!(
+            passwd.trim_end(),
+            std::fs::read_to_string("/etc/passwd").unwrap().trim_end()
+        );
+        assert_eq!(group, std::fs::read_to_string("/etc/group").unwrap());
+        let a = Accounts::of_side(&src).unwrap();
+        assert_eq!(a.user_name(0), "root");
+        assert_eq!(a.group_name(0), "root");
+        // The separator is a line of its own; a file may end without a newline.
+        let (p, g) = split_accounts(b"root:x:0:0::/root:/bin/sh\n\0\nroot:x:0:").unwrap();
+        assert_eq!(
+            (p.as_str(), g.as_str()),
+            ("root:x:0:0::/root:/bin/sh", "root:x:0:")
+        );
+        assert_eq!(split_accounts(b"root:x:0:0::/root:/bin/sh\n"), None);
+    }
 
     #[test]
     fn maps_web_user_and_names() {
