@@ -705,10 +705,21 @@ fn a_killed_ssh_session_is_a_lost_connection() {
             .stdout,
     )
     .unwrap();
-    for (victim, why) in [
-        ("stat -c %U", "the owner of config.php"),
-        ("php -d display_errors=stderr", "the PHP inventory"),
+    let file = dir.path().join("ocmigrate.toml");
+    let with_web_user = std::fs::read_to_string(&file).unwrap();
+    assert!(with_web_user.contains("web_user = \"www-data\""));
+    // Without a web user in the migration file the inventory runs as the owner of config.php,
+    // which the same command finds first.
+    let without: String = with_web_user
+        .lines()
+        .filter(|l| !l.starts_with("web_user"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for (victim, why, toml) in [
+        ("stat -c %U", "the owner of config.php", &without),
+        ("php -d display_errors=stderr", "the PHP inventory", &with_web_user),
     ] {
+        std::fs::write(&file, toml).unwrap();
         let wrapper = bin.join("ssh");
         std::fs::write(
             &wrapper,

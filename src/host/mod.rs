@@ -114,7 +114,17 @@ impl ReadSide {
         let (script, input) = p.script();
         self.host.run_as(user, &script, &input)
     }
+    /// [`ReadSide::probe_as`] the owner of `path`, found by the same command (one round trip
+    /// instead of two); `Ok(None)` when `path` cannot be `stat`ed.
+    pub fn probe_as_owner_of(&self, path: &Path, p: &Probe) -> Result<Option<Ran>, Failure> {
+        let (script, input) = p.script();
+        let ran = self.host.run_as_owner_of(path, &script, &input)?;
+        Ok((ran.status != Some(NO_OWNER)).then_some(ran))
+    }
 }
+
+/// The exit status of [`Host::run_as_owner_of`]'s command when the path cannot be `stat`ed.
+const NO_OWNER: i32 = 97;
 
 /// Quote one word for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
@@ -365,6 +375,24 @@ impl Host {
         self.run_with_input(&wrapped, input)
     }
 
+    /// [`Host::run_as`] the owner of `path`, which the same command finds (`stat -c %U`); exit
+    /// status [`NO_OWNER`] when it cannot.
+    fn run_as_owner_of(&self, path: &Path, script: &str, input: &[u8]) -> Result<Ran, Failure> {
+        let switch = if self.login_user == "root" {
+            "runuser"
+        } else {
+            "sudo -n"
+        };
+        let wrapped = format!(
+            "u=$(stat -c %U -- {path}) || exit {NO_OWNER}; \
+             if [ \"$u\" = {me} ]; then sh -c {script}; else {switch} -u \"$u\" -- sh -c {script}; fi",
+            path = shell_quote(&path.to_string_lossy()),
+            me = shell_quote(&self.login_user),
+            script = shell_quote(script),
+        );
+        self.run_with_input(&wrapped, input)
+    }
+
     /// Read a whole file; `Ok(None)` when it does not exist.
     fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>, Failure> {
         let p = shell_quote(&path.to_string_lossy());
@@ -393,6 +421,49 @@ mod tests {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
         assert_eq!(shell_words(&["echo", "$HOME", "x;y"]), "echo '$HOME' 'x;y'");
+    }
+
+    #[test]
+    fn a_probe_runs_as_the_owner_of_a_file_in_one_command() {
+        use std::os::unix::fs::chown;
+        let h = Host::connect(
+            "test",
+            &Side::Local { root: "/".into() },
+            &ConnectOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(h.login_user, "root", "the tests run as root");
+        let side = ReadSide::new(h, "/".into());
+        let t = tempfile::tempdir().unwrap();
+        let (mine, theirs) = (t.path().join("mine"), t.path().join("theirs"));
+        std::fs::write(&mine, b"").unwrap();
+        std::fs::write(&theirs, b"").unwrap();
+        chown(&theirs, Some(65534), Some(65534)).unwrap();
+        let who = |p: &Path| {
+            side.probe_as_owner_of(p, &Probe::HasCommand("sh".into()))
+                .unwrap()
+                .map(|r| r.ok())
+        };
+        // HasCommand stands for any probe; the user it ran as is what counts here.
+        assert_eq!(who(&mine), Some(true));
+        let (script, _) = Probe::HasCommand("sh".into()).script();
+        let as_owner = |p: &Path| {
+            side.host
+                .run_as_owner_of(p, &format!("{script} >/dev/null && id -un"), b"")
+                .unwrap()
+        };
+        assert_eq!(as_owner(&mine).stdout_text().trim(), "root");
+        let nobody = as_owner(&theirs);
+        assert!(nobody.ok(), "{}", nobody.stderr_text());
+        let name = std::fs::read_to_string("/etc/passwd")
+            .unwrap()
+            .lines()
+            .find(|l| l.split(':').nth(2) == Some("65534"))
+            .map(|l| l.split(':').next().unwrap().to_string())
+            .unwrap();
+        assert_eq!(nobody.stdout_text().trim(), name);
+        // No such file: no owner, and nothing ran.
+        assert_eq!(who(&t.path().join("missing")), None);
     }
 
     #[test]

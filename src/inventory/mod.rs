@@ -335,6 +335,29 @@ fn run_inventory(
     user: Option<&str>,
     mode: Mode,
 ) -> Result<Result<Inventory, String>, Failure> {
+    let probe = inventory_probe(side, mode);
+    let ran = match user {
+        Some(u) => side.probe_as(u, &probe)?,
+        None => side.probe(&probe)?,
+    };
+    inventory_of(side, &ran)
+}
+
+/// [`run_inventory`] as the owner of `config/config.php`, which the same command finds;
+/// `Ok(None)` when there is no such file to find.
+fn run_inventory_as_config_owner(
+    side: &ReadSide,
+    mode: Mode,
+) -> Result<Option<Result<Inventory, String>>, Failure> {
+    let probe = inventory_probe(side, mode);
+    let config = side.root().join("config/config.php");
+    match side.probe_as_owner_of(&config, &probe)? {
+        None => Ok(None),
+        Some(ran) => inventory_of(side, &ran).map(Some),
+    }
+}
+
+fn inventory_probe(side: &ReadSide, mode: Mode) -> Probe {
     let mode = match mode {
         Mode::Full => "full",
         Mode::Release => "release",
@@ -342,17 +365,17 @@ fn run_inventory(
         Mode::NoDatabase => "nodb",
         Mode::Trees => "trees",
     };
-    let probe = Probe::PhpRead {
+    Probe::PhpRead {
         snippet: INVENTORY_PHP,
         args: vec![side.root().display().to_string(), mode.into()],
-    };
-    let ran = match user {
-        Some(u) => side.probe_as(u, &probe)?,
-        None => side.probe(&probe)?,
-    };
-    match php_cannot_run(&ran) {
+    }
+}
+
+/// The inventory the program printed; `Ok(Err(why))` when PHP could not run.
+fn inventory_of(side: &ReadSide, ran: &Ran) -> Result<Result<Inventory, String>, Failure> {
+    match php_cannot_run(ran) {
         Some(why) => Ok(Err(why)),
-        None => parse(side.label(), &ran).map(Ok),
+        None => parse(side.label(), ran).map(Ok),
     }
 }
 
@@ -403,13 +426,27 @@ pub fn source_for_trees(src: &SourceHost, web_user: Option<&str>) -> Result<Inve
     source_with(src, web_user, Mode::Trees)
 }
 
+/// One round trip when all goes well: PHP runs as the web user given, or as the owner of
+/// `config.php`, which the same command finds. Only an instance that turns out to have no config
+/// costs a second look ([`config_owner`]), which says why.
 fn source_with(src: &SourceHost, web_user: Option<&str>, mode: Mode) -> Result<Inventory, Failure> {
-    let owner = config_owner(src)?;
-    let user = web_user.unwrap_or(&owner).to_string();
-    let inv = match run_inventory(src, Some(&user), mode)? {
+    let ran = match web_user {
+        Some(u) => run_inventory(src, Some(u), mode)?,
+        None => match run_inventory_as_config_owner(src, mode)? {
+            Some(r) => r,
+            None => {
+                let owner = config_owner(src)?;
+                run_inventory(src, Some(&owner), mode)?
+            }
+        },
+    };
+    let inv = match ran {
         Ok(inv) => inv,
         Err(why) => source_inventory_without_php(src, why)?,
     };
+    if !inv.config_exists {
+        config_owner(src)?;
+    }
     check_instance(src.label(), src.root(), &inv)?;
     Ok(inv)
 }
