@@ -717,7 +717,11 @@ fn a_killed_ssh_session_is_a_lost_connection() {
         .collect();
     for (victim, why, toml) in [
         ("stat -c %U", "the owner of config.php", &without),
-        ("php -d display_errors=stderr", "the PHP inventory", &with_web_user),
+        (
+            "php -d display_errors=stderr",
+            "the PHP inventory",
+            &with_web_user,
+        ),
     ] {
         std::fs::write(&file, toml).unwrap();
         let wrapper = bin.join("ssh");

@@ -343,17 +343,10 @@ rmdir -- "$d" 2>/dev/null || true"#
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Side;
-    use crate::host::ConnectOptions;
 
     #[test]
     fn installs_once_by_temp_name_and_rename() {
-        let h = Host::connect(
-            "test",
-            &Side::Local { root: "/".into() },
-            &ConnectOptions::default(),
-        )
-        .unwrap();
+        let h = crate::host::local_host_for_tests();
         let t = tempfile::tempdir().unwrap();
         let dir = shell_quote(&t.path().join("cache").to_string_lossy());
         let bytes = b"#!/bin/sh\necho agent\n";

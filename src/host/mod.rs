@@ -126,6 +126,13 @@ impl ReadSide {
 /// The exit status of [`Host::run_as_owner_of`]'s command when the path cannot be `stat`ed.
 const NO_OWNER: i32 = 97;
 
+/// This machine as a host, for tests.
+#[cfg(test)]
+pub(crate) fn local_host_for_tests() -> Host {
+    let side = Side::Local { root: "/".into() };
+    Host::connect("test", &side, &ConnectOptions::default()).unwrap()
+}
+
 /// Quote one word for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
@@ -426,12 +433,7 @@ mod tests {
     #[test]
     fn a_probe_runs_as_the_owner_of_a_file_in_one_command() {
         use std::os::unix::fs::chown;
-        let h = Host::connect(
-            "test",
-            &Side::Local { root: "/".into() },
-            &ConnectOptions::default(),
-        )
-        .unwrap();
+        let h = crate::host::local_host_for_tests();
         assert_eq!(h.login_user, "root", "the tests run as root");
         let side = ReadSide::new(h, "/".into());
         let t = tempfile::tempdir().unwrap();
@@ -468,12 +470,7 @@ mod tests {
 
     #[test]
     fn local_host_runs_and_quotes() {
-        let h = Host::connect(
-            "test",
-            &Side::Local { root: "/".into() },
-            &ConnectOptions::default(),
-        )
-        .unwrap();
+        let h = crate::host::local_host_for_tests();
         assert!(!h.login_user.is_empty());
         let r = h.run(&shell_words(&["printf", "%s", "a'b $c"])).unwrap();
         assert_eq!(r.stdout_text(), "a'b $c");

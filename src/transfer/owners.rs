@@ -236,11 +236,7 @@ mod tests {
 
     #[test]
     fn a_host_s_accounts_come_in_one_answer() {
-        use crate::config::Side;
-        use crate::host::{ConnectOptions, Host, SourceHost};
-        let side = Side::Local { root: "/".into() };
-        let host = Host::connect("test", &side, &ConnectOptions::default()).unwrap();
-        let src = SourceHost::new(host, "/".into());
+        let src = crate::host::SourceHost::new(crate::host::local_host_for_tests(), "/".into());
         let r = src.probe(&Probe::Accounts).unwrap();
         assert!(r.ok(), "{}", r.stderr_text());
         let (passwd, group) = split_accounts(&r.stdout).unwrap();
