@@ -543,6 +543,32 @@ fn target_database_server_unreachable() {
     assert_finding(&v, "blocker", "target-db-unreachable");
 }
 
+/// A pass whose source database cannot be read stops and says so: homes outside the data
+/// directory are known only from it, and a pass without them would leave them out without a
+/// word. Nothing reaches the target; with the database back, the same pass runs.
+#[test]
+fn a_pass_stops_when_the_source_database_cannot_be_read() {
+    let lab = Lab::get();
+    lab.instance("owncloud", "mysql", 1, 20, 5);
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    lab.sh("new", "rm -rf /var/www/owncloud/data");
+    add_source_config(&lab, "  'dbhost' => '127.0.0.1:3399',");
+    let out = ocmigrate(&["sync"], dir.path());
+    lab.sh("old", "rm -f /var/www/owncloud/config/zz-test.config.php");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("the database could not be read")
+            && t.contains("homes outside the data directory"),
+        "{t}"
+    );
+    lab.sh("new", "test ! -e /var/www/owncloud/data");
+    let out = ocmigrate(&["sync"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    lab.sh("new", "test -e /var/www/owncloud/data/.ocdata");
+}
+
 #[test]
 fn bad_input_gives_clear_messages_and_exit_codes() {
     let lab = Lab::get();

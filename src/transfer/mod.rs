@@ -412,6 +412,17 @@ pub fn prepare(m: &Migration, with_config: bool) -> Result<Prepared, Failure> {
         )
     });
     let inv = inv?;
+    // The homes outside the data directory are in the database: a pass that could not read it
+    // would leave them out without a word.
+    if let Some(db) = inv.db.as_ref().filter(|d| !d.ok) {
+        return Err(Failure::check(format!(
+            "{}: the database could not be read ({}): a pass needs it to know which folders \
+             hold users' files (homes outside the data directory)",
+            m.source.label(),
+            db.error.as_deref().unwrap_or("no reason given")
+        ))
+        .hint("check that the source's database server runs and that config.php's database settings reach it (`ocmigrate plan` tests them), then run again"));
+    }
     let src_web = c
         .source
         .web_user
