@@ -366,15 +366,10 @@ impl Host {
     fn run_as(&self, user: &str, script: &str, input: &[u8]) -> Result<Ran, Failure> {
         let wrapped = if self.login_user == user {
             script.to_string()
-        } else if self.login_user == "root" {
-            format!(
-                "runuser -u {} -- sh -c {}",
-                shell_quote(user),
-                shell_quote(script)
-            )
         } else {
             format!(
-                "sudo -n -u {} -- sh -c {}",
+                "{} -u {} -- sh -c {}",
+                self.switch_user(),
                 shell_quote(user),
                 shell_quote(script)
             )
@@ -382,14 +377,19 @@ impl Host {
         self.run_with_input(&wrapped, input)
     }
 
-    /// [`Host::run_as`] the owner of `path`, which the same command finds (`stat -c %U`); exit
-    /// status [`NO_OWNER`] when it cannot.
-    fn run_as_owner_of(&self, path: &Path, script: &str, input: &[u8]) -> Result<Ran, Failure> {
-        let switch = if self.login_user == "root" {
+    /// How this login becomes another user: `runuser` as root, `sudo -n` otherwise.
+    fn switch_user(&self) -> &'static str {
+        if self.login_user == "root" {
             "runuser"
         } else {
             "sudo -n"
-        };
+        }
+    }
+
+    /// [`Host::run_as`] the owner of `path`, which the same command finds (`stat -c %U`); exit
+    /// status [`NO_OWNER`] when it cannot.
+    fn run_as_owner_of(&self, path: &Path, script: &str, input: &[u8]) -> Result<Ran, Failure> {
+        let switch = self.switch_user();
         let wrapped = format!(
             "u=$(stat -c %U -- {path}) || exit {NO_OWNER}; \
              if [ \"$u\" = {me} ]; then sh -c {script}; else {switch} -u \"$u\" -- sh -c {script}; fi",
