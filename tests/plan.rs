@@ -222,6 +222,32 @@ fn php_and_rust_agree(flavor: &str, db: &str) {
         homes_of(php_inv.db.as_ref().unwrap()),
         "{flavor}/{db}: homes"
     );
+    // Nextcloud has no home column: the failure is kept, and matters on ownCloud only.
+    assert_eq!(
+        pass_db.homes.is_none(),
+        flavor == "nextcloud",
+        "{flavor}/{db}: {:?}",
+        pass_db.homes_error
+    );
+    assert_eq!(pass_db.homes_error.is_some(), flavor == "nextcloud");
+    assert_eq!(for_trees.homes_unread(), None, "{flavor}/{db}");
+    // The same without PHP: the config, and of the database only the homes.
+    let trees_rust = inventory::source_for_trees_without_php(&src).unwrap();
+    assert_eq!(trees_of(&trees_rust), trees_of(&php_inv), "{flavor}/{db}");
+    assert_eq!(trees_rust.config_owner, php_inv.config_owner);
+    assert!(trees_rust.release.is_none() && trees_rust.services.units.is_empty());
+    assert!(trees_rust.disk.is_empty());
+    let rust_pass_db = trees_rust.db.as_ref().unwrap();
+    assert!(rust_pass_db.ok, "{flavor}/{db}: {:?}", rust_pass_db.error);
+    assert!(rust_pass_db.filecache.is_none() && rust_pass_db.storages.is_empty());
+    assert!(rust_pass_db.locks.is_none() && rust_pass_db.external.is_none());
+    assert_eq!(homes_of(rust_pass_db), homes_of(pass_db), "{flavor}/{db}");
+    assert_eq!(
+        rust_pass_db.homes_error.is_some(),
+        flavor == "nextcloud",
+        "{flavor}/{db}: {:?}",
+        rust_pass_db.homes_error
+    );
     let (a, b) = (
         php_inv.config.clone().unwrap(),
         rust_inv.config.clone().unwrap(),
@@ -567,6 +593,80 @@ fn a_pass_stops_when_the_source_database_cannot_be_read() {
     let out = ocmigrate(&["sync"], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     lab.sh("new", "test -e /var/www/owncloud/data/.ocdata");
+}
+
+/// ownCloud 10 keeps every home in `oc_accounts.home`: a pass that cannot read that table, the
+/// database otherwise reachable, stops (exit 1) and names the table; plan blocks. Both roads
+/// (PHP and the database's own client) see it. Nextcloud, which has no home column, is covered
+/// by `php_and_rust_agree`.
+#[test]
+fn a_pass_stops_when_the_homes_cannot_be_read() {
+    let lab = Lab::get();
+    lab.instance("owncloud", "mysql", 1, 20, 6);
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    lab.sh("new", "rm -rf /var/www/owncloud/data");
+    lab.sql(
+        "mysql",
+        "owncloud",
+        "RENAME TABLE oc_accounts TO ocm_test_accounts;",
+    );
+    let out = ocmigrate(&["sync"], dir.path());
+    let (plan_code, plan) = plan_json(dir.path());
+    let (src, _) = old_source();
+    let without_php = ocmigrate::inventory::source_for_trees_without_php(&src);
+    lab.sql(
+        "mysql",
+        "owncloud",
+        "RENAME TABLE ocm_test_accounts TO oc_accounts;",
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("the users' homes could not be read from oc_accounts")
+            && t.contains("doesn't exist"),
+        "{t}"
+    );
+    lab.sh("new", "test ! -e /var/www/owncloud/data");
+    assert_eq!(plan_code, Some(1), "{plan:#}");
+    assert_finding(&plan, "blocker", "source-homes-unreadable");
+    let inv = without_php.unwrap();
+    let why = inv.homes_unread().expect("the client road sees it too");
+    assert!(why.contains("oc_accounts"), "{why}");
+
+    let out = ocmigrate(&["sync"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    lab.sh("new", "test -e /var/www/owncloud/data/.ocdata");
+}
+
+/// A web user who cannot see `config/` (a folder closed to it) is named, with the owner of
+/// `config.php` to set instead; exit 2, nothing written.
+#[test]
+fn a_web_user_who_cannot_see_the_config_is_named() {
+    let lab = Lab::get();
+    lab.instance("owncloud", "sqlite", 1, 10, 8);
+    let dir = tempfile::tempdir().unwrap();
+    let toml = init(dir.path());
+    let file = std::fs::read_to_string(&toml).unwrap();
+    let (before, after) = file.split_once("[target]").expect("a [target] table");
+    assert!(before.contains("web_user = \"www-data\""), "{file}");
+    let changed = format!(
+        "{}[target]{after}",
+        before.replace("web_user = \"www-data\"", "web_user = \"nobody\"")
+    );
+    std::fs::write(&toml, changed).unwrap();
+    lab.sh("new", "rm -rf /var/www/owncloud/data");
+    lab.sh("old", "chmod 0750 /var/www/owncloud/config");
+    let out = ocmigrate(&["sync"], dir.path());
+    lab.sh("old", "chmod 0755 /var/www/owncloud/config");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("/var/www/owncloud/config/config.php exists (owned by www-data), but the inventory, run as nobody, cannot see it")
+            && t.contains("web_user = \"www-data\""),
+        "{t}"
+    );
+    lab.sh("new", "test ! -e /var/www/owncloud/data");
 }
 
 #[test]

@@ -120,7 +120,9 @@ try {
         $db['filecache'] = $q("SELECT COUNT(*) AS files, COALESCE(SUM(CASE WHEN mimetype <> (SELECT id FROM {$t('mimetypes')} WHERE mimetype = 'httpd/unix-directory') THEN size ELSE 0 END), 0) AS bytes FROM {$t('filecache')}")[0];
         $db['locks'] = $q("SELECT COUNT(*) AS n FROM {$t('file_locks')} WHERE " . ocm_ident($type, 'lock') . " <> 0")[0]['n'];
     }
-    try { $db['homes'] = $q("SELECT user_id, home FROM {$t('accounts')} ORDER BY user_id"); } catch (Exception $e) { $db['homes'] = null; }
+    // Nextcloud has no home column (ownCloud 10 has): a failure here is kept, and judged by the
+    // flavor (Inventory::homes_unread).
+    try { $db['homes'] = $q("SELECT user_id, home FROM {$t('accounts')} ORDER BY user_id"); } catch (Exception $e) { $db['homes'] = null; $db['homes_error'] = $e->getMessage(); }
     if ($mode !== 'trees') try { $db['external'] = $q("SELECT m.mount_id, m.mount_point, m.storage_backend, c.value AS datadir FROM {$t('external_mounts')} m LEFT JOIN {$t('external_config')} c ON c.mount_id = m.mount_id AND c." . ocm_ident($type, 'key') . " = 'datadir'"); } catch (Exception $e) { $db['external'] = null; }
     $db['ok'] = true;
 } catch (Exception $e) {

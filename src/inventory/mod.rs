@@ -131,6 +131,9 @@ pub struct DbInfo {
     pub filecache: Option<FileCacheSummary>,
     pub locks: Option<Value>,
     pub homes: Option<Vec<Home>>,
+    /// Why the homes could not be read (`homes` is then `None`): normal on Nextcloud, which has
+    /// no home column; see [`Inventory::homes_unread`].
+    pub homes_error: Option<String>,
     pub external: Option<Vec<ExternalMount>>,
 }
 
@@ -205,6 +208,19 @@ impl Inventory {
     /// The version recorded in config.php (the one the database schema is at).
     pub fn config_version(&self) -> Option<&str> {
         self.cfg_str("version")
+    }
+    /// Why the users' homes are unknown although the database was read and this instance keeps
+    /// them there. ownCloud 10 records every home in `oc_accounts.home`, and a home may lie outside
+    /// the data directory, so a pass that cannot read them would leave such a home behind.
+    /// Nextcloud has no such column (its homes are `<datadirectory>/<uid>`), nor had ownCloud
+    /// before 10; their config says `version` 9.x or 12 and later, never 10.
+    pub fn homes_unread(&self) -> Option<&str> {
+        let db = self.db.as_ref().filter(|d| d.ok && d.homes.is_none())?;
+        let owncloud_10 = self
+            .config_version()
+            .is_some_and(|v| v.split('.').next() == Some("10"));
+        let nextcloud = self.flavor() == Some(Flavor::Nextcloud);
+        (owncloud_10 && !nextcloud).then(|| db.homes_error.as_deref().unwrap_or("no reason given"))
     }
     /// The code version of the installed release.
     pub fn code_version(&self) -> Option<&str> {
@@ -380,10 +396,14 @@ fn inventory_of(side: &ReadSide, ran: &Ran) -> Result<Result<Inventory, String>,
 }
 
 /// The source's inventory without PHP, its database read with the database's own client.
-fn source_inventory_without_php(src: &SourceHost, why: String) -> Result<Inventory, Failure> {
-    let (mut inv, params) = without_php::inventory_and_params(src, true, why)?;
+fn source_inventory_without_php(
+    src: &SourceHost,
+    mode: Mode,
+    why: String,
+) -> Result<Inventory, Failure> {
+    let (mut inv, params) = without_php::inventory_and_params(src, mode, why)?;
     if let (Some(p), Some(db)) = (params, inv.db.as_mut()) {
-        without_php::read_database(src, &p, db);
+        without_php::read_database(src, &p, db, mode);
     }
     Ok(inv)
 }
@@ -442,19 +462,56 @@ fn source_with(src: &SourceHost, web_user: Option<&str>, mode: Mode) -> Result<I
     };
     let inv = match ran {
         Ok(inv) => inv,
-        Err(why) => source_inventory_without_php(src, why)?,
+        Err(why) => source_inventory_without_php(src, mode, why)?,
     };
     if !inv.config_exists {
-        config_owner(src)?;
+        // Not an instance (a precise failure), or PHP's user cannot see a config we can.
+        let owner = config_owner(src)?;
+        return Err(config_hidden(src, &inv, &owner));
     }
     check_instance(src.label(), src.root(), &inv)?;
     Ok(inv)
 }
 
+/// `config.php` exists (the login user sees it, owned by `owner`) but the user the inventory ran
+/// as does not: a folder on the way is closed to that user, or `web_user` names the wrong one.
+fn config_hidden(side: &ReadSide, inv: &Inventory, owner: &str) -> Failure {
+    let file = side.root().join("config/config.php");
+    let who = inv
+        .php
+        .user
+        .as_deref()
+        .unwrap_or(if inv.without_php.is_some() {
+            "the ssh login user"
+        } else {
+            "the user it ran as"
+        });
+    let msg = format!(
+        "{}: {} exists (owned by {owner}), but the inventory, run as {who}, cannot see it",
+        side.label(),
+        file.display()
+    );
+    let hint = if who == owner {
+        format!("a folder above config/ is closed to {owner}: let {owner} through it (`namei -l {}` shows each folder's mode)", file.display())
+    } else {
+        format!("set [source] web_user = \"{owner}\" (the owner of config.php) in the migration file, or let {who} read config/ (`namei -l {}` shows each folder's mode)", file.display())
+    };
+    Failure::usage(msg).hint(hint)
+}
+
 /// [`source`] with ocmigrate's own reader even where PHP runs: for comparing the two roads.
 pub fn source_without_php(src: &SourceHost) -> Result<Inventory, Failure> {
+    source_without_php_with(src, Mode::Full)
+}
+
+/// [`source_for_trees`] with ocmigrate's own reader even where PHP runs.
+pub fn source_for_trees_without_php(src: &SourceHost) -> Result<Inventory, Failure> {
+    source_without_php_with(src, Mode::Trees)
+}
+
+fn source_without_php_with(src: &SourceHost, mode: Mode) -> Result<Inventory, Failure> {
     config_owner(src)?;
-    let inv = source_inventory_without_php(src, "asked to read without PHP".into())?;
+    let inv = source_inventory_without_php(src, mode, "asked to read without PHP".into())?;
     check_instance(src.label(), src.root(), &inv)?;
     Ok(inv)
 }
@@ -628,6 +685,49 @@ mod tests {
         assert_eq!(inv.code_version(), Some("10.15.2.0"));
         assert!(!inv.config_exists);
         assert!(!inv.php.version.is_empty());
+    }
+
+    /// Unread homes stop a pass only where the database keeps them: ownCloud 10, known by its
+    /// config's version (a pass's inventory has no release) or by its release.
+    #[test]
+    fn unread_homes_matter_on_owncloud_10_only() {
+        let inv = |version: &str, vendor: Option<&str>, ok: bool, homes: Option<Vec<Home>>| {
+            let mut config = serde_json::Map::new();
+            config.insert("version".into(), version.into());
+            Inventory {
+                config: Some(config),
+                release: vendor.map(|v| Release {
+                    vendor: Some(v.into()),
+                    ..Default::default()
+                }),
+                db: Some(DbInfo {
+                    ok,
+                    homes,
+                    homes_error: Some("Table 'oc.oc_accounts' doesn't exist".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        };
+        let why = "Table 'oc.oc_accounts' doesn't exist";
+        assert_eq!(inv("10.15.2.1", None, true, None).homes_unread(), Some(why));
+        assert_eq!(
+            inv("10.0.3.3", Some("owncloud"), true, None).homes_unread(),
+            Some(why)
+        );
+        // Nextcloud: no home column, by design.
+        assert_eq!(inv("33.0.1.2", None, true, None).homes_unread(), None);
+        assert_eq!(inv("9.1.6.1", None, true, None).homes_unread(), None);
+        assert_eq!(
+            inv("10.0.1.5", Some("nextcloud"), true, None).homes_unread(),
+            None
+        );
+        // Read (even empty), or the database not read at all (a failure of its own).
+        assert_eq!(
+            inv("10.15.2.1", None, true, Some(Vec::new())).homes_unread(),
+            None
+        );
+        assert_eq!(inv("10.15.2.1", None, false, None).homes_unread(), None);
     }
 
     /// The top-level keys whose shown values differ (names only: values may be secrets).

@@ -7,7 +7,7 @@
 //! database's own client instead (the same SELECTs, in a read-only session; [`read_database`]).
 //! What only PHP can tell stays empty: the PHP version and modules, and the apps' code versions.
 
-use super::{labelled, DbInfo, Disk, Inventory, PhpInfo, Release, Services};
+use super::{labelled, DbInfo, Disk, Inventory, Mode, PhpInfo, Release, Services};
 use crate::exit::Failure;
 use crate::host::{Probe, ReadSide, SourceHost};
 use crate::instance::{
@@ -127,19 +127,24 @@ pub fn merged_config(side: &ReadSide) -> Result<MergedConfig, Failure> {
 /// source), else the release only (the target before its config is in place). `why` says why PHP
 /// was not used; it is kept in [`Inventory::without_php`].
 pub fn inventory(side: &ReadSide, full: bool, why: String) -> Result<Inventory, Failure> {
-    Ok(inventory_and_params(side, full, why)?.0)
+    let mode = if full { Mode::Full } else { Mode::Release };
+    Ok(inventory_and_params(side, mode, why)?.0)
 }
 
-/// [`inventory`], with the database parameters of the config (for [`read_database`]).
-pub fn inventory_and_params(
+/// [`inventory`], with the database parameters of the config (for [`read_database`]). In
+/// [`Mode::Trees`] (a file pass), only the config: no release, services or free space, each of
+/// which costs round trips to the host.
+pub(super) fn inventory_and_params(
     side: &ReadSide,
-    full: bool,
+    mode: Mode,
     why: String,
 ) -> Result<(Inventory, Option<DbParams>), Failure> {
     let root = side.root();
     let root_s = root.to_string_lossy().trim_end_matches('/').to_string();
     let files = fetch_instance_files(side)?;
+    let trees = mode == Mode::Trees;
     let release = match &files.version_php {
+        Some(_) if trees => None,
         None => None,
         Some(bytes) => {
             let code = read_code_version(root, Some(bytes)).map_err(|f| labelled(side, f))?;
@@ -165,13 +170,17 @@ pub fn inventory_and_params(
         root: root_s.clone(),
         php: PhpInfo::default(),
         release,
-        occ: status(&root.join("occ"))? == "exists file",
-        services: services(side)?,
+        occ: !trees && status(&root.join("occ"))? == "exists file",
+        services: if trees {
+            Services::default()
+        } else {
+            services(side)?
+        },
         config_exists: files.config_php.is_some(),
         without_php: Some(why),
         ..Default::default()
     };
-    if status(root)?.starts_with("exists") {
+    if !trees && status(root)?.starts_with("exists") {
         let parent = root
             .parent()
             .map(|p| p.to_string_lossy().into_owned())
@@ -182,7 +191,7 @@ pub fn inventory_and_params(
             inv.disk.insert(p, Disk { free });
         }
     }
-    if !full || files.config_php.is_none() {
+    if mode == Mode::Release || files.config_php.is_none() {
         return Ok((inv, None));
     }
     let owner = side.probe(&Probe::Owner(root.join("config/config.php")))?;
@@ -241,9 +250,12 @@ pub fn inventory_and_params(
 /// settings, file count and bytes, held locks, homes, external mounts), read on the source with
 /// the database's own client: the same SELECTs, in a read-only session (SQLite opened immutable;
 /// see [`SourceHost::db_select`]). Text columns travel hex-encoded, so no value can break the
-/// client's row format. On failure `db.ok` stays false and `db.error` says why.
-pub fn read_database(src: &SourceHost, p: &DbParams, db: &mut DbInfo) {
-    match database_facts(src, p, db) {
+/// client's row format. On failure `db.ok` stays false and `db.error` says why. The homes are
+/// asked for even in [`Mode::Trees`], and their failure is kept apart (`db.homes_error`), as in
+/// `inventory.php`; that mode asks the server's version (that the database answers) and the homes
+/// only.
+pub(super) fn read_database(src: &SourceHost, p: &DbParams, db: &mut DbInfo, mode: Mode) {
+    match database_facts(src, p, db, mode) {
         Ok(()) => {
             db.ok = true;
             db.error = None;
@@ -258,7 +270,12 @@ pub fn read_database(src: &SourceHost, p: &DbParams, db: &mut DbInfo) {
     }
 }
 
-fn database_facts(src: &SourceHost, p: &DbParams, db: &mut DbInfo) -> Result<(), Failure> {
+fn database_facts(
+    src: &SourceHost,
+    p: &DbParams,
+    db: &mut DbInfo,
+    mode: Mode,
+) -> Result<(), Failure> {
     let kind = p.kind;
     let t = |name: &str| format!("{}{name}", p.table_prefix);
     // A text column as `N` (NULL) or `s<hex of its bytes>`.
@@ -303,69 +320,73 @@ fn database_facts(src: &SourceHost, p: &DbParams, db: &mut DbInfo) -> Result<(),
     db.server = rows(server_sql, "reading the server version")?
         .first()
         .and_then(|r| r.first().cloned());
-    db.storages = rows(
-        &format!(
-            "SELECT numeric_id, {} FROM {} ORDER BY numeric_id;",
-            hx("id"),
-            t("storages")
-        ),
-        "reading the storages",
-    )?
-    .iter()
-    .map(|r| super::Storage {
-        numeric_id: number(r.first()),
-        id: text(r.get(1)).unwrap_or_default(),
-    })
-    .collect();
-    db.appconfig = rows(
-        &format!(
-            "SELECT {}, {}, {} FROM {} WHERE configkey IN ('enabled', 'installed_version') \
-             OR appid = 'core' AND configkey LIKE '%encryption%' OR appid = 'user_ldap' AND \
-             (configkey LIKE '%ldap_host' OR configkey LIKE '%ldap_port' OR configkey LIKE \
-             '%ldap_backup_host' OR configkey LIKE '%ldap_backup_port' OR configkey LIKE \
-             '%ldap_configuration_active') ORDER BY appid, configkey;",
-            hx("appid"),
-            hx("configkey"),
-            hx("configvalue"),
-            t("appconfig")
-        ),
-        "reading the app settings",
-    )?
-    .iter()
-    .map(|r| super::AppConfigRow {
-        appid: text(r.first()).unwrap_or_default(),
-        configkey: text(r.get(1)).unwrap_or_default(),
-        configvalue: text(r.get(2)),
-    })
-    .collect();
-    let fc = rows(
-        &format!(
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN mimetype <> (SELECT id FROM {} WHERE \
-             mimetype = 'httpd/unix-directory') THEN size ELSE 0 END), 0) FROM {};",
-            t("mimetypes"),
-            t("filecache")
-        ),
-        "counting the file cache",
-    )?;
-    let fc = fc.first().cloned().unwrap_or_default();
-    db.filecache = Some(super::FileCacheSummary {
-        files: number(fc.first()),
-        bytes: number(fc.get(1)),
-    });
-    db.locks = Some(number(
-        rows(
+    // Scans of whole tables on a large instance: not for a file pass.
+    if mode != Mode::Trees {
+        db.storages = rows(
             &format!(
-                "SELECT COUNT(*) FROM {} WHERE {} <> 0;",
-                t("file_locks"),
-                ident("lock")
+                "SELECT numeric_id, {} FROM {} ORDER BY numeric_id;",
+                hx("id"),
+                t("storages")
             ),
-            "counting the file locks",
+            "reading the storages",
         )?
-        .first()
-        .and_then(|r| r.first()),
-    ));
-    // Tables that not every version has: absent is not an error (as in inventory.php).
-    db.homes = rows(
+        .iter()
+        .map(|r| super::Storage {
+            numeric_id: number(r.first()),
+            id: text(r.get(1)).unwrap_or_default(),
+        })
+        .collect();
+        db.appconfig = rows(
+            &format!(
+                "SELECT {}, {}, {} FROM {} WHERE configkey IN ('enabled', 'installed_version') \
+                 OR appid = 'core' AND configkey LIKE '%encryption%' OR appid = 'user_ldap' AND \
+                 (configkey LIKE '%ldap_host' OR configkey LIKE '%ldap_port' OR configkey LIKE \
+                 '%ldap_backup_host' OR configkey LIKE '%ldap_backup_port' OR configkey LIKE \
+                 '%ldap_configuration_active') ORDER BY appid, configkey;",
+                hx("appid"),
+                hx("configkey"),
+                hx("configvalue"),
+                t("appconfig")
+            ),
+            "reading the app settings",
+        )?
+        .iter()
+        .map(|r| super::AppConfigRow {
+            appid: text(r.first()).unwrap_or_default(),
+            configkey: text(r.get(1)).unwrap_or_default(),
+            configvalue: text(r.get(2)),
+        })
+        .collect();
+        let fc = rows(
+            &format!(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN mimetype <> (SELECT id FROM {} WHERE \
+                 mimetype = 'httpd/unix-directory') THEN size ELSE 0 END), 0) FROM {};",
+                t("mimetypes"),
+                t("filecache")
+            ),
+            "counting the file cache",
+        )?;
+        let fc = fc.first().cloned().unwrap_or_default();
+        db.filecache = Some(super::FileCacheSummary {
+            files: number(fc.first()),
+            bytes: number(fc.get(1)),
+        });
+        db.locks = Some(number(
+            rows(
+                &format!(
+                    "SELECT COUNT(*) FROM {} WHERE {} <> 0;",
+                    t("file_locks"),
+                    ident("lock")
+                ),
+                "counting the file locks",
+            )?
+            .first()
+            .and_then(|r| r.first()),
+        ));
+    }
+    // Tables that not every version has: absent is not an error (as in inventory.php), but the
+    // reason is kept for the homes.
+    match rows(
         &format!(
             "SELECT {}, {} FROM {} ORDER BY user_id;",
             hx("user_id"),
@@ -373,16 +394,25 @@ fn database_facts(src: &SourceHost, p: &DbParams, db: &mut DbInfo) -> Result<(),
             t("accounts")
         ),
         "reading the accounts",
-    )
-    .ok()
-    .map(|rs| {
-        rs.iter()
-            .map(|r| super::Home {
-                user_id: text(r.first()).unwrap_or_default(),
-                home: text(r.get(1)),
-            })
-            .collect()
-    });
+    ) {
+        Ok(rs) => {
+            db.homes = Some(
+                rs.iter()
+                    .map(|r| super::Home {
+                        user_id: text(r.first()).unwrap_or_default(),
+                        home: text(r.get(1)),
+                    })
+                    .collect(),
+            )
+        }
+        Err(f) => {
+            db.homes = None;
+            db.homes_error = Some(f.message);
+        }
+    }
+    if mode == Mode::Trees {
+        return Ok(());
+    }
     db.external = rows(
         &format!(
             "SELECT m.mount_id, {}, {}, {} FROM {} m LEFT JOIN {} c ON c.mount_id = m.mount_id \

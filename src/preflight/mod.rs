@@ -400,6 +400,16 @@ fn check_database(src: &Inventory, target: &TargetHost, out: &mut Out) -> Result
             "check dbhost/dbuser in config.php; plan could not count files or list apps",
         );
     }
+    if let Some(why) = src.homes_unread() {
+        out.blocker(
+            "source-homes-unreadable",
+            format!(
+                "the users' homes could not be read from {}accounts: {why}",
+                db.prefix
+            ),
+            "ownCloud 10 keeps every home there, and a file pass needs them (a home may lie outside the data directory): mend the table or the database user's grant",
+        );
+    }
     match db.kind.as_str() {
         "mysql" | "pgsql" => {
             let r = target.probe(&Probe::DbServer(db.kind.clone()))?;

@@ -423,6 +423,15 @@ pub fn prepare(m: &Migration, with_config: bool) -> Result<Prepared, Failure> {
         ))
         .hint("check that the source's database server runs and that config.php's database settings reach it (`ocmigrate plan` tests them), then run again"));
     }
+    if let Some(why) = inv.homes_unread() {
+        let table = inv.db.as_ref().map_or("oc_", |d| d.prefix.as_str());
+        return Err(Failure::check(format!(
+            "{}: the users' homes could not be read from {table}accounts ({why}): a pass needs \
+             them to know which homes lie outside the data directory",
+            m.source.label()
+        ))
+        .hint(format!("ownCloud 10 needs that table too: check it with `SELECT user_id, home FROM {table}accounts` as config.php's database user, mend it (a damaged or renamed table, a missing grant), then run again")));
+    }
     let src_web = c
         .source
         .web_user
