@@ -72,7 +72,32 @@ impl Scratch {
         std::fs::write(s.path("src/version.php"), VERSION_PHP).unwrap();
         std::fs::write(s.path("tgt/version.php"), VERSION_PHP).unwrap();
         s.config_php(true);
+        s.database();
         s
+    }
+
+    /// The source's SQLite database with the tables the inventory reads, empty: a good pair's
+    /// database can be read (an unreadable one is a blocker of its own).
+    fn database(&self) {
+        let schema = "CREATE TABLE oc_storages (numeric_id INTEGER PRIMARY KEY, id TEXT);\n\
+             CREATE TABLE oc_appconfig (appid TEXT, configkey TEXT, configvalue TEXT);\n\
+             CREATE TABLE oc_mimetypes (id INTEGER PRIMARY KEY, mimetype TEXT);\n\
+             CREATE TABLE oc_filecache (fileid INTEGER PRIMARY KEY, mimetype INTEGER, size INTEGER);\n\
+             CREATE TABLE oc_file_locks (id INTEGER PRIMARY KEY, lock INTEGER);\n";
+        let mut c = Command::new("sqlite3")
+            .arg(self.path("src/data/owncloud.db"))
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("sqlite3 (apt install sqlite3)");
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(schema.as_bytes())
+            .unwrap();
+        assert!(
+            c.wait().unwrap().success(),
+            "sqlite3 made the fixture's database"
+        );
     }
 
     fn path(&self, rel: &str) -> PathBuf {

@@ -387,8 +387,8 @@ fn without_php_locally_init_and_plan_say_what_they_could_read() {
     assert_finding(&v, "blocker", "source-php-missing");
     assert_finding(&v, "blocker", "target-php-missing");
     assert_finding(&v, "info", "release");
-    // No SQLite file at the fixture's data directory: said, not fatal.
-    assert_finding(&v, "warning", "source-db-unreadable");
+    // No SQLite file at the fixture's data directory: a blocker (a file pass needs the homes).
+    assert_finding(&v, "blocker", "source-db-unreadable");
     assert!(
         !codes(&v).iter().any(|(_, c)| c == "php-version"),
         "no PHP version check without PHP: {v:#}"

@@ -562,7 +562,7 @@ pub(crate) fn source_sql(
             End::Source,
             what,
             r.status,
-            &r.stderr_text(),
+            &scrub(&r.stderr_text(), p.password.expose()),
         ));
     }
     Ok(r.stdout_text())

@@ -213,7 +213,7 @@ impl Inventory {
     /// them there. ownCloud 10 records every home in `oc_accounts.home`, and a home may lie outside
     /// the data directory, so a pass that cannot read them would leave such a home behind.
     /// Nextcloud has no such column (its homes are `<datadirectory>/<uid>`), nor had ownCloud
-    /// before 10; their config says `version` 9.x or 12 and later, never 10.
+    /// before 10; Nextcloud's config says `version` 9.x (Nextcloud 10) or 11 and later, never 10.
     pub fn homes_unread(&self) -> Option<&str> {
         let db = self.db.as_ref().filter(|d| d.ok && d.homes.is_none())?;
         let owncloud_10 = self

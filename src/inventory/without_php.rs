@@ -406,8 +406,14 @@ fn database_facts(
             )
         }
         Err(f) => {
+            let label = format!("{}: ", src.label());
             db.homes = None;
-            db.homes_error = Some(f.message);
+            db.homes_error = Some(
+                f.message
+                    .strip_prefix(&label)
+                    .unwrap_or(&f.message)
+                    .to_string(),
+            );
         }
     }
     if mode == Mode::Trees {

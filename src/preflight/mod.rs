@@ -390,14 +390,15 @@ fn check_storage(src: &Inventory, out: &mut Out) -> bool {
 
 fn check_database(src: &Inventory, target: &TargetHost, out: &mut Out) -> Result<(), Failure> {
     let Some(db) = &src.db else { return Ok(()) };
+    // A blocker: every file pass stops on it too (it needs the homes the database holds).
     if !db.ok {
-        out.warning(
+        out.blocker(
             "source-db-unreadable",
             format!(
                 "the source database could not be read: {}",
                 db.error.as_deref().unwrap_or("?")
             ),
-            "check dbhost/dbuser in config.php; plan could not count files or list apps",
+            "check that the database server runs and dbhost/dbuser in config.php reach it; plan could not count files or list apps, and a file pass needs the users' homes from it",
         );
     }
     if let Some(why) = src.homes_unread() {
