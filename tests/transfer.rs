@@ -1093,6 +1093,111 @@ fn lab_over_ssh_with_a_killed_ssh_then_resume() {
     let _ = std::fs::remove_dir_all(hosts.join("new/root/ocm-transfer"));
 }
 
+/// `lab/lab shape new off` when dropped, however the test ends.
+struct Shaped;
+
+impl Shaped {
+    fn new(rate: &str, delay: &str) -> Shaped {
+        common::lab_cmd(&["shape", "new", rate, delay]);
+        Shaped
+    }
+}
+
+impl Drop for Shaped {
+    fn drop(&mut self) {
+        let _ = Command::new(common::lab_script())
+            .args(["shape", "new", "off"])
+            .output();
+    }
+}
+
+/// On a distant target (the lab's `new` behind 15 ms each way: the agents' handshake takes over
+/// 20 ms) the early stream's agents start as the scans start. In a first copy the target's
+/// folder does not exist yet when they start, so its agent is started again when the first file
+/// comes; the early stream then writes through it (exact copy, no temporary left). A re-sync
+/// with nothing to send closes them unused; on the near target they are not started ahead.
+#[test]
+fn early_stream_starts_ahead_on_a_distant_target() {
+    let lab = common::Lab::get();
+    let hosts = common::lab_dir().join("hosts");
+    let (a, b) = (
+        hosts.join("old/root/ocm-early/src"),
+        hosts.join("new/root/ocm-early/dst"),
+    );
+    let _ = std::fs::remove_dir_all(hosts.join("old/root/ocm-early"));
+    let _ = std::fs::remove_dir_all(hosts.join("new/root/ocm-early"));
+    // The root's own files come first in the scans' order: sent early; the folders after.
+    for i in 0..40 {
+        write(&a.join(format!("f{i}.txt")), format!("root {i}").as_bytes());
+    }
+    small_files(&a, (0..30).map(|d| format!("d{d:02}/e")), 20);
+    let cfg = lab.var("LAB_SSH_CONFIG").to_string();
+    let run = |to: &str| {
+        let o = Command::new(EXE)
+            .args([
+                "sync",
+                "--json",
+                "--from",
+                "ssh://root@old/root/ocm-early/src",
+            ])
+            .args(["--to", to])
+            .env("OCMIGRATE_SSH_CONFIG", &cfg)
+            .env("OCMIGRATE_TIMING", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        finish(o)
+    };
+    let far = "ssh://root@new-slow/root/ocm-early/dst";
+    let shaped = Shaped::new("100mbit", "15ms");
+    let first = run(far);
+    assert_eq!(first.code, 0, "{}\n{}", first.stderr, first.report);
+    assert!(
+        first.stderr.contains("early stream connected ahead"),
+        "{}",
+        first.stderr
+    );
+    assert_eq!(n(&first.report, "early_streams"), 1, "{}", first.report);
+    assert_eq!(n(&first.report, "files_sent"), 40 + 600, "{}", first.report);
+    assert_eq!(n(&first.report, "failed_count"), 0, "{}", first.report);
+    assert_same(&a, &b);
+    assert!(temp_files(&b).is_empty(), "{:?}", temp_files(&b));
+
+    for i in 0..10 {
+        write(
+            &a.join(format!("f{i}.txt")),
+            format!("rewritten {i}").as_bytes(),
+        );
+    }
+    let delta = run(far);
+    assert_eq!(delta.code, 0, "{}\n{}", delta.stderr, delta.report);
+    assert!(delta.stderr.contains("early stream connected ahead"));
+    assert_eq!(n(&delta.report, "files_sent"), 10, "{}", delta.report);
+    assert_eq!(n(&delta.report, "early_streams"), 1, "{}", delta.report);
+    assert_same(&a, &b);
+
+    let nothing = run(far);
+    assert_eq!(nothing.code, 0, "{}\n{}", nothing.stderr, nothing.report);
+    assert!(nothing.stderr.contains("early stream connected ahead"));
+    assert_eq!(n(&nothing.report, "files_sent"), 0, "{}", nothing.report);
+    assert_eq!(n(&nothing.report, "early_streams"), 0, "{}", nothing.report);
+    drop(shaped);
+
+    write(&a.join("f0.txt"), b"near");
+    let near = run("ssh://root@new/root/ocm-early/dst");
+    assert_eq!(near.code, 0, "{}\n{}", near.stderr, near.report);
+    assert!(
+        !near.stderr.contains("connected ahead"),
+        "a near target waits for the first file: {}",
+        near.stderr
+    );
+    assert_eq!(n(&near.report, "files_sent"), 1, "{}", near.report);
+    assert_same(&a, &b);
+    drop(lab);
+    let _ = std::fs::remove_dir_all(hosts.join("old/root/ocm-early"));
+    let _ = std::fs::remove_dir_all(hosts.join("new/root/ocm-early"));
+}
+
 /// A lab instance (SQLite) through the migration file: `ocmigrate sync -c` copies the data
 /// directory without the database files, owners mapped by name, then `verify --files-only` finds
 /// both sides equal and a second sync sends nothing.

@@ -65,6 +65,19 @@ impl ReadSide {
     pub fn login_user(&self) -> &str {
         &self.host.login_user
     }
+    /// How far the host is: the quickest command run there so far over its ssh connection (a
+    /// session's channel, exec and answer: about 2.5 round trips), a `true` timed when none was.
+    /// Zero for the operator's own machine.
+    pub fn command_time(&self) -> Result<std::time::Duration, Failure> {
+        if let HostKind::Local = self.host.kind {
+            return Ok(std::time::Duration::ZERO);
+        }
+        if let Some(d) = self.host.quickest() {
+            return Ok(d);
+        }
+        self.host.run("true")?;
+        Ok(self.host.quickest().unwrap_or_default())
+    }
     /// Which folder the root is, machine-wide, as the connection found it: the kernel's boot id
     /// and `dev:inode` of the root with symlinks followed (`None` when the root did not exist or
     /// either could not be read). Two sides with the same identity are the same folder.
@@ -196,6 +209,9 @@ pub struct Host {
     /// Boot id and `dev:inode` of the side's root (see [`ReadSide::root_identity`]), learnt in
     /// the same round trip.
     root_identity: Option<String>,
+    /// The quickest command run here so far, in µs (`u64::MAX`: none yet); see
+    /// [`ReadSide::command_time`].
+    quickest_us: std::sync::atomic::AtomicU64,
 }
 
 /// The tag of the line of the first round trip that carries the root's identity.
@@ -256,6 +272,7 @@ impl Host {
             login_user: String::new(),
             home: String::new(),
             root_identity: None,
+            quickest_us: std::sync::atomic::AtomicU64::new(u64::MAX),
         };
         let text = match who {
             Some(out) => out,
@@ -278,6 +295,12 @@ impl Host {
         Ok(h)
     }
 
+    /// See [`ReadSide::command_time`].
+    fn quickest(&self) -> Option<std::time::Duration> {
+        let us = self.quickest_us.load(std::sync::atomic::Ordering::Relaxed);
+        (us != u64::MAX).then(|| std::time::Duration::from_micros(us))
+    }
+
     fn command(&self, script: &str) -> Command {
         match &self.kind {
             HostKind::Local => {
@@ -298,6 +321,7 @@ impl Host {
     /// Like `run`, with bytes for the script's stdin (how secrets reach a remote command: never
     /// through argv, which `ps` shows to every user).
     fn run_with_input(&self, script: &str, input: &[u8]) -> Result<Ran, Failure> {
+        let started = std::time::Instant::now();
         let mut cmd = self.command(script);
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -317,6 +341,9 @@ impl Host {
         .map_err(|e| {
             Failure::unreachable(format!("{}: the command did not finish: {e}", self.label))
         })?;
+        let took = started.elapsed().as_micros().min(u64::MAX as u128 - 1) as u64;
+        self.quickest_us
+            .fetch_min(took, std::sync::atomic::Ordering::Relaxed);
         let signal = std::os::unix::process::ExitStatusExt::signal(&out.status);
         let ran = Ran::from(out);
         if let HostKind::Ssh(m) = &self.kind {

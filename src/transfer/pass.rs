@@ -10,7 +10,7 @@ use super::manifest::EntryRef;
 use super::merge;
 use super::owners::OwnerMap;
 use super::progress::{Counters, Sink};
-use super::send::{self, Compression, Conn, Job, Sent};
+use super::send::{self, Answer, Compression, Conn, Job, Sent};
 use super::timing;
 use super::verify::{self, FileVerification};
 use super::{manifest, roots, Check, SyncOptions, SyncReport, Tree};
@@ -136,7 +136,8 @@ pub(crate) fn run_pass(
     };
     // Files that need nothing else done on the target first are sent while the scans run, on a
     // stream of its own (the pass's agents are busy scanning), connected when the merge finds
-    // the first one; not when one stream is asked for.
+    // the first one (on a distant host as the scans start, so that it is ready by then); not
+    // when one stream is asked for.
     let early_q = send::Queue::open();
     let early_counters = Counters::default();
     let early_on = opts.streams != Some(1);
@@ -145,17 +146,18 @@ pub(crate) fn run_pass(
     let (merged, s_scan, ta, early, first) = std::thread::scope(|sc| {
         let sa = &mut sa;
         let early = early_on.then(|| {
-            let (q, c, own, bin, si, ti) = (
+            let (q, c, own, bin, si, ti, on_src) = (
                 &early_q,
                 &early_counters,
                 &owners,
                 &bin,
                 &s_install,
                 &t_install,
+                &on_source,
             );
             sc.spawn(move || {
                 let _closed = CloseOnDrop(q);
-                early_send(src, tgt, bin, si, ti, trees, q, own, c, compression)
+                early_send(src, tgt, bin, si, ti, trees, on_src, q, own, c, compression)
             })
         });
         // The queue is closed however the merge ends (else the early stream waits on).
@@ -437,7 +439,42 @@ pub(crate) fn run_pass(
     rep.meta_fixed = plans.iter().map(|p| p.meta.len() as u64).sum();
     reqs.push(Request::Sync);
     what.push((0, RelPath::root(), Kind::Sync));
-    run_batch(&mut tcon, reqs, what, trees, &mut rep)?;
+    // An online pass that saves a tree's target patched reads its written paths again: asked
+    // behind this batch, on the same agent (answered in order, so after what the batch did),
+    // they cost no round trip of their own. Not after a failed write (the trees are then read
+    // whole), and for at most PATCH_MAX paths in all, the answers being held until the saves
+    // (the trees beyond ask for theirs then, one tree at a time).
+    let saving = manifests.is_some() && opts.check.is_none() && rep.failed_count == 0;
+    let mut asked = 0;
+    let restats: Vec<(usize, usize)> = target_sides
+        .iter()
+        .enumerate()
+        .filter(|_| saving)
+        .filter_map(|(i, side)| match side {
+            Some(SideSave::Patch(_, written, _)) if asked + written.len() <= PATCH_MAX => {
+                asked += written.len();
+                let paths: Option<Vec<RelPath>> = written
+                    .iter()
+                    .map(|p| RelPath::new(p.clone()).ok())
+                    .collect();
+                let paths = paths?;
+                let n = paths.len();
+                reqs.extend(
+                    paths
+                        .into_iter()
+                        .map(|p| Request::Stat(Target::new(i as u16, p))),
+                );
+                Some((i, n))
+            }
+            _ => None,
+        })
+        .collect();
+    let (_, mut stats) = run_batch_with_tail(&mut tcon, reqs, what, trees, &mut rep)?;
+    let mut read_again: BTreeMap<usize, Vec<Answer>> = BTreeMap::new();
+    for (i, n) in restats {
+        let rest = stats.split_off(n.min(stats.len()));
+        read_again.insert(i, std::mem::replace(&mut stats, rest));
+    }
     timing::mark("last batch");
     // The exit check, on the pass's own agents (no new connection, no second inventory): the
     // target read again and compared attribute by attribute with this pass's source manifests,
@@ -449,13 +486,14 @@ pub(crate) fn run_pass(
         let v = check_trees(
             &mut sa, &mut ta, trees, &owners, mode, &sources, pass_id, keep,
         )?;
-        let _ = sa.exit();
-        let _ = ta.exit();
+        // Their processes end on their own: the pass does not wait a round trip for them.
+        Conn::new(sa).close_in_background();
+        Conn::new(ta).close_in_background();
         timing::mark("checked");
         rep.check = Some(v);
     } else if let (Some(dir), None) = (manifests.as_deref(), opts.check) {
         // An online pass: the target as it leaves it, for the final pass to read in its stead.
-        scon.close();
+        scon.close_in_background();
         let mut done = Vec::new();
         let mut keep = on_source.clone();
         // After a failed write nothing is taken on trust: a patched save assumes that what the
@@ -464,17 +502,21 @@ pub(crate) fn run_pass(
         for (i, side) in target_sides.into_iter().enumerate() {
             let name = trees[i].name.clone();
             let side = side.filter(|s| !failed || matches!(s, SideSave::AsRead(_)));
-            let r = match side {
-                None => continue,
-                Some(SideSave::AsRead(r)) => r.keep().map_err(|e| e.to_string()).map(|()| {
-                    rep.target_saved_as_read.push(name.clone());
-                }),
-                Some(SideSave::Patch(r, written, gone)) => r
-                    .patch(&written, &gone, &trees[i].filter, |paths| {
-                        restat(&mut tcon, i, paths)
-                    })
-                    .map(|()| rep.target_saved_patched.push(name.clone())),
-            };
+            let r =
+                match side {
+                    None => continue,
+                    Some(SideSave::AsRead(r)) => r.keep().map_err(|e| e.to_string()).map(|()| {
+                        rep.target_saved_as_read.push(name.clone());
+                    }),
+                    Some(SideSave::Patch(r, written, gone)) => r
+                        .patch(&written, &gone, &trees[i].filter, |paths| match read_again
+                            .remove(&i)
+                        {
+                            Some(answers) if answers.len() == paths.len() => stat_entries(answers),
+                            _ => restat(&mut tcon, i, paths),
+                        })
+                        .map(|()| rep.target_saved_patched.push(name.clone())),
+                };
             match r {
                 Ok(()) => {
                     done.push(name);
@@ -495,11 +537,11 @@ pub(crate) fn run_pass(
                 .warnings
                 .push(format!("{w} (the next pass reads the target instead)")),
         }
-        let _ = ta.exit();
+        Conn::new(ta).close_in_background();
         timing::mark("target saved");
     } else {
-        scon.close();
-        tcon.close();
+        scon.close_in_background();
+        tcon.close_in_background();
     }
     timing::mark("agents closed");
     rep.seconds = t0.elapsed().as_secs_f64();
@@ -623,12 +665,34 @@ impl Drop for CloseOnDrop<'_> {
     }
 }
 
+/// A host whose quickest command took this long or more (about 2.5 round trips of 20 ms) is
+/// distant: the early stream's agents are started as the scans start (a session's start is a
+/// few round trips), not when the first file comes. On a near host that would only cost a
+/// re-sync with nothing to send early the start of two agents beside its scans (D3 on the lab,
+/// where both hosts share 2 cores: +0.03-0.04 s of 0.78 s).
+const EARLY_AHEAD_COMMAND: Duration = Duration::from_millis(50);
+
+/// Either host is distant (see [`EARLY_AHEAD_COMMAND`]); a host that cannot be timed is not.
+fn distant(src: &SourceHost, tgt: &TargetHost) -> bool {
+    let far = |t: Result<Duration, Failure>| t.is_ok_and(|d| d >= EARLY_AHEAD_COMMAND);
+    std::thread::scope(|sc| {
+        let s = sc.spawn(|| src.command_time());
+        let t = far(tgt.command_time());
+        t || s.join().is_ok_and(far)
+    })
+}
+
 /// The early stream: waits for the merge's first file that can be sent before the scans end (or
-/// for the queue to close: then nothing, no connection), starts a source and a target agent of
-/// its own and sends from the queue until it is closed and empty. Its agents are sessions of the
-/// hosts' master ssh connections (a session starts in a fraction of a key exchange's time, which
-/// on the 2-core lab took 0.4-0.6 s beside the scans; what the early stream carries is a
-/// delta, for which one ssh process encrypting is no bottleneck).
+/// for the queue to close: then nothing is sent), starts a source and a target agent of its own
+/// and sends from the queue until it is closed and empty. Its agents are sessions of the hosts'
+/// master ssh connections (a session starts in a fraction of a key exchange's time, which on the
+/// 2-core lab took 0.4-0.6 s beside the scans; what the early stream carries is a delta, for
+/// which one ssh process encrypting is no bottleneck). On a distant host (see
+/// [`EARLY_AHEAD_COMMAND`]) they are started at once, beside the scans, so that the first file
+/// does not wait the round trips of their start; unused, they are closed without waiting for
+/// them, and a failure to start them matters only when a file comes. A target agent started
+/// ahead that could not open a tree the source has (a first pass makes the target's missing
+/// folders while the scans start) is started again when the first file comes.
 #[allow(clippy::too_many_arguments)]
 fn early_send(
     src: &SourceHost,
@@ -637,11 +701,25 @@ fn early_send(
     si: &AgentInstall,
     ti: &AgentInstall,
     trees: &[Tree],
+    on_source: &[bool],
     q: &send::Queue,
     owners: &OwnerMap,
     counters: &Counters,
     compression: Compression,
 ) -> Result<Option<Sent>, Failure> {
+    let mut connected = None;
+    if distant(src, tgt) {
+        connected = Some(agent_pair(
+            src,
+            tgt,
+            bin,
+            si,
+            ti,
+            trees,
+            AgentChannel::Master,
+        ));
+        timing::mark("early stream connected ahead");
+    }
     loop {
         // Closed is read first: every push comes before the close.
         let closed = q.is_closed();
@@ -649,13 +727,31 @@ fn early_send(
             break;
         }
         if closed {
+            if let Some(Ok((s, t))) = connected {
+                Conn::new(s).close_in_background();
+                Conn::new(t).close_in_background();
+            }
             return Ok(None);
         }
         std::thread::sleep(Duration::from_millis(5));
     }
     timing::mark("early stream: first file");
-    let (mut s, mut t) = stream_pair(src, tgt, bin, si, ti, trees, AgentChannel::Master)?;
+    let (s, t) = match connected {
+        Some(pair) => {
+            let (s, mut t) = pair?;
+            let roots_now = t.welcome().roots;
+            let missing = |i: usize| roots_now.get(i).is_none_or(|r| r.is_err());
+            if (0..trees.len()).any(|i| on_source[i] && missing(i)) {
+                // Opened before the pass made the target's missing folders: open them now.
+                Conn::new(t).close_in_background();
+                t = deploy::connect(tgt, bin, ti, roots(trees, false), AgentChannel::Master)?;
+            }
+            (s, t)
+        }
+        None => agent_pair(src, tgt, bin, si, ti, trees, AgentChannel::Master)?,
+    };
     timing::mark("early stream connected");
+    let (mut s, mut t) = (Conn::new(s), Conn::new(t));
     let r = send::send_queue(
         vec![send::halves(&mut s, &mut t)],
         send::Later::none(),
@@ -854,7 +950,11 @@ fn restat(tcon: &mut Conn, i: usize, paths: Vec<RelPath>) -> Result<Vec<Option<E
         .into_iter()
         .map(|p| Request::Stat(Target::new(i as u16, p)))
         .collect();
-    let answers = tcon.batch(reqs).map_err(|e| e.to_string())?;
+    stat_entries(tcon.batch(reqs).map_err(|e| e.to_string())?)
+}
+
+/// The answers to `Stat`s: each entry, or `None` when nothing is there.
+fn stat_entries(answers: Vec<Answer>) -> Result<Vec<Option<Entry>>, String> {
     answers
         .into_iter()
         .map(|a| match a {
@@ -1003,6 +1103,9 @@ enum Kind {
     Sync,
 }
 
+/// The `Reuse` links of a batch that failed (tree, path): their files are sent instead.
+type FailedReuse = Vec<(usize, RelPath)>;
+
 /// Run a batch; returns the `Reuse` links that failed (their files are sent instead).
 fn run_batch(
     con: &mut Conn,
@@ -1010,12 +1113,25 @@ fn run_batch(
     what: Vec<(usize, RelPath, Kind)>,
     trees: &[Tree],
     rep: &mut SyncReport,
-) -> Result<Vec<(usize, RelPath)>, Failure> {
+) -> Result<FailedReuse, Failure> {
+    run_batch_with_tail(con, reqs, what, trees, rep).map(|(failed_reuse, _)| failed_reuse)
+}
+
+/// [`run_batch`] whose requests go on past `what` (reads asked behind the writes): their
+/// answers, in order, come back as they are.
+fn run_batch_with_tail(
+    con: &mut Conn,
+    reqs: Vec<Request>,
+    what: Vec<(usize, RelPath, Kind)>,
+    trees: &[Tree],
+    rep: &mut SyncReport,
+) -> Result<(FailedReuse, Vec<Answer>), Failure> {
     let mut failed_reuse = Vec::new();
     if reqs.is_empty() {
-        return Ok(failed_reuse);
+        return Ok((failed_reuse, Vec::new()));
     }
-    let answers = con.batch(reqs).map_err(deploy::failure_of)?;
+    let mut answers = con.batch(reqs).map_err(deploy::failure_of)?;
+    let tail = answers.split_off(what.len().min(answers.len()));
     for ((i, p, kind), a) in what.into_iter().zip(answers) {
         match a {
             Ok(_) => match kind {
@@ -1044,7 +1160,7 @@ fn run_batch(
             }
         }
     }
-    Ok(failed_reuse)
+    Ok((failed_reuse, tail))
 }
 
 /// One more stream pair: each agent on an ssh connection of its own (`Dedicated`), or a session
@@ -1058,12 +1174,26 @@ fn stream_pair(
     trees: &[Tree],
     channel: AgentChannel,
 ) -> Result<(Conn, Conn), Failure> {
-    // Both at once: each is an ssh handshake.
+    let (s, t) = agent_pair(src, tgt, bin, si, ti, trees, channel)?;
+    Ok((Conn::new(s), Conn::new(t)))
+}
+
+/// A source and a target agent on `trees`, started at once (each is an ssh handshake, or a
+/// session's start).
+fn agent_pair(
+    src: &SourceHost,
+    tgt: &TargetHost,
+    bin: &AgentBinary,
+    si: &AgentInstall,
+    ti: &AgentInstall,
+    trees: &[Tree],
+    channel: AgentChannel,
+) -> Result<(AgentClient, AgentClient), Failure> {
     std::thread::scope(|sc| {
         let h = sc.spawn(|| deploy::connect(src, bin, si, roots(trees, true), channel));
         let t = deploy::connect(tgt, bin, ti, roots(trees, false), channel);
         let s = crate::exit::joined(h.join(), "starting an agent");
-        Ok((Conn::new(s?), Conn::new(t?)))
+        Ok((s?, t?))
     })
 }
 

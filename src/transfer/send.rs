@@ -744,6 +744,15 @@ impl Conn {
         let _ = self.tx.close();
     }
 
+    /// [`Conn::close`] without waiting for the agent's process to end (a round trip to a
+    /// distant host): a thread of its own reaps it. For an agent that answered everything it was
+    /// asked, at a pass's end.
+    pub fn close_in_background(self) {
+        let Conn { tx, rx } = self;
+        let _ = tx.close();
+        std::thread::spawn(move || drop(rx));
+    }
+
     /// The connection as a client again, for calls after the batches and streams.
     pub fn into_client(self) -> AgentClient {
         AgentClient::from_halves(self.tx, self.rx)
