@@ -86,6 +86,14 @@ pub(crate) fn run_pass(
     let (mut sa, s_install) = s_started?;
     let (ta, t_install) = t_started?;
     timing::mark("agents started");
+    let start = Starter {
+        src,
+        tgt,
+        bin: &bin,
+        si: &s_install,
+        ti: &t_install,
+        trees,
+    };
     let on_source: Vec<bool> = sa.welcome().roots.iter().map(|r| r.is_ok()).collect();
     for (t, ok) in trees.iter().zip(&on_source) {
         if !ok {
@@ -146,18 +154,10 @@ pub(crate) fn run_pass(
     let (merged, s_scan, ta, early, first) = std::thread::scope(|sc| {
         let sa = &mut sa;
         let early = early_on.then(|| {
-            let (q, c, own, bin, si, ti, on_src) = (
-                &early_q,
-                &early_counters,
-                &owners,
-                &bin,
-                &s_install,
-                &t_install,
-                &on_source,
-            );
+            let (q, c, own, on_src) = (&early_q, &early_counters, &owners, &on_source);
             sc.spawn(move || {
                 let _closed = CloseOnDrop(q);
-                early_send(src, tgt, bin, si, ti, trees, on_src, q, own, c, compression)
+                early_send(start, on_src, q, own, c, compression)
             })
         });
         // The queue is closed however the merge ends (else the early stream waits on).
@@ -167,7 +167,7 @@ pub(crate) fn run_pass(
             timing::mark("source scanned");
             r
         });
-        let (bin, t_install, on_source) = (&bin, &t_install, &on_source);
+        let on_source = &on_source;
         let manifests = manifests.as_deref();
         let target = move || -> Result<_, Failure> {
             let mut ta = ta;
@@ -188,14 +188,11 @@ pub(crate) fn run_pass(
             timing::mark("target's last manifests taken");
             // A tree the source has and the target lacks (the first pass): its folder is made,
             // and the agent started again to open it.
-            let t_roots = ta.welcome().roots;
-            let missing: Vec<String> = trees
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| on_source[*i] && t_roots.get(*i).is_none_or(|r| r.is_err()))
-                .map(|(i, t)| {
+            let missing: Vec<String> = lacking(&ta, on_source)
+                .into_iter()
+                .map(|i| {
                     last_left[i] = None; // not what the target holds
-                    crate::host::shell_quote(&t.target.to_string_lossy())
+                    crate::host::shell_quote(&trees[i].target.to_string_lossy())
                 })
                 .collect();
             if !missing.is_empty() {
@@ -209,13 +206,7 @@ pub(crate) fn run_pass(
                         r.stderr_text()
                     )));
                 }
-                ta = deploy::connect(
-                    tgt,
-                    bin,
-                    t_install,
-                    roots(trees, false),
-                    AgentChannel::Master,
-                )?;
+                ta = start.target(AgentChannel::Master)?;
             }
             if !ta.welcome().writable {
                 return Err(Failure::check(format!(
@@ -390,17 +381,7 @@ pub(crate) fn run_pass(
         let started = Instant::now();
         let halves = vec![send::halves(&mut scon, &mut tcon)];
         // The other streams' connections are made while the first stream sends.
-        let connect = || {
-            stream_pair(
-                src,
-                tgt,
-                &bin,
-                &s_install,
-                &t_install,
-                trees,
-                AgentChannel::Dedicated,
-            )
-        };
+        let connect = || start.streams(AgentChannel::Dedicated);
         let later = send::Later {
             count: n - 1,
             connect: &connect,
@@ -693,14 +674,8 @@ fn distant(src: &SourceHost, tgt: &TargetHost) -> bool {
 /// them, and a failure to start them matters only when a file comes. A target agent started
 /// ahead that could not open a tree the source has (a first pass makes the target's missing
 /// folders while the scans start) is started again when the first file comes.
-#[allow(clippy::too_many_arguments)]
 fn early_send(
-    src: &SourceHost,
-    tgt: &TargetHost,
-    bin: &AgentBinary,
-    si: &AgentInstall,
-    ti: &AgentInstall,
-    trees: &[Tree],
+    start: Starter<'_>,
     on_source: &[bool],
     q: &send::Queue,
     owners: &OwnerMap,
@@ -708,16 +683,8 @@ fn early_send(
     compression: Compression,
 ) -> Result<Option<Sent>, Failure> {
     let mut connected = None;
-    if distant(src, tgt) {
-        connected = Some(agent_pair(
-            src,
-            tgt,
-            bin,
-            si,
-            ti,
-            trees,
-            AgentChannel::Master,
-        ));
+    if distant(start.src, start.tgt) {
+        connected = Some(start.pair(AgentChannel::Master));
         timing::mark("early stream connected ahead");
     }
     loop {
@@ -739,16 +706,14 @@ fn early_send(
     let (s, t) = match connected {
         Some(pair) => {
             let (s, mut t) = pair?;
-            let roots_now = t.welcome().roots;
-            let missing = |i: usize| roots_now.get(i).is_none_or(|r| r.is_err());
-            if (0..trees.len()).any(|i| on_source[i] && missing(i)) {
+            if !lacking(&t, on_source).is_empty() {
                 // Opened before the pass made the target's missing folders: open them now.
                 Conn::new(t).close_in_background();
-                t = deploy::connect(tgt, bin, ti, roots(trees, false), AgentChannel::Master)?;
+                t = start.target(AgentChannel::Master)?;
             }
             (s, t)
         }
-        None => agent_pair(src, tgt, bin, si, ti, trees, AgentChannel::Master)?,
+        None => start.pair(AgentChannel::Master)?,
     };
     timing::mark("early stream connected");
     let (mut s, mut t) = (Conn::new(s), Conn::new(t));
@@ -1163,38 +1128,64 @@ fn run_batch_with_tail(
     Ok((failed_reuse, tail))
 }
 
-/// One more stream pair: each agent on an ssh connection of its own (`Dedicated`), or a session
-/// of the host's master connection.
-fn stream_pair(
-    src: &SourceHost,
-    tgt: &TargetHost,
-    bin: &AgentBinary,
-    si: &AgentInstall,
-    ti: &AgentInstall,
-    trees: &[Tree],
-    channel: AgentChannel,
-) -> Result<(Conn, Conn), Failure> {
-    let (s, t) = agent_pair(src, tgt, bin, si, ti, trees, channel)?;
-    Ok((Conn::new(s), Conn::new(t)))
+/// What starting more agents for a pass takes: both hosts, the agent's binary and where it is
+/// on each, and the trees (their roots, in the handshake).
+#[derive(Clone, Copy)]
+struct Starter<'a> {
+    src: &'a SourceHost,
+    tgt: &'a TargetHost,
+    bin: &'a AgentBinary,
+    si: &'a AgentInstall,
+    ti: &'a AgentInstall,
+    trees: &'a [Tree],
 }
 
-/// A source and a target agent on `trees`, started at once (each is an ssh handshake, or a
-/// session's start).
-fn agent_pair(
-    src: &SourceHost,
-    tgt: &TargetHost,
-    bin: &AgentBinary,
-    si: &AgentInstall,
-    ti: &AgentInstall,
-    trees: &[Tree],
-    channel: AgentChannel,
-) -> Result<(AgentClient, AgentClient), Failure> {
-    std::thread::scope(|sc| {
-        let h = sc.spawn(|| deploy::connect(src, bin, si, roots(trees, true), channel));
-        let t = deploy::connect(tgt, bin, ti, roots(trees, false), channel);
-        let s = crate::exit::joined(h.join(), "starting an agent");
-        Ok((s?, t?))
-    })
+impl Starter<'_> {
+    /// A target agent (a session of the master connection, or a connection of its own).
+    fn target(&self, channel: AgentChannel) -> Result<AgentClient, Failure> {
+        deploy::connect(
+            self.tgt,
+            self.bin,
+            self.ti,
+            roots(self.trees, false),
+            channel,
+        )
+    }
+
+    /// A source and a target agent, started at once (each is an ssh handshake, or a session's
+    /// start).
+    fn pair(&self, channel: AgentChannel) -> Result<(AgentClient, AgentClient), Failure> {
+        std::thread::scope(|sc| {
+            let h = sc.spawn(|| {
+                deploy::connect(
+                    self.src,
+                    self.bin,
+                    self.si,
+                    roots(self.trees, true),
+                    channel,
+                )
+            });
+            let t = self.target(channel);
+            let s = crate::exit::joined(h.join(), "starting an agent");
+            Ok((s?, t?))
+        })
+    }
+
+    /// One more stream pair: each agent on an ssh connection of its own (`Dedicated`), or a
+    /// session of the host's master connection.
+    fn streams(&self, channel: AgentChannel) -> Result<(Conn, Conn), Failure> {
+        let (s, t) = self.pair(channel)?;
+        Ok((Conn::new(s), Conn::new(t)))
+    }
+}
+
+/// The trees the source has (`on_source`) that the target agent `ta` could not open: their
+/// folders do not exist there yet (a first pass).
+fn lacking(ta: &AgentClient, on_source: &[bool]) -> Vec<usize> {
+    let roots = ta.welcome().roots;
+    (0..on_source.len())
+        .filter(|&i| on_source[i] && roots.get(i).is_none_or(|r| r.is_err()))
+        .collect()
 }
 
 #[cfg(test)]
