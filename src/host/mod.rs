@@ -66,9 +66,8 @@ impl ReadSide {
         &self.host.login_user
     }
     /// How far the host is: the quickest command run there so far over its ssh connection (a
-    /// session's channel, exec and answer: about 2.5 round trips; a `true` is timed as soon as
-    /// the host is connected), a `true` timed now when none finished yet. Zero for the
-    /// operator's own machine.
+    /// session's channel, exec and answer: about 2.5 round trips), a `true` timed when none was.
+    /// Zero for the operator's own machine.
     pub fn command_time(&self) -> Result<std::time::Duration, Failure> {
         if let HostKind::Local = self.host.kind {
             return Ok(std::time::Duration::ZERO);
@@ -212,7 +211,7 @@ pub struct Host {
     root_identity: Option<String>,
     /// The quickest command run here so far, in µs (`u64::MAX`: none yet); see
     /// [`ReadSide::command_time`].
-    quickest_us: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    quickest_us: std::sync::atomic::AtomicU64,
 }
 
 /// The tag of the line of the first round trip that carries the root's identity.
@@ -273,7 +272,7 @@ impl Host {
             login_user: String::new(),
             home: String::new(),
             root_identity: None,
-            quickest_us: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
+            quickest_us: std::sync::atomic::AtomicU64::new(u64::MAX),
         };
         let text = match who {
             Some(out) => out,
@@ -293,30 +292,7 @@ impl Host {
         h.login_user = lines.next().unwrap_or("").trim().to_string();
         h.home = lines.next().unwrap_or("").to_string();
         h.root_identity = parse_identity(&text);
-        h.time_a_command();
         Ok(h)
-    }
-
-    /// Time one trivial command (`true`, a shell builtin: no file to read) over the master, on
-    /// a thread of its own, right after the connection, before a pass loads the host: how far
-    /// the host is ([`ReadSide::command_time`]) without waiting for it. (Timed later, during
-    /// the scans of a cold disk, a `true` on the near lab host took over 50 ms.)
-    fn time_a_command(&self) {
-        if !matches!(self.kind, HostKind::Ssh(_)) {
-            return;
-        }
-        let mut cmd = self.command("true");
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let quickest = self.quickest_us.clone();
-        std::thread::spawn(move || {
-            let started = std::time::Instant::now();
-            if cmd.status().is_ok_and(|s| s.success()) {
-                let took = started.elapsed().as_micros().min(u64::MAX as u128 - 1) as u64;
-                quickest.fetch_min(took, std::sync::atomic::Ordering::Relaxed);
-            }
-        });
     }
 
     /// See [`ReadSide::command_time`].
