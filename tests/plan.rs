@@ -569,30 +569,54 @@ fn target_database_server_unreachable() {
     assert_finding(&v, "blocker", "target-db-unreachable");
 }
 
+/// A first pass's setting: the lab instance, a migration file for it, and no data folder on the
+/// target yet (so that a pass that stops can be seen to have written nothing there).
+fn first_pass(lab: &Lab, flavor: &str, db: &str, seed: u64) -> tempfile::TempDir {
+    lab.instance(flavor, db, 1, 20, seed);
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    lab.sh("new", "rm -rf /var/www/owncloud/data");
+    dir
+}
+
+/// A pass that stopped: exit `code`, a message holding every one of `says`, and the target's data
+/// folder not made (it stopped before it wrote).
+fn stopped(lab: &Lab, out: &Output, code: i32, says: &[&str]) {
+    let t = text(out);
+    assert_eq!(out.status.code(), Some(code), "{t}");
+    for s in says {
+        assert!(t.contains(s), "{s:?} in:\n{t}");
+    }
+    lab.sh("new", "test ! -e /var/www/owncloud/data");
+}
+
+/// The same pass, with its cause mended, runs and makes the target's data folder.
+fn then_the_pass_runs(lab: &Lab, dir: &Path) {
+    let out = ocmigrate(&["sync"], dir);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    lab.sh("new", "test -e /var/www/owncloud/data/.ocdata");
+}
+
 /// A pass whose source database cannot be read stops and says so: homes outside the data
 /// directory are known only from it, and a pass without them would leave them out without a
 /// word. Nothing reaches the target; with the database back, the same pass runs.
 #[test]
 fn a_pass_stops_when_the_source_database_cannot_be_read() {
     let lab = Lab::get();
-    lab.instance("owncloud", "mysql", 1, 20, 5);
-    let dir = tempfile::tempdir().unwrap();
-    init(dir.path());
-    lab.sh("new", "rm -rf /var/www/owncloud/data");
+    let dir = first_pass(&lab, "owncloud", "mysql", 5);
     add_source_config(&lab, "  'dbhost' => '127.0.0.1:3399',");
     let out = ocmigrate(&["sync"], dir.path());
     lab.sh("old", "rm -f /var/www/owncloud/config/zz-test.config.php");
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(
-        t.contains("the database could not be read")
-            && t.contains("homes outside the data directory"),
-        "{t}"
+    stopped(
+        &lab,
+        &out,
+        1,
+        &[
+            "the database could not be read",
+            "homes outside the data directory",
+        ],
     );
-    lab.sh("new", "test ! -e /var/www/owncloud/data");
-    let out = ocmigrate(&["sync"], dir.path());
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    lab.sh("new", "test -e /var/www/owncloud/data/.ocdata");
+    then_the_pass_runs(&lab, dir.path());
 }
 
 /// ownCloud 10 keeps every home in `oc_accounts.home`: a pass that cannot read that table, the
@@ -602,10 +626,7 @@ fn a_pass_stops_when_the_source_database_cannot_be_read() {
 #[test]
 fn a_pass_stops_when_the_homes_cannot_be_read() {
     let lab = Lab::get();
-    lab.instance("owncloud", "mysql", 1, 20, 6);
-    let dir = tempfile::tempdir().unwrap();
-    init(dir.path());
-    lab.sh("new", "rm -rf /var/www/owncloud/data");
+    let dir = first_pass(&lab, "owncloud", "mysql", 6);
     lab.sql(
         "mysql",
         "owncloud",
@@ -620,23 +641,21 @@ fn a_pass_stops_when_the_homes_cannot_be_read() {
         "owncloud",
         "RENAME TABLE ocm_test_accounts TO oc_accounts;",
     );
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(
-        t.contains("the users' homes could not be read from oc_accounts")
-            && t.contains("doesn't exist"),
-        "{t}"
+    stopped(
+        &lab,
+        &out,
+        1,
+        &[
+            "the users' homes could not be read from oc_accounts",
+            "doesn't exist",
+        ],
     );
-    lab.sh("new", "test ! -e /var/www/owncloud/data");
     assert_eq!(plan_code, Some(1), "{plan:#}");
     assert_finding(&plan, "blocker", "source-homes-unreadable");
     let inv = without_php.unwrap();
     let why = inv.homes_unread().expect("the client road sees it too");
     assert!(why.contains("oc_accounts"), "{why}");
-
-    let out = ocmigrate(&["sync"], dir.path());
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    lab.sh("new", "test -e /var/www/owncloud/data/.ocdata");
+    then_the_pass_runs(&lab, dir.path());
 }
 
 /// A web user who cannot see `config/` (a folder closed to it) is named, with the owner of
@@ -644,9 +663,8 @@ fn a_pass_stops_when_the_homes_cannot_be_read() {
 #[test]
 fn a_web_user_who_cannot_see_the_config_is_named() {
     let lab = Lab::get();
-    lab.instance("owncloud", "sqlite", 1, 10, 8);
-    let dir = tempfile::tempdir().unwrap();
-    let toml = init(dir.path());
+    let dir = first_pass(&lab, "owncloud", "sqlite", 8);
+    let toml = dir.path().join("ocmigrate.toml");
     let file = std::fs::read_to_string(&toml).unwrap();
     let (before, after) = file.split_once("[target]").expect("a [target] table");
     assert!(before.contains("web_user = \"www-data\""), "{file}");
@@ -655,18 +673,18 @@ fn a_web_user_who_cannot_see_the_config_is_named() {
         before.replace("web_user = \"www-data\"", "web_user = \"nobody\"")
     );
     std::fs::write(&toml, changed).unwrap();
-    lab.sh("new", "rm -rf /var/www/owncloud/data");
     lab.sh("old", "chmod 0750 /var/www/owncloud/config");
     let out = ocmigrate(&["sync"], dir.path());
     lab.sh("old", "chmod 0755 /var/www/owncloud/config");
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(2), "{t}");
-    assert!(
-        t.contains("/var/www/owncloud/config/config.php exists (owned by www-data), but the inventory, run as nobody, cannot see it")
-            && t.contains("web_user = \"www-data\""),
-        "{t}"
+    stopped(
+        &lab,
+        &out,
+        2,
+        &[
+            "/var/www/owncloud/config/config.php exists (owned by www-data), but the inventory, run as nobody, cannot see it",
+            "web_user = \"www-data\"",
+        ],
     );
-    lab.sh("new", "test ! -e /var/www/owncloud/data");
 }
 
 #[test]

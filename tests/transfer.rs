@@ -1023,14 +1023,9 @@ fn kill_of_an_agent_then_resume() {
 /// the copy; the resume finishes it exactly and sends only what was not finished.
 #[test]
 fn lab_over_ssh_with_a_killed_ssh_then_resume() {
-    let lab = common::Lab::get();
-    let hosts = common::lab_dir().join("hosts");
-    let (a, b) = (
-        hosts.join("old/root/ocm-transfer/src"),
-        hosts.join("new/root/ocm-transfer/dst"),
-    );
-    let _ = std::fs::remove_dir_all(hosts.join("old/root/ocm-transfer"));
-    let _ = std::fs::remove_dir_all(hosts.join("new/root/ocm-transfer"));
+    let _lab = common::Lab::get();
+    let folders = LabFolders::new("ocm-transfer");
+    let (a, b) = (folders.src(), folders.dst());
     kill_tree(&a);
     random_tree(&a.join("mixed"), 0x5eed_0003, 150);
     let from = "ssh://root@127.0.0.2/root/ocm-transfer/src";
@@ -1088,9 +1083,42 @@ fn lab_over_ssh_with_a_killed_ssh_then_resume() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
-    drop(lab);
-    let _ = std::fs::remove_dir_all(hosts.join("old/root/ocm-transfer"));
-    let _ = std::fs::remove_dir_all(hosts.join("new/root/ocm-transfer"));
+}
+
+/// `/root/<name>/src` on old and `/root/<name>/dst` on new (seen from here through the lab's
+/// folders), as `ssh://root@old/root/<name>/src` and `…@new/…/dst` name them: removed at the
+/// start and when dropped, however the test ends.
+struct LabFolders {
+    old: PathBuf,
+    new: PathBuf,
+}
+
+impl LabFolders {
+    fn new(name: &str) -> LabFolders {
+        let hosts = common::lab_dir().join("hosts");
+        let f = LabFolders {
+            old: hosts.join("old/root").join(name),
+            new: hosts.join("new/root").join(name),
+        };
+        f.remove();
+        f
+    }
+    fn src(&self) -> PathBuf {
+        self.old.join("src")
+    }
+    fn dst(&self) -> PathBuf {
+        self.new.join("dst")
+    }
+    fn remove(&self) {
+        let _ = std::fs::remove_dir_all(&self.old);
+        let _ = std::fs::remove_dir_all(&self.new);
+    }
+}
+
+impl Drop for LabFolders {
+    fn drop(&mut self) {
+        self.remove();
+    }
 }
 
 /// `lab/lab shape new off` when dropped, however the test ends.
@@ -1119,13 +1147,8 @@ impl Drop for Shaped {
 #[test]
 fn early_stream_starts_ahead_on_a_distant_target() {
     let lab = common::Lab::get();
-    let hosts = common::lab_dir().join("hosts");
-    let (a, b) = (
-        hosts.join("old/root/ocm-early/src"),
-        hosts.join("new/root/ocm-early/dst"),
-    );
-    let _ = std::fs::remove_dir_all(hosts.join("old/root/ocm-early"));
-    let _ = std::fs::remove_dir_all(hosts.join("new/root/ocm-early"));
+    let folders = LabFolders::new("ocm-early");
+    let (a, b) = (folders.src(), folders.dst());
     // The root's own files come first in the scans' order: sent early; the folders after.
     for i in 0..40 {
         write(&a.join(format!("f{i}.txt")), format!("root {i}").as_bytes());
@@ -1193,9 +1216,6 @@ fn early_stream_starts_ahead_on_a_distant_target() {
     );
     assert_eq!(n(&near.report, "files_sent"), 1, "{}", near.report);
     assert_same(&a, &b);
-    drop(lab);
-    let _ = std::fs::remove_dir_all(hosts.join("old/root/ocm-early"));
-    let _ = std::fs::remove_dir_all(hosts.join("new/root/ocm-early"));
 }
 
 /// A lab instance (SQLite) through the migration file: `ocmigrate sync -c` copies the data

@@ -144,9 +144,7 @@ pub(super) fn inventory_and_params(
     let files = fetch_instance_files(side)?;
     let trees = mode == Mode::Trees;
     let release = match &files.version_php {
-        Some(_) if trees => None,
-        None => None,
-        Some(bytes) => {
+        Some(bytes) if !trees => {
             let code = read_code_version(root, Some(bytes)).map_err(|f| labelled(side, f))?;
             let (php_min, php_max) = php_bounds(side, root)?;
             Some(Release {
@@ -158,6 +156,7 @@ pub(super) fn inventory_and_params(
                 php_max,
             })
         }
+        _ => None,
     };
     let status = |p: &Path| -> Result<String, Failure> {
         Ok(side

@@ -682,11 +682,11 @@ fn early_send(
     counters: &Counters,
     compression: Compression,
 ) -> Result<Option<Sent>, Failure> {
-    let mut connected = None;
-    if distant(start.src, start.tgt) {
-        connected = Some(start.pair(AgentChannel::Master));
+    let connected = distant(start.src, start.tgt).then(|| {
+        let pair = start.pair(AgentChannel::Master);
         timing::mark("early stream connected ahead");
-    }
+        pair
+    });
     loop {
         // Closed is read first: every push comes before the close.
         let closed = q.is_closed();
