@@ -184,6 +184,38 @@ fn local_agent_hello_scan_read_hash() {
 
 /// A folder the agent may not read is `Skipped` and the scan goes on. The agent runs as
 /// `nobody` (through `runuser`) when the test runs as root, since root reads everything.
+/// An agent whose scan was asked ahead and never read waits to write its answers, so it would
+/// not see its stdin close: dropping the connection kills it (without, the drop waited 5 s).
+#[test]
+fn an_agent_with_unread_scans_is_killed_when_dropped() {
+    let t = tempfile::tempdir().unwrap();
+    for d in 0..40 {
+        let dir = t.path().join(format!("folder-{d:02}"));
+        std::fs::create_dir(&dir).unwrap();
+        for f in 0..150 {
+            std::fs::write(dir.join(format!("a-file-with-a-long-name-{f:04}.txt")), b"").unwrap();
+        }
+    }
+    let root = t.path().as_os_str().as_bytes().to_vec();
+    let mut c = AgentClient::from_child("agent@local", spawn_agent(), vec![root], None).unwrap();
+    c.ask_scan(Target::new(0, RelPath::root())).unwrap();
+    let pid = c.process_id().unwrap();
+    // 6,000 entries' answers are more than the pipe holds: the agent is blocked writing.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    let t0 = Instant::now();
+    drop(c);
+    let took = t0.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "the drop waited {took:?} for an agent that could not exit"
+    );
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "agent {pid} still there"
+    );
+}
+
 #[test]
 fn unreadable_folder_is_skipped_not_fatal() {
     use std::os::unix::fs::PermissionsExt;

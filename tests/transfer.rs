@@ -1291,6 +1291,132 @@ fn lab_instance_sync_then_verify() {
     drop(lab);
 }
 
+/// A migration's pass records its trees' roots; the next pass starts its agents with them and
+/// asks their scans while the source's inventory runs, and takes those agents only when the
+/// inventory gives the same roots (else they are killed at once, and the pass starts its own).
+#[test]
+fn scans_asked_ahead_are_taken_only_with_the_pass_roots() {
+    let lab = common::Lab::get();
+    lab.instance("owncloud", "sqlite", 2, 40, 12);
+    lab.sh("new", "rm -rf /var/www/owncloud/data");
+    let dir = tmp();
+    let file = dir.path().join("ocmigrate.toml");
+    std::fs::write(
+        &file,
+        "[source]\nside = \"ssh://root@127.0.0.2/var/www/owncloud\"\n\n\
+         [target]\nside = \"ssh://root@127.0.0.3/var/www/owncloud\"\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new(EXE)
+            .args(args)
+            .arg("-c")
+            .arg(&file)
+            .env("OCMIGRATE_TIMING", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        finish(o)
+    };
+    let record_path = dir.path().join("ocmigrate.state/manifests/pass-roots.json");
+    let record = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap()
+    };
+    let roots = |v: &serde_json::Value| -> Vec<String> {
+        let paths = v.as_array().unwrap_or_else(|| panic!("{v}"));
+        let bytes = |p: &serde_json::Value| -> Vec<u8> {
+            p.as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b.as_u64().unwrap() as u8)
+                .collect()
+        };
+        paths
+            .iter()
+            .map(|p| String::from_utf8(bytes(p)).unwrap())
+            .collect()
+    };
+    let taken = |r: &Run, side: &str| {
+        r.stderr
+            .contains(&format!("{side}'s agent started ahead: taken"))
+    };
+    let new_data = common::lab_dir().join("hosts/new/www/data");
+
+    let first = run(&["sync", "--json"]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stderr, first.report);
+    assert!(
+        !first.stderr.contains("scans asked ahead"),
+        "no record yet: {}",
+        first.stderr
+    );
+    let recorded = record();
+    let trees = ["/var/www/owncloud/data", "/var/www/owncloud/apps-external"];
+    assert_eq!(roots(&recorded["source"]), trees, "{recorded}");
+    assert_eq!(roots(&recorded["target"]), trees, "{recorded}");
+
+    // The next pass takes both agents, their scans under way, and finds the new file.
+    lab.sh("old", "printf ahead > /var/www/owncloud/data/ahead.txt");
+    let second = run(&["sync", "--json"]);
+    assert_eq!(second.code, 0, "{}\n{}", second.stderr, second.report);
+    assert!(
+        second.stderr.contains("scans asked ahead"),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        taken(&second, "source") && taken(&second, "target"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(n(&second.report, "files_sent"), 1, "{}", second.report);
+    assert_eq!(std::fs::read(new_data.join("ahead.txt")).unwrap(), b"ahead");
+
+    // A record that names another folder on the source (the instance root, a long scan): that
+    // agent is killed at once, and the pass scans the data directory with its own.
+    let mut other = recorded.clone();
+    other["source"][0] = serde_json::json!(b"/var/www/owncloud".to_vec());
+    std::fs::write(&record_path, serde_json::to_vec(&other).unwrap()).unwrap();
+    lab.sh("old", "rm /var/www/owncloud/data/ahead.txt");
+    let third = run(&["sync", "--json"]);
+    assert_eq!(third.code, 0, "{}\n{}", third.stderr, third.report);
+    assert!(
+        !taken(&third, "source") && taken(&third, "target"),
+        "{}",
+        third.stderr
+    );
+    assert_eq!(n(&third.report, "removed"), 1, "{}", third.report);
+    assert!(!new_data.join("ahead.txt").exists());
+    let at = |what: &str| -> f64 {
+        let line = third.stderr.lines().find(|l| l.ends_with(what));
+        let line = line.unwrap_or_else(|| panic!("no mark {what:?}: {}", third.stderr));
+        line.split_whitespace()
+            .nth(2)
+            .unwrap()
+            .trim_start_matches('+')
+            .parse()
+            .unwrap()
+    };
+    let kill = at("source's agent started ahead: other roots, killed") - at("agent binary hashed");
+    assert!(
+        kill < 3.0,
+        "the agent started ahead took {kill} s to stop: {}",
+        third.stderr
+    );
+    assert_eq!(
+        record(),
+        recorded,
+        "the pass's own roots are recorded again"
+    );
+
+    let o = Command::new(EXE)
+        .args(["verify", "--files-only", "-c"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    drop(lab);
+}
+
 /// Files deleted from the source while the sync runs are dropped (counted), not errors; the next
 /// sync removes their old copies.
 #[test]

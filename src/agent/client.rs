@@ -19,9 +19,10 @@ use super::proto::{
     Account, Entry, ErrorCode, Hello, RelPath, Request, Response, Target, Time, Welcome,
     BINARY_VERSION, CHUNK, MAX_CHUNK, PROTOCOL_VERSION,
 };
+use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::process::Child;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -119,6 +120,10 @@ struct Link {
     welcome: Mutex<Welcome>,
     /// Requests sent so far: an answer for an id never sent is a broken agent.
     sent: AtomicU64,
+    /// Kill the agent when the connection is dropped, not wait for it to exit: set while scans
+    /// asked ahead are not all read (the agent would not see its stdin close while it waits to
+    /// write their answers), and by [`AgentClient::kill`].
+    kill_on_drop: AtomicBool,
 }
 
 impl Link {
@@ -210,6 +215,9 @@ impl Drop for Link {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         if let Some(mut c) = child {
+            if self.kill_on_drop.load(Ordering::Acquire) {
+                let _ = c.kill();
+            }
             let t0 = Instant::now();
             loop {
                 match c.try_wait() {
@@ -443,6 +451,8 @@ pub struct AgentClient {
     rx: AgentReceiver,
     /// How long the handshake took, from sending `Hello` to reading `Welcome`.
     pub handshake_time: Duration,
+    /// Scans asked ahead ([`AgentClient::ask_scan`]), oldest first, with their request ids.
+    asked: VecDeque<(Target, u32)>,
 }
 
 impl AgentClient {
@@ -541,6 +551,7 @@ impl AgentClient {
                 roots: Vec::new(),
             }),
             sent: AtomicU64::new(0),
+            kill_on_drop: AtomicBool::new(false),
         });
         AgentClient {
             tx: AgentSender {
@@ -554,6 +565,7 @@ impl AgentClient {
                 reader: FrameReader::new(input),
             },
             handshake_time: Duration::ZERO,
+            asked: VecDeque::new(),
         }
     }
 
@@ -628,6 +640,7 @@ impl AgentClient {
     /// an unbounded number of requests before it reads. The agent exits when the sender is
     /// closed or dropped; its process is reaped when both halves are gone.
     pub fn into_split(self) -> (AgentSender, AgentReceiver) {
+        debug_assert!(self.asked.is_empty(), "scans asked ahead and never read");
         (self.tx, self.rx)
     }
 
@@ -645,6 +658,7 @@ impl AgentClient {
             tx,
             rx,
             handshake_time: Duration::ZERO,
+            asked: VecDeque::new(),
         }
     }
 
@@ -763,7 +777,15 @@ impl AgentClient {
         t: Target,
         mut on: impl FnMut(ScanItem),
     ) -> Result<ScanDone, AgentError> {
-        let id = self.request(&Request::Scan(t))?;
+        let id = match self.asked.pop_front() {
+            None => self.request(&Request::Scan(t))?,
+            Some((asked, id)) if asked == t => id,
+            Some((asked, _)) => {
+                return Err(self.broken(format!(
+                    "a scan of {t:?} asked while the answers of {asked:?}, asked ahead, come first"
+                )))
+            }
+        };
         loop {
             match self.response(id)? {
                 Response::Entries(es) => es.into_iter().for_each(|e| on(ScanItem::Entry(e))),
@@ -778,10 +800,31 @@ impl AgentClient {
                 }),
                 Response::Done {
                     entries, skipped, ..
-                } => return Ok(ScanDone { entries, skipped }),
+                } => {
+                    if self.asked.is_empty() {
+                        self.rx.link.kill_on_drop.store(false, Ordering::Release);
+                    }
+                    return Ok(ScanDone { entries, skipped });
+                }
                 r => return Err(self.unexpected(&r)),
             }
         }
+    }
+
+    /// Ask for the scan of `t` now, and read its answers later with [`AgentClient::scan`] of the
+    /// same target (scans asked ahead are read in the order they were asked, before any other
+    /// request is sent). The agent works meanwhile; when nobody reads, it waits on the full pipe.
+    pub fn ask_scan(&mut self, t: Target) -> Result<(), AgentError> {
+        let id = self.request(&Request::Scan(t.clone()))?;
+        self.asked.push_back((t, id));
+        self.rx.link.kill_on_drop.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Stop the agent now, whatever it was asked (an agent whose answers nobody will read:
+    /// [`AgentClient::exit`] would wait behind them).
+    pub fn kill(self) {
+        self.rx.link.kill_on_drop.store(true, Ordering::Release);
     }
 
     /// Bytes of a regular file from `offset`, at most `len` (`u64::MAX`: to the end), written to
@@ -862,6 +905,11 @@ impl AgentClient {
 
     /// Ask the agent to exit and wait for it.
     pub fn exit(mut self) -> Result<(), AgentError> {
+        if !self.asked.is_empty() {
+            // Their answers would come before the goodbye: nobody will read them.
+            self.kill();
+            return Ok(());
+        }
         let id = self.request(&Request::Exit)?;
         let r = self.response(id)?;
         if r != Response::Bye {
@@ -924,6 +972,44 @@ mod tests {
             c.stat(p("a")).unwrap().file_type,
             crate::agent::proto::FileType::Dir
         );
+        c.exit().unwrap();
+        srv.join().unwrap();
+    }
+
+    #[test]
+    fn scans_asked_ahead_are_read_in_the_order_asked() {
+        let t = tempfile::tempdir().unwrap();
+        for d in ["x/1", "y/2/3"] {
+            std::fs::create_dir_all(t.path().join(d)).unwrap();
+        }
+        let root = |d: &str| t.path().join(d).as_os_str().as_encoded_bytes().to_vec();
+        let scan_of = |c: &mut AgentClient, i: u16| {
+            let mut paths = Vec::new();
+            c.scan(Target::new(i, RelPath::root()), |it| {
+                if let ScanItem::Entry(e) = it {
+                    paths.push(e.path.to_string());
+                }
+            })
+            .map(|_| paths)
+        };
+        let (mut c, srv) = pair(vec![root("x"), root("y")]);
+        let (asked_x, asked_y) = (scan_of(&mut c, 0).unwrap(), scan_of(&mut c, 1).unwrap());
+        for i in [0, 1] {
+            c.ask_scan(Target::new(i, RelPath::root())).unwrap();
+        }
+        // The answers wait; each scan of the same target reads its own, in order.
+        assert_eq!(scan_of(&mut c, 0).unwrap(), asked_x);
+        assert_eq!(scan_of(&mut c, 1).unwrap(), asked_y);
+        assert_eq!(asked_y.len(), 3, "{asked_y:?}");
+        // A scan of another target than the one asked first is a broken exchange.
+        c.ask_scan(Target::new(0, RelPath::root())).unwrap();
+        let e = scan_of(&mut c, 1).unwrap_err();
+        assert!(e.to_string().contains("asked ahead"), "{e}");
+        drop(c);
+        srv.join().unwrap();
+        // With scans asked and never read, `exit` does not wait behind their answers.
+        let (mut c, srv) = pair(vec![root("x")]);
+        c.ask_scan(Target::new(0, RelPath::root())).unwrap();
         c.exit().unwrap();
         srv.join().unwrap();
     }

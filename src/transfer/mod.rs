@@ -3,6 +3,8 @@
 //!
 //! * [`trees`]: what is copied (SPEC "What is copied") and what is left out.
 //! * [`manifest`]: a scan of one tree through the agent, sorted; saved in the state folder.
+//! * `ahead`: a migration pass's agents started with the last pass's roots, their scans asked
+//!   while the source's inventory runs.
 //! * `last_target`: the target as the last online pass left it, saved so that the final pass
 //!   reads only the source in the window.
 //! * [`owners`]: user and group names on both hosts, the source → target mapping.
@@ -19,6 +21,7 @@
 //! written (by the agent's rename), so the diff of the next pass skips every finished file: that
 //! is the resume.
 
+mod ahead;
 pub mod diff;
 mod last_target;
 pub mod manifest;
@@ -364,8 +367,16 @@ fn sync_migration_with(
     opts: &SyncOptions,
     sink: &mut dyn Sink,
 ) -> Result<SyncReport, Failure> {
-    let p = prepare(m, pass == Pass::Final)?;
-    sync_trees(&m.source, &m.target, &p.trees, p.owners, opts, sink)
+    let mut p = prepare_with(m, pass == Pass::Final, Some(pass))?;
+    sync_trees_ahead(
+        &m.source,
+        &m.target,
+        &p.trees,
+        p.owners,
+        opts,
+        sink,
+        Some(&mut p.ahead),
+    )
 }
 
 /// What a migration's file passes need, from the source's inventory.
@@ -374,24 +385,34 @@ pub struct Prepared {
     pub owners: OwnerMap,
     pub source_web_user: String,
     pub target_web_user: String,
+    /// The agents started ahead for a pass, their scans asked when the last pass's roots were
+    /// recorded (see `ahead`).
+    ahead: ahead::Ahead,
 }
 
 /// The trees, the owner mapping and the web users of a migration, from the source's inventory
 /// (`with_config`: `config/` too, as in the final pass).
 pub fn prepare(m: &Migration, with_config: bool) -> Result<Prepared, Failure> {
+    prepare_with(m, with_config, None)
+}
+
+/// [`prepare`]; for a `pass`, the agents that follow start with the roots the last pass
+/// recorded and scan while the inventory runs (see `ahead`).
+fn prepare_with(m: &Migration, with_config: bool, pass: Option<Pass>) -> Result<Prepared, Failure> {
     let c = &m.config;
     timing::mark("prepare");
     // Four independent questions to the two hosts, asked at once; meanwhile the agents that
-    // follow every preparation start (their handshake waits for the trees).
-    let (inv, src_acc, tgt_acc, tgt_owner) = std::thread::scope(|sc| {
-        sc.spawn(|| {
-            if let Ok(bin) = AgentBinary::locate() {
-                std::thread::scope(|s| {
-                    s.spawn(|| crate::agent::deploy::start_spare(&m.source, &bin));
-                    crate::agent::deploy::start_spare(&m.target, &bin);
-                });
-                timing::mark("agents started ahead");
-            }
+    // follow every preparation start (their handshake waits for the trees, unless a pass's
+    // scans are asked ahead).
+    let manifests = pass.map(|_| m.state_dir().join("manifests"));
+    let (ahead, inv, src_acc, tgt_acc, tgt_owner) = std::thread::scope(|sc| {
+        let ahead = sc.spawn(|| {
+            let bin = AgentBinary::locate().ok()?;
+            let final_pass = pass == Some(Pass::Final);
+            let a =
+                ahead::Ahead::start(manifests.as_deref(), &m.source, &m.target, &bin, final_pass);
+            timing::mark("agents started ahead");
+            Some(a)
         });
         let inv = sc
             .spawn(|| crate::inventory::source_for_trees(&m.source, c.source.web_user.as_deref()));
@@ -405,6 +426,9 @@ pub fn prepare(m: &Migration, with_config: bool) -> Result<Prepared, Failure> {
             .flatten();
         let what = "a preparation thread";
         (
+            ahead
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
             crate::exit::joined(inv.join(), what),
             crate::exit::joined(sa.join(), what),
             crate::exit::joined(ta.join(), what),
@@ -450,6 +474,7 @@ pub fn prepare(m: &Migration, with_config: bool) -> Result<Prepared, Failure> {
         owners,
         source_web_user: src_web,
         target_web_user: tgt_web,
+        ahead: ahead.unwrap_or_default(),
     })
 }
 
@@ -549,7 +574,21 @@ pub fn sync_trees(
     opts: &SyncOptions,
     sink: &mut dyn Sink,
 ) -> Result<SyncReport, Failure> {
-    let rep = pass::run_pass(src, tgt, trees, owners.clone(), opts, sink, true)?;
+    sync_trees_ahead(src, tgt, trees, owners, opts, sink, None)
+}
+
+/// [`sync_trees`], with the agents a migration's preparation started ahead (their roots are
+/// recorded for the next pass).
+fn sync_trees_ahead(
+    src: &SourceHost,
+    tgt: &TargetHost,
+    trees: &[Tree],
+    owners: OwnerMap,
+    opts: &SyncOptions,
+    sink: &mut dyn Sink,
+    ahead: Option<&mut ahead::Ahead>,
+) -> Result<SyncReport, Failure> {
+    let rep = pass::run_pass(src, tgt, trees, owners.clone(), opts, sink, true, ahead)?;
     let stale = if rep.target_as_last_left.is_empty() {
         None
     } else if rep.failed_count > 0 {
@@ -577,7 +616,7 @@ pub fn sync_trees(
         rep.target_as_last_left.join(", ")
     );
     sink.note(&w);
-    let mut again = pass::run_pass(src, tgt, trees, owners, opts, sink, false)?;
+    let mut again = pass::run_pass(src, tgt, trees, owners, opts, sink, false, None)?;
     again.warnings.insert(0, w);
     again.add_work_of(&rep);
     Ok(again)

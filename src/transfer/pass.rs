@@ -4,6 +4,7 @@
 //! Files that need nothing else done first (rewrites, new files in folders the target has) are
 //! sent while the scans run, on an early stream of their own ([`early_send`]).
 
+use super::ahead::Ahead;
 use super::diff::{Differ, FileOp, Plan};
 use super::last_target::AsRead;
 use super::manifest::EntryRef;
@@ -54,6 +55,7 @@ const BYTES_PER_DEFAULT_STREAM: u64 = 64 << 20;
 /// sent with the plan after the scans (the merge never waits for the stream).
 const EARLY_QUEUED: usize = 4096;
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run_pass(
     src: &SourceHost,
     tgt: &TargetHost,
@@ -62,6 +64,7 @@ pub(crate) fn run_pass(
     opts: &SyncOptions,
     sink: &mut dyn Sink,
     last_target: bool,
+    mut ahead: Option<&mut Ahead>,
 ) -> Result<SyncReport, Failure> {
     let t0 = Instant::now();
     let mut rep = SyncReport {
@@ -76,10 +79,20 @@ pub(crate) fn run_pass(
         &format!("{} tree(s): {}", trees.len(), rep.trees.join(", ")),
     );
 
-    // Both agents start at once; the source's handshake says which trees exist there.
+    // Both agents start at once (or were started ahead, their scans asked, with these very
+    // roots); the source's handshake says which trees exist there.
+    let (s_roots, t_roots) = (roots(trees, true), roots(trees, false));
+    let s_ahead = ahead.as_mut().and_then(|a| a.source(&s_roots));
+    // A pass that may take the target's side from the last pass's saved manifests would not
+    // read every scan asked ahead: that agent is dropped (killed).
+    let replays = last_target && opts.check.is_some();
+    let t_ahead = ahead
+        .as_mut()
+        .and_then(|a| a.target(&t_roots))
+        .filter(|_| !replays);
     let (s_started, t_started) = std::thread::scope(|sc| {
-        let h = sc.spawn(|| deploy::start(src, &bin, roots(trees, true)));
-        let t = deploy::start(tgt, &bin, roots(trees, false));
+        let h = sc.spawn(|| s_ahead.map_or_else(|| deploy::start(src, &bin, s_roots), Ok));
+        let t = t_ahead.map_or_else(|| deploy::start(tgt, &bin, t_roots), Ok);
         let s = crate::exit::joined(h.join(), "starting an agent");
         (s, t)
     });
@@ -117,6 +130,9 @@ pub(crate) fn run_pass(
             .is_ok()
             .then_some(d)
     });
+    if let (Some(d), Some(_)) = (&manifests, &ahead) {
+        super::ahead::remember(d, src, tgt, trees);
+    }
     // This pass's saved manifests carry its id: the exit check takes no other pass's file.
     let pass_id = manifest::PassId::new();
     let mut saved: Vec<Option<PathBuf>> = Vec::new();

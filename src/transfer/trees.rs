@@ -83,6 +83,16 @@ fn inside(inner: &Path, outer: &Path) -> bool {
     inner != outer && inner.starts_with(outer)
 }
 
+/// `config/`, the first tree of a final pass: its `config.php` and `*.config.php` files.
+pub fn config_tree(source_root: &Path, target_root: &Path) -> Tree {
+    Tree {
+        name: "config".into(),
+        source: source_root.join("config"),
+        target: target_root.join("config"),
+        filter: Filter::ConfigFiles,
+    }
+}
+
 /// The trees of an instance, from its inventory. `with_config`: include `config/` (the final
 /// pass; during the online sync the target's own config stays until the cut-over).
 /// `target_root`: the target's instance root (config/, apps-external/ and themes/ inside the
@@ -108,12 +118,7 @@ pub fn of_inventory(
         .map(norm)
         .unwrap_or_else(|| source_root.join("data"));
     if with_config {
-        out.push(Tree {
-            name: "config".into(),
-            source: source_root.join("config"),
-            target: target_root.join("config"),
-            filter: Filter::ConfigFiles,
-        });
+        out.push(config_tree(source_root, target_root));
     }
     // The data directory keeps its absolute path (`datadirectory` stays equal).
     let mut except = Vec::new();

@@ -1,0 +1,276 @@
+//! Scans asked ahead of the inventory. A pass learns its trees from the source's inventory (PHP
+//! and the database: 0.1-0.2 s on a cold cache), but they seldom change from one pass to the
+//! next. So each pass records its roots in the state folder (`manifests/pass-roots.json`), and
+//! the next one starts its agents with those roots and asks their scans at once, while the
+//! inventory runs. When the inventory gives the same roots, the pass takes these agents, their
+//! scans under way; otherwise it kills them and starts its own.
+//!
+//! Invariants:
+//! * An agent started ahead is used only when its roots are exactly the pass's (the same paths
+//!   in the same order, on the same hosts); it has been sent nothing but its handshake and the
+//!   scans, which the pass reads as its own, in the order they were asked.
+//! * The record only says which folders to open and read: a stale, foreign or damaged record
+//!   costs an agent's start and some reads, never a write (an agent not taken is killed before
+//!   any other request).
+//! * The target's scan is asked ahead only for an online pass, which reads the target whole;
+//!   the final pass takes the target's side from the last pass's saved manifests.
+
+use super::{timing, trees, Tree};
+use crate::agent::client::AgentClient;
+use crate::agent::deploy::{self, AgentBinary, AgentSide};
+use crate::agent::proto::{RelPath, Target};
+use crate::host::{AgentInstall, SourceHost, TargetHost};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// The record's name in the state folder's `manifests/`.
+const RECORD: &str = "pass-roots.json";
+
+/// The roots of a pass's trees, `config/` left out (the final pass puts it first).
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Record {
+    source_host: String,
+    target_host: String,
+    source: Vec<Vec<u8>>,
+    target: Vec<Vec<u8>>,
+}
+
+impl Record {
+    fn of(source_host: &str, target_host: &str, trees: &[Tree]) -> Record {
+        let kept: Vec<Tree> = trees
+            .iter()
+            .filter(|t| t.filter != super::Filter::ConfigFiles)
+            .cloned()
+            .collect();
+        Record {
+            source_host: source_host.to_string(),
+            target_host: target_host.to_string(),
+            source: super::roots(&kept, true),
+            target: super::roots(&kept, false),
+        }
+    }
+
+    /// The roots of the source and the target a pass would have if its trees were the recorded
+    /// ones (`final_pass`: `config/` first, as [`trees::of_inventory`] puts it).
+    fn roots(
+        &self,
+        final_pass: bool,
+        source_root: &Path,
+        target_root: &Path,
+    ) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let config = final_pass.then(|| trees::config_tree(source_root, target_root));
+        let side = |source: bool, recorded: &[Vec<u8>]| -> Vec<Vec<u8>> {
+            let mut roots = super::roots(config.as_slice(), source);
+            roots.extend(recorded.iter().cloned());
+            roots
+        };
+        (side(true, &self.source), side(false, &self.target))
+    }
+}
+
+/// Record the roots of this pass's trees for the next pass (in `manifests`, the state folder's
+/// private folder); not written when unchanged. A failure to write costs only the next pass's
+/// head start, so it is not an error.
+pub(crate) fn remember(manifests: &Path, src: &SourceHost, tgt: &TargetHost, trees: &[Tree]) {
+    write(manifests, &Record::of(src.label(), tgt.label(), trees));
+}
+
+fn write(manifests: &Path, rec: &Record) {
+    let path = manifests.join(RECORD);
+    if read(manifests).as_ref() == Some(rec) {
+        return;
+    }
+    let Ok(json) = serde_json::to_vec(rec) else {
+        return;
+    };
+    // Private like the manifests beside it (0600): the roots name the instance's folders.
+    let tmp = manifests.join(format!("{RECORD}.tmp"));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&json));
+    if written.is_err() || std::fs::rename(&tmp, &path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+fn read(manifests: &Path) -> Option<Record> {
+    let bytes = std::fs::read(manifests.join(RECORD)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// An agent started with the recorded roots, its scans asked (killed when dropped: see
+/// [`AgentClient::ask_scan`]).
+struct Asked {
+    client: AgentClient,
+    install: AgentInstall,
+    roots: Vec<Vec<u8>>,
+}
+
+/// The agents a pass's preparation started ahead, with their scans asked (none when there is no
+/// record, or for a host that could not start one: the pass then starts its own as usual).
+#[derive(Default)]
+pub struct Ahead {
+    source: Option<Asked>,
+    target: Option<Asked>,
+}
+
+impl Ahead {
+    /// Start the agents ahead of the inventory for a pass on `src` and `tgt`: with the roots
+    /// the last pass recorded in `manifests`, their scans asked at once; without a record, only
+    /// spare processes (their handshake waits for the pass's trees). `final_pass`: `config/`
+    /// comes first, and the target is not scanned ahead.
+    pub(crate) fn start(
+        manifests: Option<&Path>,
+        src: &SourceHost,
+        tgt: &TargetHost,
+        bin: &AgentBinary,
+        final_pass: bool,
+    ) -> Ahead {
+        let guess = manifests
+            .and_then(read)
+            .filter(|r| r.source_host == src.label() && r.target_host == tgt.label())
+            .map(|r| r.roots(final_pass, src.root(), tgt.root()));
+        let (s_roots, t_roots) = match guess {
+            Some((s, t)) => (Some(s), (!final_pass).then_some(t)),
+            None => (None, None),
+        };
+        std::thread::scope(|sc| {
+            let s = sc.spawn(|| ask(src, bin, s_roots));
+            let target = ask(tgt, bin, t_roots);
+            let source = s.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            Ahead { source, target }
+        })
+    }
+
+    /// The source's agent started ahead, when its roots are `roots`; else it is killed.
+    pub(crate) fn source(&mut self, roots: &[Vec<u8>]) -> Option<(AgentClient, AgentInstall)> {
+        take(self.source.take(), roots, "source")
+    }
+
+    /// The target's agent started ahead, when its roots are `roots`; else it is killed.
+    pub(crate) fn target(&mut self, roots: &[Vec<u8>]) -> Option<(AgentClient, AgentInstall)> {
+        take(self.target.take(), roots, "target")
+    }
+}
+
+fn take(
+    asked: Option<Asked>,
+    roots: &[Vec<u8>],
+    side: &str,
+) -> Option<(AgentClient, AgentInstall)> {
+    let a = asked?;
+    if a.roots != roots {
+        drop(a);
+        timing::mark(&format!(
+            "{side}'s agent started ahead: other roots, killed"
+        ));
+        return None;
+    }
+    timing::mark(&format!("{side}'s agent started ahead: taken"));
+    Some((a.client, a.install))
+}
+
+/// With roots, an agent on `side` and the scans of the roots it could open, asked; without, a
+/// spare process only.
+fn ask<S: AgentSide>(side: &S, bin: &AgentBinary, roots: Option<Vec<Vec<u8>>>) -> Option<Asked> {
+    let Some(roots) = roots else {
+        deploy::start_spare(side, bin);
+        return None;
+    };
+    let (mut client, install) = deploy::start(side, bin, roots.clone()).ok()?;
+    let opened: Vec<bool> = client.welcome().roots.iter().map(|r| r.is_ok()).collect();
+    for (i, ok) in opened.into_iter().enumerate() {
+        if ok
+            && client
+                .ask_scan(Target::new(i as u16, RelPath::root()))
+                .is_err()
+        {
+            client.kill();
+            return None;
+        }
+    }
+    timing::mark("scans asked ahead");
+    Some(Asked {
+        client,
+        install,
+        roots,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::Inventory;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn inventory() -> Inventory {
+        serde_json::from_value(serde_json::json!({
+            "root": "/var/www/owncloud",
+            "php": {"version": "7.4", "modules": []},
+            "services": {"systemd": true, "units": []},
+            "datadir": "/var/www/owncloud/data",
+            "config": {
+                "apps_paths": [
+                    {"path": "/var/www/owncloud/apps-external/", "url": "/apps-external", "writable": true}
+                ],
+                "theme": "mytheme"
+            },
+            "db": {"type": "mysql", "prefix": "oc_", "ok": true, "name": "owncloud",
+                   "homes": [{"user_id": "bob", "home": "/home/bob"}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_record_gives_the_roots_of_either_pass() {
+        let (s, t) = (Path::new("/var/www/owncloud"), Path::new("/srv/oc"));
+        let online = trees::of_inventory(&inventory(), s, t, false);
+        let last = trees::of_inventory(&inventory(), s, t, true);
+        assert_eq!(online.len(), 4, "{online:?}");
+        // Either pass records the same: config/ is left out.
+        let rec = Record::of("old", "new", &online);
+        assert_eq!(rec, Record::of("old", "new", &last));
+        let both = |ts: &[Tree]| {
+            (
+                super::super::roots(ts, true),
+                super::super::roots(ts, false),
+            )
+        };
+        assert_eq!(rec.roots(false, s, t), both(&online));
+        assert_eq!(rec.roots(true, s, t), both(&last));
+        assert_ne!(
+            both(&online).0,
+            both(&online).1,
+            "the target's roots are its own"
+        );
+    }
+
+    #[test]
+    fn the_record_is_private_rewritten_only_when_changed_and_ignored_when_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, t) = (Path::new("/var/www/owncloud"), Path::new("/srv/oc"));
+        let trees = trees::of_inventory(&inventory(), s, t, false);
+        let rec = Record::of("old", "new", &trees);
+        let path = dir.path().join(RECORD);
+        assert_eq!(read(dir.path()), None);
+        write(dir.path(), &rec);
+        assert_eq!(read(dir.path()).as_ref(), Some(&rec));
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        write(dir.path(), &rec);
+        let ino = std::fs::metadata(&path).unwrap().ino();
+        assert_eq!(ino, meta.ino(), "an unchanged record is not written again");
+        let other = Record::of("old", "elsewhere", &trees);
+        write(dir.path(), &other);
+        assert_eq!(read(dir.path()).as_ref(), Some(&other));
+        std::fs::write(&path, b"{\"source_host\": 1").unwrap();
+        assert_eq!(read(dir.path()), None, "a damaged record is no guess");
+        assert!(!dir.path().join(format!("{RECORD}.tmp")).exists());
+    }
+}
