@@ -184,19 +184,44 @@ fn local_agent_hello_scan_read_hash() {
 
 /// A folder the agent may not read is `Skipped` and the scan goes on. The agent runs as
 /// `nobody` (through `runuser`) when the test runs as root, since root reads everything.
+/// `folders` folders of `files` empty files each, with long names; the root, as bytes.
+fn many_files(root: &Path, folders: usize, files: usize) -> Vec<u8> {
+    for d in 0..folders {
+        let dir = root.join(format!("folder-{d:03}"));
+        std::fs::create_dir(&dir).unwrap();
+        for f in 0..files {
+            std::fs::write(dir.join(format!("a-file-with-a-long-name-{f:04}.txt")), b"").unwrap();
+        }
+    }
+    root.as_os_str().as_bytes().to_vec()
+}
+
+/// The round trip timed ahead of scans (a `Stat` answered before them) is one round trip, not a
+/// wait behind the scan's answers: the agent sends what it has before it starts a scan (before,
+/// the `Stat`'s answer waited in its buffer for ~10,000 entries).
+#[test]
+fn the_round_trip_timed_ahead_of_scans_does_not_wait_for_them() {
+    let t = tempfile::tempdir().unwrap();
+    let root = many_files(t.path(), 200, 150);
+    let mut c = AgentClient::from_child("agent@local", spawn_agent(), vec![root], None).unwrap();
+    let t0 = Instant::now();
+    let rt = c.ask_scans_timed(vec![p("")]).unwrap().unwrap();
+    let (m, _) = scan_map(&mut c, p(""));
+    let scan = t0.elapsed();
+    assert_eq!(m.len(), 200 * 151 + 1);
+    assert!(
+        rt * 10 < scan,
+        "the round trip took {rt:?}, the whole scan {scan:?}"
+    );
+    c.exit().unwrap();
+}
+
 /// An agent whose scan was asked ahead and never read waits to write its answers, so it would
 /// not see its stdin close: dropping the connection kills it (without, the drop waited 5 s).
 #[test]
 fn an_agent_with_unread_scans_is_killed_when_dropped() {
     let t = tempfile::tempdir().unwrap();
-    for d in 0..40 {
-        let dir = t.path().join(format!("folder-{d:02}"));
-        std::fs::create_dir(&dir).unwrap();
-        for f in 0..150 {
-            std::fs::write(dir.join(format!("a-file-with-a-long-name-{f:04}.txt")), b"").unwrap();
-        }
-    }
-    let root = t.path().as_os_str().as_bytes().to_vec();
+    let root = many_files(t.path(), 40, 150);
     let mut c = AgentClient::from_child("agent@local", spawn_agent(), vec![root], None).unwrap();
     c.ask_scan(Target::new(0, RelPath::root())).unwrap();
     let pid = c.process_id().unwrap();

@@ -654,7 +654,9 @@ fn migrate_killed(dir: &Path, when: &dyn Fn(&Path) -> bool) -> (bool, String) {
         if when(dir) {
             child.kill().unwrap(); // SIGKILL
             let out = child.wait_with_output().unwrap();
-            return (true, String::from_utf8_lossy(&out.stderr).into_owned());
+            // A run that ended between the look at the journal and the signal was not killed.
+            let killed = std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(9);
+            return (killed, String::from_utf8_lossy(&out.stderr).into_owned());
         }
         assert!(Instant::now() < deadline, "migrate ran for 5 minutes");
         std::thread::sleep(Duration::from_millis(1));
@@ -695,6 +697,7 @@ fn kill_9_at_every_step_boundary_and_mid_copy_then_resume() {
     let dir = setup(&lab, "owncloud", "sqlite", 30);
     let view_before = client_view(&lab, lab.var("LAB_OLD"));
     let mut kills = Vec::new();
+    let mut ended_first = None;
     // At each boundary: killed the moment the journal shows the step started.
     for step in &STEPS[1..] {
         if step_state(dir.path(), step).as_deref() == Some("done") {
@@ -745,12 +748,25 @@ fn kill_9_at_every_step_boundary_and_mid_copy_then_resume() {
         }
         let since = epoch();
         let (killed, err) = migrate_killed(dir.path(), &|d: &Path| started_since(d, step, since));
+        if !killed && step_state(dir.path(), "report").as_deref() == Some("done") {
+            // The last steps (dns skipped, the report written) take a millisecond: the run can
+            // end between the journal's start of the step and the signal.
+            eprintln!("the run finished {step} before the kill reached it");
+            ended_first = Some(*step);
+            break;
+        }
         assert!(killed, "migrate ended before {step} started: {err}");
         kills.push(step.to_string());
     }
-    // The journal shows a step that was running when the process died; status says so.
-    let out = ocmigrate(&["status"], dir.path());
-    assert!(text(&out).contains("RUNNING"), "{}", text(&out));
+    assert!(
+        kills.len() >= STEPS.len() - 3,
+        "too few kills reached a running step: {kills:?}"
+    );
+    if ended_first.is_none() {
+        // The journal shows a step that was running when the process died; status says so.
+        let out = ocmigrate(&["status"], dir.path());
+        assert!(text(&out).contains("RUNNING"), "{}", text(&out));
+    }
     let out = ocmigrate(&["migrate", "--yes"], dir.path());
     assert_eq!(out.status.code(), Some(0), "resume failed:\n{}", text(&out));
     assert_complete(dir.path());

@@ -1218,6 +1218,35 @@ fn early_stream_starts_ahead_on_a_distant_target() {
     assert_same(&a, &b);
 }
 
+/// A migration file in `dir` from the lab's old instance to `target` (an ssh side).
+fn lab_migration(dir: &Path, name: &str, target: &str) -> PathBuf {
+    let file = dir.join(name);
+    std::fs::write(
+        &file,
+        format!(
+            "[source]\nside = \"ssh://root@127.0.0.2/var/www/owncloud\"\n\n\
+             [target]\nside = \"{target}\"\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// `ocmigrate ARGS -c FILE`, with the timing marks on stderr and the lab's ssh config (for the
+/// shaped path's aliases).
+fn run_migration(lab: &common::Lab, file: &Path, args: &[&str]) -> Run {
+    let o = Command::new(EXE)
+        .args(args)
+        .arg("-c")
+        .arg(file)
+        .env("OCMIGRATE_TIMING", "1")
+        .env("OCMIGRATE_SSH_CONFIG", lab.var("LAB_SSH_CONFIG"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    finish(o)
+}
+
 /// A lab instance (SQLite) through the migration file: `ocmigrate sync -c` copies the data
 /// directory without the database files, owners mapped by name, then `verify --files-only` finds
 /// both sides equal and a second sync sends nothing.
@@ -1227,23 +1256,9 @@ fn lab_instance_sync_then_verify() {
     lab.instance("owncloud", "sqlite", 2, 40, 11);
     lab.sh("new", "rm -rf /var/www/owncloud/data");
     let dir = tmp();
-    let file = dir.path().join("ocmigrate.toml");
-    std::fs::write(
-        &file,
-        "[source]\nside = \"ssh://root@127.0.0.2/var/www/owncloud\"\n\n\
-         [target]\nside = \"ssh://root@127.0.0.3/var/www/owncloud\"\n",
-    )
-    .unwrap();
-    let run = |args: &[&str]| {
-        let o = Command::new(EXE)
-            .args(args)
-            .arg("-c")
-            .arg(&file)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        finish(o)
-    };
+    let near = "ssh://root@127.0.0.3/var/www/owncloud";
+    let file = lab_migration(dir.path(), "ocmigrate.toml", near);
+    let run = |args: &[&str]| run_migration(&lab, &file, args);
     let r = run(&["sync", "--json"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stderr, r.report);
     assert!(n(&r.report, "files_sent") > 0, "{}", r.report);
@@ -1300,23 +1315,18 @@ fn scans_asked_ahead_are_taken_only_with_the_pass_roots() {
     lab.instance("owncloud", "sqlite", 2, 40, 12);
     lab.sh("new", "rm -rf /var/www/owncloud/data");
     let dir = tmp();
-    let file = dir.path().join("ocmigrate.toml");
-    std::fs::write(
-        &file,
-        "[source]\nside = \"ssh://root@127.0.0.2/var/www/owncloud\"\n\n\
-         [target]\nside = \"ssh://root@127.0.0.3/var/www/owncloud\"\n",
-    )
-    .unwrap();
-    let run = |args: &[&str]| {
-        let o = Command::new(EXE)
-            .args(args)
-            .arg("-c")
-            .arg(&file)
-            .env("OCMIGRATE_TIMING", "1")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        finish(o)
+    let near = "ssh://root@127.0.0.3/var/www/owncloud";
+    let file = lab_migration(dir.path(), "ocmigrate.toml", near);
+    let run = |args: &[&str]| run_migration(&lab, &file, args);
+    // The round trip the target's agent started ahead measured (timing mark), in ms.
+    let round_trip = |r: &Run| -> f64 {
+        let line = r
+            .stderr
+            .lines()
+            .find(|l| l.contains("scans asked ahead on target"));
+        let line = line.unwrap_or_else(|| panic!("no scans asked ahead: {}", r.stderr));
+        let ms = line.rsplit("round trip ").next().unwrap();
+        ms.trim_end_matches(" ms)").parse().unwrap()
     };
     let record_path = dir.path().join("ocmigrate.state/manifests/pass-roots.json");
     let record = || -> serde_json::Value {
@@ -1368,6 +1378,13 @@ fn scans_asked_ahead_are_taken_only_with_the_pass_roots() {
         "{}",
         second.stderr
     );
+    // The round trip they measured says the target is near: no early stream started ahead.
+    assert!(round_trip(&second) < 20.0, "{}", second.stderr);
+    assert!(
+        !second.stderr.contains("connected ahead"),
+        "{}",
+        second.stderr
+    );
     assert_eq!(n(&second.report, "files_sent"), 1, "{}", second.report);
     assert_eq!(std::fs::read(new_data.join("ahead.txt")).unwrap(), b"ahead");
 
@@ -1414,6 +1431,30 @@ fn scans_asked_ahead_are_taken_only_with_the_pass_roots() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+
+    // The same target behind 15 ms each way (its own migration file and state folder): the
+    // round trip measured ahead says it is far, and the early stream starts ahead.
+    let slow = lab_migration(
+        dir.path(),
+        "slow.toml",
+        "ssh://root@new-slow/var/www/owncloud",
+    );
+    let shaped = Shaped::new("100mbit", "15ms");
+    let recorded_far = run_migration(&lab, &slow, &["sync", "--json"]);
+    assert_eq!(recorded_far.code, 0, "{}", recorded_far.stderr);
+    lab.sh("old", "printf far > /var/www/owncloud/data/far.txt");
+    let far = run_migration(&lab, &slow, &["sync", "--json"]);
+    assert_eq!(far.code, 0, "{}\n{}", far.stderr, far.report);
+    assert!(round_trip(&far) >= 30.0, "{}", far.stderr);
+    assert!(
+        far.stderr.contains("early stream connected ahead"),
+        "{}",
+        far.stderr
+    );
+    assert_eq!(n(&far.report, "files_sent"), 1, "{}", far.report);
+    drop(shaped);
+    assert_eq!(std::fs::read(new_data.join("far.txt")).unwrap(), b"far");
+    lab.sh("old", "rm /var/www/owncloud/data/far.txt");
     drop(lab);
 }
 

@@ -821,6 +821,31 @@ impl AgentClient {
         Ok(())
     }
 
+    /// [`AgentClient::ask_scan`] of each of `targets`, behind a `Stat` of the first, whose answer
+    /// is read here: the time it took is one round trip to the agent (the stat of a root it
+    /// has open costs it nothing), free of the disk and of process starts. `None` without
+    /// targets.
+    pub fn ask_scans_timed(
+        &mut self,
+        targets: Vec<Target>,
+    ) -> Result<Option<Duration>, AgentError> {
+        let Some(first) = targets.first() else {
+            return Ok(None);
+        };
+        let t0 = Instant::now();
+        let stat = self.tx.send(&Request::Stat(first.clone()))?;
+        for t in targets {
+            let id = self.tx.send(&Request::Scan(t.clone()))?;
+            self.asked.push_back((t, id));
+        }
+        self.rx.link.kill_on_drop.store(true, Ordering::Release);
+        self.tx.flush()?;
+        match self.response(stat)? {
+            Response::Meta(_) => Ok(Some(t0.elapsed())),
+            r => Err(self.unexpected(&r)),
+        }
+    }
+
     /// Stop the agent now, whatever it was asked (an agent whose answers nobody will read:
     /// [`AgentClient::exit`] would wait behind them).
     pub fn kill(self) {

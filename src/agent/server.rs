@@ -3,7 +3,7 @@
 //! [`serve_with`] runs the handshake, then answers requests in the order they come until `Exit`
 //! or a clean end of its input. The operator may pipeline: send many requests before reading
 //! answers; the agent buffers its answers and flushes whenever no further whole request is
-//! waiting in its input. A request that fails gets an `Error` frame and the connection goes on;
+//! waiting in its input, and before it starts a `Scan` (which takes long). A request that fails gets an `Error` frame and the connection goes on;
 //! bytes that are not a frame end the connection with an `Error` frame of id 0 (after a bad
 //! header there is no way to find the next frame). Nothing here panics on input.
 //!
@@ -214,7 +214,13 @@ pub fn serve_with<R: Read, W: Write>(
                     s.out.flush()?;
                     return Ok(());
                 }
-                Ok(req) => s.handle(id, req)?,
+                Ok(req) => {
+                    if matches!(req, Request::Scan(_)) {
+                        // A scan takes long: the answers before it go now, not behind it.
+                        s.out.flush()?;
+                    }
+                    s.handle(id, req)?
+                }
             }
         }
         // Flush when the operator is waiting for us; keep batching while requests are queued.

@@ -78,6 +78,23 @@ impl ReadSide {
         self.host.run("true")?;
         Ok(self.host.quickest().unwrap_or_default())
     }
+    /// The quickest round trip to an agent on this host measured so far (see
+    /// [`ReadSide::note_round_trip`]): the network's and the ssh connection's share of a
+    /// command's time, without the disk or a process start.
+    pub fn round_trip(&self) -> Option<std::time::Duration> {
+        let us = self
+            .host
+            .round_trip_us
+            .load(std::sync::atomic::Ordering::Relaxed);
+        (us != u64::MAX).then(|| std::time::Duration::from_micros(us))
+    }
+    /// Note a round trip to an idle agent on this host (a request it answers at once).
+    pub fn note_round_trip(&self, d: std::time::Duration) {
+        let us = d.as_micros().min(u64::MAX as u128 - 1) as u64;
+        self.host
+            .round_trip_us
+            .fetch_min(us, std::sync::atomic::Ordering::Relaxed);
+    }
     /// Which folder the root is, machine-wide, as the connection found it: the kernel's boot id
     /// and `dev:inode` of the root with symlinks followed (`None` when the root did not exist or
     /// either could not be read). Two sides with the same identity are the same folder.
@@ -212,6 +229,9 @@ pub struct Host {
     /// The quickest command run here so far, in µs (`u64::MAX`: none yet); see
     /// [`ReadSide::command_time`].
     quickest_us: std::sync::atomic::AtomicU64,
+    /// The quickest round trip to an agent here, in µs (`u64::MAX`: none yet); see
+    /// [`ReadSide::round_trip`].
+    round_trip_us: std::sync::atomic::AtomicU64,
 }
 
 /// The tag of the line of the first round trip that carries the root's identity.
@@ -273,6 +293,7 @@ impl Host {
             home: String::new(),
             root_identity: None,
             quickest_us: std::sync::atomic::AtomicU64::new(u64::MAX),
+            round_trip_us: std::sync::atomic::AtomicU64::new(u64::MAX),
         };
         let text = match who {
             Some(out) => out,

@@ -184,18 +184,26 @@ fn ask<S: AgentSide>(side: &S, bin: &AgentBinary, roots: Option<Vec<Vec<u8>>>) -
         return None;
     };
     let (mut client, install) = deploy::start(side, bin, roots.clone()).ok()?;
-    let opened: Vec<bool> = client.welcome().roots.iter().map(|r| r.is_ok()).collect();
-    for (i, ok) in opened.into_iter().enumerate() {
-        if ok
-            && client
-                .ask_scan(Target::new(i as u16, RelPath::root()))
-                .is_err()
-        {
+    let opened: Vec<Target> = (client.welcome().roots.iter().enumerate())
+        .filter(|(_, r)| r.is_ok())
+        .map(|(i, _)| Target::new(i as u16, RelPath::root()))
+        .collect();
+    // The host's round trip comes with it (how far it is: see `pass::distant`).
+    match client.ask_scans_timed(opened) {
+        Ok(Some(rt)) => {
+            side.spares().note_round_trip(rt);
+            timing::mark(&format!(
+                "scans asked ahead on {} (round trip {:.1} ms)",
+                side.label(),
+                rt.as_secs_f64() * 1e3
+            ));
+        }
+        Ok(None) => timing::mark("no scan asked ahead: no root opened"),
+        Err(_) => {
             client.kill();
             return None;
         }
     }
-    timing::mark("scans asked ahead");
     Some(Asked {
         client,
         install,
@@ -206,26 +214,8 @@ fn ask<S: AgentSide>(side: &S, bin: &AgentBinary, roots: Option<Vec<Vec<u8>>>) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::Inventory;
+    use crate::transfer::trees::tests::inventory;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-
-    fn inventory() -> Inventory {
-        serde_json::from_value(serde_json::json!({
-            "root": "/var/www/owncloud",
-            "php": {"version": "7.4", "modules": []},
-            "services": {"systemd": true, "units": []},
-            "datadir": "/var/www/owncloud/data",
-            "config": {
-                "apps_paths": [
-                    {"path": "/var/www/owncloud/apps-external/", "url": "/apps-external", "writable": true}
-                ],
-                "theme": "mytheme"
-            },
-            "db": {"type": "mysql", "prefix": "oc_", "ok": true, "name": "owncloud",
-                   "homes": [{"user_id": "bob", "home": "/home/bob"}]}
-        }))
-        .unwrap()
-    }
 
     #[test]
     fn a_record_gives_the_roots_of_either_pass() {

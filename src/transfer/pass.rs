@@ -662,21 +662,33 @@ impl Drop for CloseOnDrop<'_> {
     }
 }
 
-/// A host whose quickest command took this long or more (about 2.5 round trips of 20 ms) is
-/// distant: the early stream's agents are started as the scans start (a session's start is a
-/// few round trips), not when the first file comes. On a near host that would only cost a
-/// re-sync with nothing to send early the start of two agents beside its scans (D3 on the lab,
-/// where both hosts share 2 cores: +0.03-0.04 s of 0.78 s).
+/// A host is distant when a round trip to an agent there took this long or more (measured when
+/// the pass's scans were asked ahead), else when its quickest command did
+/// ([`EARLY_AHEAD_COMMAND`]): the early stream's agents are then started as the scans start (a
+/// session's start is a few round trips), not when the first file comes. On a near host that
+/// would only cost a re-sync with nothing to send early the start of two agents beside its
+/// scans (D3 on the lab, where both hosts share 2 cores: +0.03-0.04 s of 0.78 s).
+const EARLY_AHEAD_ROUND_TRIP: Duration = Duration::from_millis(20);
+/// About 2.5 round trips of 20 ms: a command's session, exec and answer. A command also reads
+/// the disk (a cold one can take 50 ms on a near host), so a round trip, when measured, decides.
 const EARLY_AHEAD_COMMAND: Duration = Duration::from_millis(50);
 
-/// Either host is distant (see [`EARLY_AHEAD_COMMAND`]); a host that cannot be timed is not.
+/// Either host is distant (see [`EARLY_AHEAD_ROUND_TRIP`]); a host that cannot be timed is not.
 fn distant(src: &SourceHost, tgt: &TargetHost) -> bool {
-    let far = |t: Result<Duration, Failure>| t.is_ok_and(|d| d >= EARLY_AHEAD_COMMAND);
+    let far = |side: &crate::host::ReadSide| far_by(side.round_trip(), || side.command_time().ok());
     std::thread::scope(|sc| {
-        let s = sc.spawn(|| src.command_time());
-        let t = far(tgt.command_time());
-        t || s.join().is_ok_and(far)
+        let s = sc.spawn(|| far(src));
+        far(tgt) || s.join().unwrap_or(false)
     })
+}
+
+/// A host's distance from its round trip when one was measured, else from its quickest command
+/// (timed now when none ran).
+fn far_by(round_trip: Option<Duration>, command: impl FnOnce() -> Option<Duration>) -> bool {
+    match round_trip {
+        Some(rt) => rt >= EARLY_AHEAD_ROUND_TRIP,
+        None => command().is_some_and(|d| d >= EARLY_AHEAD_COMMAND),
+    }
 }
 
 /// The early stream: waits for the merge's first file that can be sent before the scans end (or
@@ -1278,6 +1290,19 @@ mod check_tests {
     /// source is not read; a target that differs from the manifest (changed after the pass's
     /// writes) fails the check, each difference named; the unreadable paths the source's scan
     /// saved are reported as a both-sides check reports them.
+    #[test]
+    fn a_measured_round_trip_decides_how_far_a_host_is() {
+        let ms = Duration::from_millis;
+        let unused = || -> Option<Duration> { panic!("a measured round trip decides") };
+        // A near host whose commands were slow (a cold disk) is near; a far one is far.
+        assert!(!far_by(Some(ms(2)), unused));
+        assert!(far_by(Some(ms(30)), unused));
+        // Without a round trip, its quickest command decides; a host not timed is near.
+        assert!(far_by(None, || Some(ms(80))));
+        assert!(!far_by(None, || Some(ms(10))));
+        assert!(!far_by(None, || None));
+    }
+
     #[test]
     fn target_only_check_compares_the_pass_manifest_with_the_target() {
         let t = tempfile::tempdir().unwrap();

@@ -221,8 +221,30 @@ pub fn dedupe(trees: Vec<Tree>) -> Vec<Tree> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// An inventory with a SQLite database, an apps folder besides the release's, a theme, and a
+    /// home inside and one outside the data directory.
+    pub(crate) fn inventory() -> Inventory {
+        serde_json::from_value(serde_json::json!({
+            "root": "/var/www/owncloud",
+            "php": {"version": "7.4", "modules": []},
+            "services": {"systemd": true, "units": []},
+            "datadir": "/var/www/owncloud/data",
+            "config": {
+                "apps_paths": [
+                    {"path": "/var/www/owncloud/apps", "url": "/apps", "writable": false},
+                    {"path": "/var/www/owncloud/apps-external/", "url": "/apps-external", "writable": true}
+                ],
+                "theme": "mytheme"
+            },
+            "db": {"type": "sqlite", "prefix": "oc_", "ok": true, "name": "owncloud",
+                   "homes": [{"user_id": "alice", "home": "/var/www/owncloud/data/alice"},
+                             {"user_id": "bob", "home": "/home/bob"}]}
+        }))
+        .unwrap()
+    }
 
     #[test]
     fn filters() {
@@ -257,23 +279,7 @@ mod tests {
 
     #[test]
     fn trees_of_an_inventory() {
-        let inv: Inventory = serde_json::from_value(serde_json::json!({
-            "root": "/var/www/owncloud",
-            "php": {"version": "7.4", "modules": []},
-            "services": {"systemd": true, "units": []},
-            "datadir": "/var/www/owncloud/data",
-            "config": {
-                "apps_paths": [
-                    {"path": "/var/www/owncloud/apps", "url": "/apps", "writable": false},
-                    {"path": "/var/www/owncloud/apps-external/", "url": "/apps-external", "writable": true}
-                ],
-                "theme": "mytheme"
-            },
-            "db": {"type": "sqlite", "prefix": "oc_", "ok": true, "name": "owncloud",
-                   "homes": [{"user_id": "alice", "home": "/var/www/owncloud/data/alice"},
-                             {"user_id": "bob", "home": "/home/bob"}]}
-        }))
-        .unwrap();
+        let inv = inventory();
         let t = of_inventory(
             &inv,
             Path::new("/var/www/owncloud"),
