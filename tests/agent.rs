@@ -182,8 +182,6 @@ fn local_agent_hello_scan_read_hash() {
     c.exit().unwrap();
 }
 
-/// A folder the agent may not read is `Skipped` and the scan goes on. The agent runs as
-/// `nobody` (through `runuser`) when the test runs as root, since root reads everything.
 /// `folders` folders of `files` empty files each, with long names; the root, as bytes.
 fn many_files(root: &Path, folders: usize, files: usize) -> Vec<u8> {
     for d in 0..folders {
@@ -241,6 +239,8 @@ fn an_agent_with_unread_scans_is_killed_when_dropped() {
     );
 }
 
+/// A folder the agent may not read is `Skipped` and the scan goes on. The agent runs as
+/// `nobody` (through `runuser`) when the test runs as root, since root reads everything.
 #[test]
 fn unreadable_folder_is_skipped_not_fatal() {
     use std::os::unix::fs::PermissionsExt;

@@ -1388,19 +1388,36 @@ fn scans_asked_ahead_are_taken_only_with_the_pass_roots() {
     assert_eq!(n(&second.report, "files_sent"), 1, "{}", second.report);
     assert_eq!(std::fs::read(new_data.join("ahead.txt")).unwrap(), b"ahead");
 
-    // A record that names another folder on the source (the instance root, a long scan): that
-    // agent is killed at once, and the pass scans the data directory with its own.
+    // A record that names other folders (the instance root on both hosts): both agents are
+    // killed, none is left running, and the pass scans the data directory with its own. (That a
+    // killed agent blocked on answers nobody reads does not hold the pass is
+    // tests/agent.rs's `an_agent_with_unread_scans_is_killed_when_dropped`.)
     let mut other = recorded.clone();
     other["source"][0] = serde_json::json!(b"/var/www/owncloud".to_vec());
+    other["target"][1] = serde_json::json!(b"/var/www/owncloud".to_vec());
     std::fs::write(&record_path, serde_json::to_vec(&other).unwrap()).unwrap();
     lab.sh("old", "rm /var/www/owncloud/data/ahead.txt");
     let third = run(&["sync", "--json"]);
     assert_eq!(third.code, 0, "{}\n{}", third.stderr, third.report);
     assert!(
-        !taken(&third, "source") && taken(&third, "target"),
+        !taken(&third, "source") && !taken(&third, "target"),
         "{}",
         third.stderr
     );
+    for host in ["old", "new"] {
+        let left = (0..50).find(|_| {
+            let out = lab.exec(host, "pgrep -fc '[.]cache/ocmigrate/agent-' || true");
+            let alive = String::from_utf8_lossy(&out.stdout).trim() != "0";
+            if alive {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            !alive
+        });
+        assert!(
+            left.is_some(),
+            "an agent is still running on {host} 5 s after the pass"
+        );
+    }
     assert_eq!(n(&third.report, "removed"), 1, "{}", third.report);
     assert!(!new_data.join("ahead.txt").exists());
     let at = |what: &str| -> f64 {
@@ -1413,7 +1430,7 @@ fn scans_asked_ahead_are_taken_only_with_the_pass_roots() {
             .parse()
             .unwrap()
     };
-    let kill = at("source's agent started ahead: other roots, killed") - at("agent binary hashed");
+    let kill = at("target's agent started ahead: other roots, killed") - at("agent binary hashed");
     assert!(
         kill < 3.0,
         "the agent started ahead took {kill} s to stop: {}",

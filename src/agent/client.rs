@@ -682,6 +682,10 @@ impl AgentClient {
 
     /// Send a request and return its id.
     fn request(&mut self, r: &Request) -> Result<u32, AgentError> {
+        if !self.asked.is_empty() && !matches!(r, Request::Scan(_)) {
+            // Its answers would come after the scans', which nobody would have read.
+            return Err(self.broken(format!("{r:?} sent while scans asked ahead are unread")));
+        }
         let id = self.tx.send(r)?;
         self.tx.flush()?;
         Ok(id)
@@ -786,6 +790,20 @@ impl AgentClient {
                 )))
             }
         };
+        let r = self.scan_answers(id, &mut on);
+        // The last scan asked ahead has ended (done, or refused with an error answer): the
+        // agent can be let exit again.
+        if self.asked.is_empty() && matches!(r, Ok(_) | Err(AgentError::Failed { .. })) {
+            self.rx.link.kill_on_drop.store(false, Ordering::Release);
+        }
+        r
+    }
+
+    fn scan_answers(
+        &mut self,
+        id: u32,
+        on: &mut impl FnMut(ScanItem),
+    ) -> Result<ScanDone, AgentError> {
         loop {
             match self.response(id)? {
                 Response::Entries(es) => es.into_iter().for_each(|e| on(ScanItem::Entry(e))),
@@ -800,12 +818,7 @@ impl AgentClient {
                 }),
                 Response::Done {
                     entries, skipped, ..
-                } => {
-                    if self.asked.is_empty() {
-                        self.rx.link.kill_on_drop.store(false, Ordering::Release);
-                    }
-                    return Ok(ScanDone { entries, skipped });
-                }
+                } => return Ok(ScanDone { entries, skipped }),
                 r => return Err(self.unexpected(&r)),
             }
         }
@@ -1022,12 +1035,33 @@ mod tests {
         for i in [0, 1] {
             c.ask_scan(Target::new(i, RelPath::root())).unwrap();
         }
+        let killed_if_dropped = |c: &AgentClient| c.rx.link.kill_on_drop.load(Ordering::Acquire);
+        assert!(killed_if_dropped(&c));
         // The answers wait; each scan of the same target reads its own, in order.
         assert_eq!(scan_of(&mut c, 0).unwrap(), asked_x);
+        assert!(
+            killed_if_dropped(&c),
+            "one scan asked ahead is still unread"
+        );
         assert_eq!(scan_of(&mut c, 1).unwrap(), asked_y);
         assert_eq!(asked_y.len(), 3, "{asked_y:?}");
-        // A scan of another target than the one asked first is a broken exchange.
+        assert!(
+            !killed_if_dropped(&c),
+            "every answer read: the agent may exit"
+        );
+        // A scan asked ahead that the agent refuses (no such root) ends with its error.
+        c.ask_scan(Target::new(2, RelPath::root())).unwrap();
+        let e = scan_of(&mut c, 2).unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::NoSuchRoot), "{e}");
+        assert!(
+            !killed_if_dropped(&c),
+            "the refused scan ended: the agent may exit"
+        );
+        // Another request before the answers asked ahead, or a scan of another target than
+        // the one asked first, is a broken exchange.
         c.ask_scan(Target::new(0, RelPath::root())).unwrap();
+        let e = c.stat(Target::new(0, RelPath::root())).unwrap_err();
+        assert!(e.to_string().contains("asked ahead are unread"), "{e}");
         let e = scan_of(&mut c, 1).unwrap_err();
         assert!(e.to_string().contains("asked ahead"), "{e}");
         drop(c);

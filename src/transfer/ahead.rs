@@ -7,8 +7,9 @@
 //!
 //! Invariants:
 //! * An agent started ahead is used only when its roots are exactly the pass's (the same paths
-//!   in the same order, on the same hosts); it has been sent nothing but its handshake and the
-//!   scans, which the pass reads as its own, in the order they were asked.
+//!   in the same order, on the same hosts); it has been sent nothing but its handshake, a `Stat`
+//!   of its first opened root (whose answer times the round trip) and the scans, which the pass
+//!   reads as its own, in the order they were asked.
 //! * The record only says which folders to open and read: a stale, foreign or damaged record
 //!   costs an agent's start and some reads, never a write (an agent not taken is killed before
 //!   any other request).
@@ -143,7 +144,7 @@ impl Ahead {
         std::thread::scope(|sc| {
             let s = sc.spawn(|| ask(src, bin, s_roots));
             let target = ask(tgt, bin, t_roots);
-            let source = s.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            let source = s.join().ok().flatten();
             Ahead { source, target }
         })
     }
@@ -261,6 +262,12 @@ mod tests {
         assert_eq!(read(dir.path()).as_ref(), Some(&other));
         std::fs::write(&path, b"{\"source_host\": 1").unwrap();
         assert_eq!(read(dir.path()), None, "a damaged record is no guess");
+        // A folder in its place: no guess, and a write fails without a word or a leftover.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        assert_eq!(read(dir.path()), None);
+        write(dir.path(), &rec);
+        assert!(path.is_dir());
         assert!(!dir.path().join(format!("{RECORD}.tmp")).exists());
     }
 }

@@ -426,9 +426,8 @@ fn prepare_with(m: &Migration, with_config: bool, pass: Option<Pass>) -> Result<
             .flatten();
         let what = "a preparation thread";
         (
-            ahead
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            // Asking ahead only saves time: a panic there costs the head start, not the pass.
+            ahead.join().ok().flatten(),
             crate::exit::joined(inv.join(), what),
             crate::exit::joined(sa.join(), what),
             crate::exit::joined(ta.join(), what),

@@ -1286,10 +1286,6 @@ mod check_tests {
         v
     }
 
-    /// The target-only check: this pass's saved manifest against the target read again. The
-    /// source is not read; a target that differs from the manifest (changed after the pass's
-    /// writes) fails the check, each difference named; the unreadable paths the source's scan
-    /// saved are reported as a both-sides check reports them.
     #[test]
     fn a_measured_round_trip_decides_how_far_a_host_is() {
         let ms = Duration::from_millis;
@@ -1303,6 +1299,10 @@ mod check_tests {
         assert!(!far_by(None, || None));
     }
 
+    /// The target-only check: this pass's saved manifest against the target read again. The
+    /// source is not read; a target that differs from the manifest (changed after the pass's
+    /// writes) fails the check, each difference named; the unreadable paths the source's scan
+    /// saved are reported as a both-sides check reports them.
     #[test]
     fn target_only_check_compares_the_pass_manifest_with_the_target() {
         let t = tempfile::tempdir().unwrap();
