@@ -15,7 +15,7 @@ use super::send::{self, Answer, Compression, Conn, Job, Sent};
 use super::timing;
 use super::verify::{self, FileVerification};
 use super::{manifest, roots, Check, SyncOptions, SyncReport, Tree};
-use crate::agent::client::AgentClient;
+use crate::agent::client::{AgentClient, AgentError};
 use crate::agent::deploy::{self, AgentBinary};
 use crate::agent::proto::{Entry, ErrorCode, RelPath, Request, Response, Target};
 use crate::exit::Failure;
@@ -97,8 +97,9 @@ pub(crate) fn run_pass(
         (s, t)
     });
     let (mut sa, s_install) = s_started?;
-    let (ta, t_install) = t_started?;
+    let (mut ta, t_install) = t_started?;
     timing::mark("agents started");
+    time_round_trips(src, &mut sa, tgt, &mut ta);
     let start = Starter {
         src,
         tgt,
@@ -680,6 +681,49 @@ fn distant(src: &SourceHost, tgt: &TargetHost) -> bool {
         let s = sc.spawn(|| far(src));
         far(tgt) || s.join().unwrap_or(false)
     })
+}
+
+/// How far each host is, for the early stream ([`distant`]): a round trip to its agent, timed
+/// here where no agent started ahead timed one. The source's rides in front of its scans (a
+/// `Stat` of its first root, then every opened root's `Scan`, which the merge reads as usual:
+/// no wait added); the target's is a `Stat` of its first root (one round trip before its scan,
+/// in a pass that started no agent ahead there). A failed or refused answer still measures one.
+fn time_round_trips(
+    src: &SourceHost,
+    sa: &mut AgentClient,
+    tgt: &TargetHost,
+    ta: &mut AgentClient,
+) {
+    std::thread::scope(|sc| {
+        if src.round_trip().is_none() {
+            sc.spawn(|| {
+                let opened: Vec<Target> = (sa.welcome().roots.iter().enumerate())
+                    .filter(|(_, r)| r.is_ok())
+                    .map(|(i, _)| Target::new(i as u16, RelPath::root()))
+                    .collect();
+                if let Ok(Some(rt)) = sa.ask_scans_timed(opened) {
+                    src.note_round_trip(rt);
+                }
+            });
+        }
+        if tgt.round_trip().is_none() {
+            let t0 = Instant::now();
+            let answered = match ta.stat(Target::new(0, RelPath::root())) {
+                Ok(_) | Err(AgentError::Failed { .. }) => true,
+                Err(_) => false,
+            };
+            if answered {
+                tgt.note_round_trip(t0.elapsed());
+            }
+        }
+    });
+    let ms =
+        |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.1}", d.as_secs_f64() * 1e3));
+    timing::mark(&format!(
+        "round trips (ms): source {}, target {}",
+        ms(src.round_trip()),
+        ms(tgt.round_trip())
+    ));
 }
 
 /// A host's distance from its round trip when one was measured, else from its quickest command
