@@ -1232,6 +1232,17 @@ fn lab_migration(dir: &Path, name: &str, target: &str) -> PathBuf {
     file
 }
 
+/// A small lab instance (SQLite, seed `seed`), the target's data folder removed, and a migration
+/// file to the near target in a temporary folder.
+fn fresh_lab_migration(lab: &common::Lab, seed: u64) -> (tempfile::TempDir, PathBuf) {
+    lab.instance("owncloud", "sqlite", 2, 40, seed);
+    lab.sh("new", "rm -rf /var/www/owncloud/data");
+    let dir = tmp();
+    let near = "ssh://root@127.0.0.3/var/www/owncloud";
+    let file = lab_migration(dir.path(), "ocmigrate.toml", near);
+    (dir, file)
+}
+
 /// `ocmigrate ARGS -c FILE`, with the timing marks on stderr and the lab's ssh config (for the
 /// shaped path's aliases).
 fn run_migration(lab: &common::Lab, file: &Path, args: &[&str]) -> Run {
@@ -1253,11 +1264,7 @@ fn run_migration(lab: &common::Lab, file: &Path, args: &[&str]) -> Run {
 #[test]
 fn lab_instance_sync_then_verify() {
     let lab = common::Lab::get();
-    lab.instance("owncloud", "sqlite", 2, 40, 11);
-    lab.sh("new", "rm -rf /var/www/owncloud/data");
-    let dir = tmp();
-    let near = "ssh://root@127.0.0.3/var/www/owncloud";
-    let file = lab_migration(dir.path(), "ocmigrate.toml", near);
+    let (dir, file) = fresh_lab_migration(&lab, 11);
     let run = |args: &[&str]| run_migration(&lab, &file, args);
     let r = run(&["sync", "--json"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stderr, r.report);
@@ -1312,11 +1319,7 @@ fn lab_instance_sync_then_verify() {
 #[test]
 fn scans_asked_ahead_are_taken_only_with_the_pass_roots() {
     let lab = common::Lab::get();
-    lab.instance("owncloud", "sqlite", 2, 40, 12);
-    lab.sh("new", "rm -rf /var/www/owncloud/data");
-    let dir = tmp();
-    let near = "ssh://root@127.0.0.3/var/www/owncloud";
-    let file = lab_migration(dir.path(), "ocmigrate.toml", near);
+    let (dir, file) = fresh_lab_migration(&lab, 12);
     let run = |args: &[&str]| run_migration(&lab, &file, args);
     // The round trip the target's agent started ahead measured (timing mark), in ms.
     let round_trip = |r: &Run| -> f64 {

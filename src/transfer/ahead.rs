@@ -17,11 +17,11 @@
 //!   pass's saved manifests, and its source scan, asked ahead, was measured slower in the window
 //!   (it shares the disk with the database's dump): it starts bare spares as before.
 
-use super::{timing, trees, Tree};
-use crate::agent::client::AgentClient;
+use super::{timing, Tree};
+use crate::agent::client::{AgentClient, AgentError};
 use crate::agent::deploy::{self, AgentBinary, AgentSide};
 use crate::agent::proto::{RelPath, Target};
-use crate::host::{AgentInstall, SourceHost, TargetHost};
+use crate::host::{AgentInstall, ReadSide, SourceHost, TargetHost};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -52,23 +52,6 @@ impl Record {
             source: super::roots(&kept, true),
             target: super::roots(&kept, false),
         }
-    }
-
-    /// The roots of the source and the target a pass would have if its trees were the recorded
-    /// ones (`final_pass`: `config/` first, as [`trees::of_inventory`] puts it).
-    fn roots(
-        &self,
-        final_pass: bool,
-        source_root: &Path,
-        target_root: &Path,
-    ) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-        let config = final_pass.then(|| trees::config_tree(source_root, target_root));
-        let side = |source: bool, recorded: &[Vec<u8>]| -> Vec<Vec<u8>> {
-            let mut roots = super::roots(config.as_slice(), source);
-            roots.extend(recorded.iter().cloned());
-            roots
-        };
-        (side(true, &self.source), side(false, &self.target))
     }
 }
 
@@ -128,8 +111,7 @@ impl Ahead {
     /// spare processes (their handshake waits for the pass's trees). Not for the final pass,
     /// which gets spares only: in the window its source scan shares the disk with the
     /// database's dump, and `bench/downtime` measured its final sync 0.4 s slower with the
-    /// scans ahead in two A/B pairs of one run each (session 14); [`Record::roots`] knows its
-    /// roots (`config/` first) for when that is measured otherwise.
+    /// scans ahead in two A/B pairs of one run each (session 14).
     pub(crate) fn start(
         manifests: Option<&Path>,
         src: &SourceHost,
@@ -140,10 +122,9 @@ impl Ahead {
         let guess = manifests
             .filter(|_| !final_pass)
             .and_then(read)
-            .filter(|r| r.source_host == src.label() && r.target_host == tgt.label())
-            .map(|r| r.roots(final_pass, src.root(), tgt.root()));
+            .filter(|r| r.source_host == src.label() && r.target_host == tgt.label());
         let (s_roots, t_roots) = match guess {
-            Some((s, t)) => (Some(s), (!final_pass).then_some(t)),
+            Some(r) => (Some(r.source), Some(r.target)),
             None => (None, None),
         };
         std::thread::scope(|sc| {
@@ -190,14 +171,8 @@ fn ask<S: AgentSide>(side: &S, bin: &AgentBinary, roots: Option<Vec<Vec<u8>>>) -
         return None;
     };
     let (mut client, install) = deploy::start(side, bin, roots.clone()).ok()?;
-    let opened: Vec<Target> = (client.welcome().roots.iter().enumerate())
-        .filter(|(_, r)| r.is_ok())
-        .map(|(i, _)| Target::new(i as u16, RelPath::root()))
-        .collect();
-    // The host's round trip comes with it (how far it is: see `pass::distant`).
-    match client.ask_scans_timed(opened) {
+    match scans_asked_timed(side.spares(), &mut client) {
         Ok(Some(rt)) => {
-            side.spares().note_round_trip(rt);
             timing::mark(&format!(
                 "scans asked ahead on {} (round trip {:.1} ms)",
                 side.label(),
@@ -217,14 +192,31 @@ fn ask<S: AgentSide>(side: &S, bin: &AgentBinary, roots: Option<Vec<Vec<u8>>>) -
     })
 }
 
+/// Every opened root's scan asked of `c` behind a timed `Stat`, whose round trip is noted on
+/// `side` (how far it is: see `pass::distant`); `None` when no root opened.
+pub(super) fn scans_asked_timed(
+    side: &ReadSide,
+    c: &mut AgentClient,
+) -> Result<Option<std::time::Duration>, AgentError> {
+    let opened: Vec<Target> = (c.welcome().roots.iter().enumerate())
+        .filter(|(_, r)| r.is_ok())
+        .map(|(i, _)| Target::new(i as u16, RelPath::root()))
+        .collect();
+    let rt = c.ask_scans_timed(opened)?;
+    if let Some(d) = rt {
+        side.note_round_trip(d);
+    }
+    Ok(rt)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transfer::trees::tests::inventory;
+    use crate::transfer::trees::{self, tests::inventory};
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     #[test]
-    fn a_record_gives_the_roots_of_either_pass() {
+    fn either_pass_records_the_online_pass_roots() {
         let (s, t) = (Path::new("/var/www/owncloud"), Path::new("/srv/oc"));
         let online = trees::of_inventory(&inventory(), s, t, false);
         let last = trees::of_inventory(&inventory(), s, t, true);
@@ -232,19 +224,9 @@ mod tests {
         // Either pass records the same: config/ is left out.
         let rec = Record::of("old", "new", &online);
         assert_eq!(rec, Record::of("old", "new", &last));
-        let both = |ts: &[Tree]| {
-            (
-                super::super::roots(ts, true),
-                super::super::roots(ts, false),
-            )
-        };
-        assert_eq!(rec.roots(false, s, t), both(&online));
-        assert_eq!(rec.roots(true, s, t), both(&last));
-        assert_ne!(
-            both(&online).0,
-            both(&online).1,
-            "the target's roots are its own"
-        );
+        assert_eq!(rec.source, super::super::roots(&online, true));
+        assert_eq!(rec.target, super::super::roots(&online, false));
+        assert_ne!(rec.source, rec.target, "the target's roots are its own");
     }
 
     #[test]

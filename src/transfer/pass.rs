@@ -696,15 +696,7 @@ fn time_round_trips(
 ) {
     std::thread::scope(|sc| {
         if src.round_trip().is_none() {
-            sc.spawn(|| {
-                let opened: Vec<Target> = (sa.welcome().roots.iter().enumerate())
-                    .filter(|(_, r)| r.is_ok())
-                    .map(|(i, _)| Target::new(i as u16, RelPath::root()))
-                    .collect();
-                if let Ok(Some(rt)) = sa.ask_scans_timed(opened) {
-                    src.note_round_trip(rt);
-                }
-            });
+            sc.spawn(|| super::ahead::scans_asked_timed(src, sa));
         }
         if tgt.round_trip().is_none() {
             let t0 = Instant::now();
