@@ -17,7 +17,7 @@ use sha2::Digest;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Child;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 /// The environment variable that names a portable agent build to deploy instead of ourselves.
 pub const AGENT_BINARY_ENV: &str = "OCMIGRATE_AGENT_BINARY";
@@ -27,7 +27,11 @@ pub const AGENT_BINARY_ENV: &str = "OCMIGRATE_AGENT_BINARY";
 /// the hash then.
 #[derive(Clone)]
 pub struct AgentBinary {
-    bytes: Arc<Mutex<Option<Arc<Vec<u8>>>>>,
+    /// The bytes while an upload holds them (two hosts' uploads share one read), then freed:
+    /// a pass keeps no 12 MB copy of its own binary once its agents are deployed.
+    bytes: Arc<Mutex<Weak<Vec<u8>>>>,
+    /// Bytes that exist only in memory (tests), kept for the binary's life.
+    pinned: Option<Arc<Vec<u8>>>,
     size: u64,
     /// SHA-256 in hex: checked on the host with `sha256sum`, and names the file there.
     pub sha256: String,
@@ -134,7 +138,8 @@ impl AgentBinary {
             )));
         }
         Ok(AgentBinary {
-            bytes: Arc::new(Mutex::new(None)),
+            bytes: Arc::new(Mutex::new(Weak::new())),
+            pinned: None,
             size,
             sha256: hex(&sha.finalize()),
             blake3: *b3.finalize().as_bytes(),
@@ -147,7 +152,8 @@ impl AgentBinary {
         let blake3 = *blake3::hash(&bytes).as_bytes();
         AgentBinary {
             size: bytes.len() as u64,
-            bytes: Arc::new(Mutex::new(Some(Arc::new(bytes)))),
+            bytes: Arc::new(Mutex::new(Weak::new())),
+            pinned: Some(Arc::new(bytes)),
             sha256,
             blake3,
             origin,
@@ -157,9 +163,12 @@ impl AgentBinary {
     /// The bytes, read from [`AgentBinary::origin`] on first use; refused when the file no longer
     /// has the hash it had when located.
     pub fn bytes(&self) -> Result<Arc<Vec<u8>>, Failure> {
-        let mut slot = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(b) = slot.as_ref() {
+        if let Some(b) = &self.pinned {
             return Ok(b.clone());
+        }
+        let mut slot = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = slot.upgrade() {
+            return Ok(b);
         }
         let o = &self.origin;
         let b = std::fs::read(o)
@@ -172,7 +181,7 @@ impl AgentBinary {
             .hint("run ocmigrate again once the new build is in place"));
         }
         let b = Arc::new(b);
-        *slot = Some(b.clone());
+        *slot = Arc::downgrade(&b);
         Ok(b)
     }
 
@@ -389,12 +398,17 @@ mod tests {
             (&f.sha256, f.blake3, f.len()),
             (&m.sha256, m.blake3, big.len())
         );
-        assert_eq!(*f.bytes().unwrap(), big);
+        let held = f.bytes().unwrap();
+        assert_eq!(*held, big);
         // changed after it was located: refused when the bytes are needed
         let g = AgentBinary::from_path(&t0.path().join("a")).unwrap();
         std::fs::write(t0.path().join("a"), b"\x7fELFother").unwrap();
         assert!(g.bytes().unwrap_err().message.contains("changed"));
-        assert_eq!(*f.bytes().unwrap(), big, "read once, kept");
+        // one read shared while an upload holds it (the two hosts' uploads), freed after
+        assert!(Arc::ptr_eq(&f.bytes().unwrap(), &held), "read once, shared");
+        drop(held);
+        assert!(f.bytes.lock().unwrap().upgrade().is_none(), "not kept");
+        assert!(f.bytes().unwrap_err().message.contains("changed"));
         let t = tempfile::tempdir().unwrap();
         std::fs::write(t.path().join("sh"), b"#!/bin/sh").unwrap();
         assert!(AgentBinary::from_path(&t.path().join("sh")).is_err());

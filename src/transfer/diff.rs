@@ -577,8 +577,9 @@ impl<'o> Differ<'o> {
         let mut plan = self.plan;
         plan.dir_meta = dm;
         // Path order within each list (the scans came in scan order).
-        plan.files.sort_by(|a, b| a.path.cmp(&b.path));
-        plan.meta.sort_by(|a, b| a.path.cmp(&b.path));
+        // Unstable sorts (every path is there once): no scratch copy of 100,000 files' ops.
+        plan.files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        plan.meta.sort_unstable_by(|a, b| a.path.cmp(&b.path));
         plan.remove.sort();
         plan.remove_first.sort();
         plan.symlinks.sort_by(|a, b| a.0.cmp(&b.0));

@@ -932,37 +932,37 @@ fn side_save(r: AsRead, plan: &Plan, temporary: &[RelPath]) -> Option<SideSave> 
     if r.links {
         return None;
     }
+    // A patch reads again at most PATCH_MAX paths, and a quarter of the tree: past that, reading
+    // the tree whole costs less. The set stops growing there, so a first copy (every path
+    // written) never holds a second copy of every path beside the plan.
+    let limit = usize::try_from(r.entries() / 4).map_or(PATCH_MAX, |q| q.min(PATCH_MAX));
+    let removed = plan.remove_first.iter().chain(&plan.remove);
+    let paths = removed
+        .clone()
+        .chain(plan.mkdir.iter().map(|(p, _)| p))
+        .chain(plan.symlinks.iter().map(|(p, _, _)| p))
+        .chain(plan.reuse.iter().flat_map(|(f, old)| [&f.path, old]))
+        .chain(plan.files.iter().map(|f| &f.path))
+        .chain(
+            plan.links
+                .iter()
+                .flat_map(|(new, existing)| [new, existing]),
+        )
+        .chain(plan.meta.iter().chain(&plan.dir_meta).map(|m| &m.path))
+        .chain(&r.early)
+        // A leftover temporary and its folder (its removal may have failed).
+        .chain(temporary);
     let mut written = BTreeSet::new();
-    let mut gone = HashSet::new();
-    let mut add = |p: &RelPath| {
+    for p in paths {
         let p = p.as_bytes();
         written.insert(p.to_vec());
         written.insert(parent_of(p).to_vec());
-    };
-    for p in plan.remove_first.iter().chain(&plan.remove) {
-        add(p);
-        gone.insert(p.as_bytes().to_vec());
+        if written.len() > limit {
+            return None;
+        }
     }
-    plan.mkdir.iter().for_each(|(p, _)| add(p));
-    plan.symlinks.iter().for_each(|(p, _, _)| add(p));
-    for (f, old) in &plan.reuse {
-        add(&f.path);
-        add(old);
-    }
-    plan.files.iter().for_each(|f| add(&f.path));
-    for (new, existing) in &plan.links {
-        add(new);
-        add(existing);
-    }
-    plan.meta
-        .iter()
-        .chain(&plan.dir_meta)
-        .for_each(|m| add(&m.path));
-    r.early.iter().for_each(&mut add);
-    // A leftover temporary and its folder (its removal may have failed).
-    temporary.iter().for_each(&mut add);
-    let n = written.len();
-    (n <= PATCH_MAX && (n as u64) * 4 <= r.entries()).then_some(SideSave::Patch(r, written, gone))
+    let gone: HashSet<Vec<u8>> = removed.map(|p| p.as_bytes().to_vec()).collect();
+    Some(SideSave::Patch(r, written, gone))
 }
 
 fn parent_of(p: &[u8]) -> &[u8] {
