@@ -334,6 +334,7 @@ pub(crate) fn run_pass(
     rep.warnings.extend(owners.warnings.iter().cloned());
     let to_send: usize = plans.iter().map(|p| p.files.len()).sum();
     let to_send_bytes: u64 = plans.iter().map(|p| p.bytes).sum();
+    release_freed_memory();
     timing::mark("diff");
     sink.note(&format!(
         "scanned {} entries in {:.1} s: {to_send} file(s), {} to send",
@@ -997,6 +998,18 @@ fn stat_entries(answers: Vec<Answer>) -> Result<Vec<Option<Entry>>, String> {
             Err((_, m)) => Err(m),
         })
         .collect()
+}
+
+/// Give the memory the scans and the diff freed back to the system before the send, which runs
+/// for minutes beside the ssh clients' buffers: glibc keeps freed heap pages (in every thread's
+/// arena) resident until told. A first copy of 100,000 files (bench/run D1 S1): the operator
+/// side's peak PSS 44 -> 41 MB.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of glibc's heaps to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Where the exit check takes a tree's source side from.
