@@ -230,7 +230,7 @@ impl AgentSide for SourceHost {
         self.assumed_agent(&bin.sha256)
     }
     fn install(&self, bin: &AgentBinary) -> Result<AgentInstall, Failure> {
-        self.install_agent(&install_bytes(self.is_local(), bin)?, &bin.sha256)
+        self.install_agent(|| install_bytes(self.is_local(), bin), &bin.sha256)
     }
     fn spawn(&self, install: &AgentInstall, channel: AgentChannel) -> Result<Child, Failure> {
         self.spawn_agent(install, channel)
@@ -251,7 +251,7 @@ impl AgentSide for TargetHost {
         self.assumed_agent(&bin.sha256)
     }
     fn install(&self, bin: &AgentBinary) -> Result<AgentInstall, Failure> {
-        self.install_agent(&install_bytes(self.is_local(), bin)?, &bin.sha256)
+        self.install_agent(|| install_bytes(self.is_local(), bin), &bin.sha256)
     }
     fn spawn(&self, install: &AgentInstall, channel: AgentChannel) -> Result<Child, Failure> {
         self.spawn_writable_agent(install, channel)

@@ -146,14 +146,19 @@ pub fn agent_file_name(sha256_hex: &str) -> String {
 }
 
 impl Host {
-    /// Make sure the agent binary `bytes` (whose SHA-256 is `sha256_hex`) is in the login user's
-    /// cache folder, copying it only when missing or different. On a local side nothing is
+    /// Make sure the agent binary whose SHA-256 is `sha256_hex` is in the login user's cache
+    /// folder, copying it only when missing or different. `bytes` gives its bytes, and is called
+    /// only for a copy (reading and hashing 12 MB is not free). On a local side nothing is
     /// written: the running executable is the agent.
-    pub(crate) fn install_agent(
+    pub(crate) fn install_agent<B>(
         &self,
-        bytes: &[u8],
+        bytes: impl FnOnce() -> Result<B, Failure>,
         sha256_hex: &str,
-    ) -> Result<AgentInstall, Failure> {
+    ) -> Result<AgentInstall, Failure>
+    where
+        B: std::ops::Deref,
+        B::Target: AsRef<[u8]>,
+    {
         if let HostKind::Local = self.kind {
             let exe = std::env::current_exe().map_err(|e| {
                 Failure::check(format!(
@@ -177,7 +182,7 @@ impl Host {
     /// `None` when the home folder is not known.
     pub(crate) fn assumed_agent(&self, sha256_hex: &str) -> Option<AgentInstall> {
         if let HostKind::Local = self.kind {
-            return self.install_agent(&[], sha256_hex).ok();
+            return self.install_agent(|| Ok(&[] as &[u8]), sha256_hex).ok();
         }
         check_sha(sha256_hex).ok()?;
         if !self.home.starts_with('/') || self.home.contains('\n') {
@@ -192,12 +197,16 @@ impl Host {
     }
 
     /// [`Host::install_agent`] into a folder given in shell syntax (tests use a temp folder).
-    fn install_agent_in(
+    fn install_agent_in<B>(
         &self,
         dir: &str,
-        bytes: &[u8],
+        bytes: impl FnOnce() -> Result<B, Failure>,
         sha256_hex: &str,
-    ) -> Result<AgentInstall, Failure> {
+    ) -> Result<AgentInstall, Failure>
+    where
+        B: std::ops::Deref,
+        B::Target: AsRef<[u8]>,
+    {
         check_sha(sha256_hex)?;
         let name = agent_file_name(sha256_hex);
         let arch = std::env::consts::ARCH;
@@ -230,6 +239,8 @@ exit {MISSING}"#
         }
         // Copy: a temporary name in the same folder, checked, made executable, then renamed, so a
         // broken copy never stands under the real name.
+        let bytes = bytes()?;
+        let bytes: &[u8] = (*bytes).as_ref();
         let size = bytes.len();
         let copy = format!(
             r#"set -e
@@ -349,7 +360,13 @@ mod tests {
         let h = crate::host::local_host_for_tests();
         let t = tempfile::tempdir().unwrap();
         let dir = shell_quote(&t.path().join("cache").to_string_lossy());
-        let bytes = b"#!/bin/sh\necho agent\n";
+        let body = b"#!/bin/sh\necho agent\n";
+        // The bytes are asked for only when a copy is made: counted.
+        let reads = std::cell::Cell::new(0);
+        let bytes = || {
+            reads.set(reads.get() + 1);
+            Ok(body)
+        };
         let sha = "6ad3d0b8c1f1a9f5b0b4ba8c0ab7c5bd8a9e1d2a6c7f3e0f9d4c1b2a3e4f5a6b";
         // a wrong SHA-256 for these bytes: the copy is refused and nothing stays behind
         let e = h.install_agent_in(&dir, bytes, sha).unwrap_err();
@@ -359,7 +376,7 @@ mod tests {
 
         let real = {
             use sha2::Digest;
-            crate::agent::client::hex(&sha2::Sha256::digest(bytes))
+            crate::agent::client::hex(&sha2::Sha256::digest(body))
         };
         let a = h.install_agent_in(&dir, bytes, &real).unwrap();
         assert!(a.copied && !a.local);
@@ -369,8 +386,10 @@ mod tests {
             std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777,
             0o755
         );
+        assert_eq!(reads.get(), 2, "read for each copy");
         let b = h.install_agent_in(&dir, bytes, &real).unwrap();
         assert!(!b.copied, "present with the right hash: not copied again");
+        assert_eq!(reads.get(), 2, "present: its bytes not even read");
         // damaged in place: copied again
         std::fs::write(&a.path, b"broken").unwrap();
         assert!(h.install_agent_in(&dir, bytes, &real).unwrap().copied);

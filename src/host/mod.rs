@@ -107,7 +107,15 @@ impl ReadSide {
     }
     /// Put ocmigrate's agent binary in the login user's cache folder (the one file SPEC.md lets
     /// ocmigrate leave on the source outside the instance); copied only when missing or different.
-    pub fn install_agent(&self, bytes: &[u8], sha256_hex: &str) -> Result<AgentInstall, Failure> {
+    pub fn install_agent<B>(
+        &self,
+        bytes: impl FnOnce() -> Result<B, Failure>,
+        sha256_hex: &str,
+    ) -> Result<AgentInstall, Failure>
+    where
+        B: std::ops::Deref,
+        B::Target: AsRef<[u8]>,
+    {
         self.host.install_agent(bytes, sha256_hex)
     }
     /// Where the agent `sha256_hex` is when an earlier run installed it (not checked: see
